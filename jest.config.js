@@ -1,3 +1,4 @@
+// globalSetup files run from dist/ (npm run build): jest does not map .js imports to .ts there.
 // Every suite runs as ESM because @kubernetes/client-node 1.x ships only ESM; ts-jest transpiles per file
 // (type checking is `npm run typecheck`, not the test run).
 const tsTransform = { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }] };
@@ -16,15 +17,15 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      globalSetup: '<rootDir>/test/cluster/jest-global-setup.ts',
-      globalTeardown: '<rootDir>/test/cluster/jest-global-teardown.ts',
+      globalSetup: '<rootDir>/dist/test/cluster/jest-global-setup.js',
+      globalTeardown: '<rootDir>/dist/test/cluster/jest-global-teardown.js',
     },
     {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
-      globalSetup: '<rootDir>/test/cluster/jest-global-setup-full.ts',
-      globalTeardown: '<rootDir>/test/cluster/jest-global-teardown.ts',
+      globalSetup: '<rootDir>/dist/test/cluster/jest-global-setup-full.js',
+      globalTeardown: '<rootDir>/dist/test/cluster/jest-global-teardown.js',
     },
   ],
 };

@@ -1,0 +1,75 @@
+# tdlib-operator. `make run` starts the local demo; `make test` runs everything CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NODE_BIN := node_modules/.bin
+CLUSTER_DIR ?= .cluster
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-18s %s\n",$$1,$$2}'
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+.PHONY: deps
+deps: node_modules/.package-lock.json ## install npm packages (npm ci)
+
+.PHONY: build
+build: deps ## compile TypeScript to dist/
+	npm run -s build
+
+.PHONY: native
+native: deps ## build the C++ addon over libtdjson
+	npm run -s build:native
+
+.PHONY: controlplane
+controlplane: ## build (or reuse from cache) kube-apiserver, controller-manager, scheduler, etcd and kwok
+	bash test/cluster/build.sh >/dev/null
+
+.PHONY: generate
+generate: build ## regenerate CRD YAML from crds/*.ts
+	node dist/crds/generate.js config/crd/bases
+
+.PHONY: check-generated
+check-generated: generate ## fail if the committed CRD YAML is stale
+	@git diff --exit-code --stat -- config/crd || { echo "config/crd is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- config/crd)" || { echo "untracked generated CRDs: run make generate and commit"; exit 1; }
+
+.PHONY: lint
+lint: deps ## eslint + prettier
+	npm run -s lint
+
+.PHONY: typecheck
+typecheck: deps ## tsc --noEmit over the whole tree
+	npm run -s typecheck
+
+.PHONY: test-unit
+test-unit: deps
+	npm run -s test:unit
+
+.PHONY: test-native
+test-native: native build
+	npm run -s test:native
+
+.PHONY: test-integration
+test-integration: build controlplane
+	npm run -s test:integration
+
+.PHONY: test-e2e
+test-e2e: build native controlplane
+	npm run -s test:e2e
+
+.PHONY: test
+test: lint typecheck check-generated test-unit test-native test-integration test-e2e ## everything CI runs
+
+.PHONY: cluster-up
+cluster-up: build controlplane ## start a local control plane (kubeconfig in .cluster/kubeconfig)
+	node dist/test/cluster/cli.js up --dir $(CLUSTER_DIR) --controllers --kwok-nodes 3
+
+.PHONY: cluster-down
+cluster-down: ## stop the local control plane
+	@if [ -f dist/test/cluster/cli.js ]; then node dist/test/cluster/cli.js down --dir $(CLUSTER_DIR); fi
+
+.PHONY: clean
+clean: cluster-down
+	rm -rf dist native/build $(CLUSTER_DIR)

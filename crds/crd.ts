@@ -1,0 +1,105 @@
+import { CATEGORY, GROUP, VERSION } from './common.js';
+import {
+  campaignPrinterColumns,
+  campaignSpec,
+  campaignStatus,
+  CAMPAIGN_KIND,
+  CAMPAIGN_PLURAL,
+} from './campaign.js';
+import { undocumentedPaths, type TSchema } from './schema.js';
+import {
+  telegramAccountPrinterColumns,
+  telegramAccountSpec,
+  telegramAccountStatus,
+  TELEGRAM_ACCOUNT_KIND,
+  TELEGRAM_ACCOUNT_PLURAL,
+} from './telegram-account.js';
+
+interface CrdInput {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortName: string;
+  spec: TSchema;
+  status: TSchema;
+  printerColumns: ReadonlyArray<{ name: string; type: string; jsonPath: string; description?: string }>;
+  description: string;
+}
+
+/** JSON round trip drops TypeBox's symbol keys and undefined values, leaving plain OpenAPI. */
+function plain(schema: TSchema): unknown {
+  return JSON.parse(JSON.stringify(schema));
+}
+
+function customResourceDefinition(input: CrdInput): Record<string, unknown> {
+  const openAPIV3Schema = {
+    type: 'object',
+    description: input.description,
+    required: ['spec'],
+    properties: {
+      apiVersion: { type: 'string', description: 'APIVersion of this representation of the object.' },
+      kind: { type: 'string', description: 'Kind of the object.' },
+      metadata: { type: 'object' },
+      spec: plain(input.spec),
+      status: plain(input.status),
+    },
+  };
+  const missing = undocumentedPaths(openAPIV3Schema).filter((path) => !path.startsWith('.metadata'));
+  if (missing.length > 0)
+    throw new Error(`${input.kind}: fields without a description: ${missing.join(', ')}`);
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${input.plural}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      names: {
+        kind: input.kind,
+        listKind: `${input.kind}List`,
+        plural: input.plural,
+        singular: input.singular,
+        shortNames: [input.shortName],
+        categories: [CATEGORY],
+      },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: input.printerColumns,
+          schema: { openAPIV3Schema },
+        },
+      ],
+    },
+  };
+}
+
+export function telegramAccountCrd(): Record<string, unknown> {
+  return customResourceDefinition({
+    kind: TELEGRAM_ACCOUNT_KIND,
+    plural: TELEGRAM_ACCOUNT_PLURAL,
+    singular: 'telegramaccount',
+    shortName: 'tga',
+    spec: telegramAccountSpec,
+    status: telegramAccountStatus,
+    printerColumns: telegramAccountPrinterColumns,
+    description: 'A Telegram login (user or bot) run by tdlib-operator on a runtime pod.',
+  });
+}
+
+export function campaignCrd(): Record<string, unknown> {
+  return customResourceDefinition({
+    kind: CAMPAIGN_KIND,
+    plural: CAMPAIGN_PLURAL,
+    singular: 'campaign',
+    shortName: 'tgc',
+    spec: campaignSpec,
+    status: campaignStatus,
+    printerColumns: campaignPrinterColumns,
+    description: 'One message sent to many recipients from a set of TelegramAccounts.',
+  });
+}
+
+export const allCrds = (): Array<Record<string, unknown>> => [telegramAccountCrd(), campaignCrd()];

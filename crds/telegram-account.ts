@@ -1,0 +1,348 @@
+import { Type, conditions, object, secretKeyRef, stringEnum, type Static } from './schema.js';
+import { API_VERSION, E164_MESSAGE, E164_REGEX, phoneNumber, poolName } from './common.js';
+import type { KubeObject } from './kube-object.js';
+
+export const TELEGRAM_ACCOUNT_KIND = 'TelegramAccount';
+export const TELEGRAM_ACCOUNT_PLURAL = 'telegramaccounts';
+
+const proxyLinkRule = {
+  rule: "self.matches('^(tg://(proxy|socks)\\\\?|https://t\\\\.me/(proxy|socks)\\\\?)')",
+  message: 'must be a tg://proxy?, tg://socks?, https://t.me/proxy? or https://t.me/socks? link',
+};
+
+/** One proxy server: given either as a link or as type + server + port. */
+const proxyServerProperties = {
+  type: Type.Optional(
+    stringEnum(['Socks5', 'Http', 'MTProto'] as const, {
+      description: 'Proxy protocol. Not set when link is used.',
+    }),
+  ),
+  server: Type.Optional(
+    Type.String({ description: 'Host name or IP address of the proxy.', minLength: 1, maxLength: 253 }),
+  ),
+  port: Type.Optional(
+    Type.Integer({ description: 'TCP port of the proxy, 1-65535.', minimum: 1, maximum: 65535 }),
+  ),
+  link: Type.Optional(
+    Type.String({
+      description:
+        'A tg://proxy, tg://socks, t.me/proxy or t.me/socks link, instead of type, server and port.',
+      maxLength: 2048,
+      'x-kubernetes-validations': [proxyLinkRule],
+    }),
+  ),
+  credentialsSecretRef: Type.Optional(
+    object(
+      {
+        name: Type.String({
+          description: 'Name of the Secret in this namespace.',
+          minLength: 1,
+          maxLength: 253,
+        }),
+      },
+      {
+        description:
+          'Secret with the proxy credentials: keys "username" and "password" for Socks5 and Http, "secret" for MTProto.',
+      },
+    ),
+  ),
+  httpOnly: Type.Optional(
+    Type.Boolean({
+      description: 'Http proxies only: use the proxy for HTTP requests only, not for TCP (CONNECT).',
+    }),
+  ),
+};
+
+const proxyServerRules = [
+  {
+    rule: 'has(self.link) ? !(has(self.type) || has(self.server) || has(self.port)) : (has(self.type) && has(self.server) && has(self.port))',
+    message: 'set either link, or type, server and port together (not both)',
+  },
+  {
+    rule: "!has(self.type) || self.type != 'MTProto' || has(self.credentialsSecretRef)",
+    message: 'an MTProto proxy needs credentialsSecretRef naming a Secret with key "secret"',
+    fieldPath: '.credentialsSecretRef',
+    reason: 'FieldValueRequired' as const,
+  },
+  {
+    rule: "!has(self.httpOnly) || (has(self.type) && self.type == 'Http')",
+    message: 'httpOnly applies to Http proxies only',
+    fieldPath: '.httpOnly',
+    reason: 'FieldValueForbidden' as const,
+  },
+];
+
+const proxyServer = object(proxyServerProperties, {
+  description: 'A proxy server to reach Telegram through.',
+  'x-kubernetes-validations': proxyServerRules,
+});
+
+const proxy = object(
+  {
+    ...proxyServerProperties,
+    failover: Type.Optional(
+      Type.Array(proxyServer, {
+        description: 'Proxies tried in order when the primary one fails its health check (pingProxy).',
+        maxItems: 8,
+      }),
+    ),
+    checkIntervalSeconds: Type.Optional(
+      Type.Integer({
+        description: 'How often the proxy in use is checked with pingProxy, in seconds. Defaults to 60.',
+        minimum: 10,
+        maximum: 3600,
+        default: 60,
+      }),
+    ),
+  },
+  {
+    description: 'Proxy for this account, with optional failover. Removing it reconnects directly.',
+    'x-kubernetes-validations': proxyServerRules,
+  },
+);
+
+export const telegramAccountSpec = object(
+  {
+    type: stringEnum(['User', 'Bot'] as const, {
+      description:
+        'User logs in with a phone number (code, optional 2FA password, or QR); Bot logs in with a bot token.',
+      'x-kubernetes-validations': [
+        { rule: 'self == oldSelf', message: 'type is immutable; create a new TelegramAccount instead' },
+      ],
+    }),
+    phoneNumber: Type.Optional(
+      phoneNumber('Phone number of a User account, E.164 (e.g. +12025550123). Required for User.'),
+    ),
+    botTokenSecretRef: Type.Optional(
+      secretKeyRef('Secret holding the bot token from @BotFather. Required for Bot.', 'token'),
+    ),
+    apiCredentialsSecretRef: object(
+      {
+        name: Type.String({
+          description: 'Name of the Secret in this namespace.',
+          minLength: 1,
+          maxLength: 253,
+        }),
+        apiIdKey: Type.Optional(
+          Type.String({
+            description: 'Key holding api_id. Defaults to "api_id".',
+            default: 'api_id',
+            maxLength: 253,
+          }),
+        ),
+        apiHashKey: Type.Optional(
+          Type.String({
+            description: 'Key holding api_hash. Defaults to "api_hash".',
+            default: 'api_hash',
+            maxLength: 253,
+          }),
+        ),
+      },
+      { description: 'Secret with the Telegram API credentials (api_id and api_hash from my.telegram.org).' },
+    ),
+    passwordSecretRef: Type.Optional(
+      secretKeyRef('Secret holding the two-step verification (2FA) password of a User account.', 'password'),
+    ),
+    loginMethod: Type.Optional(
+      stringEnum(['Code', 'QR'] as const, {
+        description:
+          'How a User account logs in: Code (a code sent by Telegram, entered with `kubectl telegram login`) or QR (a link shown in status, confirmed from another device). Defaults to Code.',
+        default: 'Code',
+      }),
+    ),
+    proxy: Type.Optional(proxy),
+    runtimePool: Type.Optional(poolName),
+    deletionPolicy: Type.Optional(
+      stringEnum(['LogOut', 'KeepSession'] as const, {
+        description:
+          'On delete: LogOut ends the Telegram session; KeepSession keeps the session backup Secret so the account can be recreated without a new login. Defaults to KeepSession, because a lost session needs a person to log in again.',
+        default: 'KeepSession',
+      }),
+    ),
+    suspend: Type.Optional(
+      Type.Boolean({
+        description: 'Stops the TDLib client and keeps the session; false resumes it. Defaults to false.',
+        default: false,
+      }),
+    ),
+  },
+  {
+    description: 'Desired state of a Telegram login.',
+    'x-kubernetes-validations': [
+      {
+        rule: "self.type != 'User' || has(self.phoneNumber)",
+        message: 'a User account needs spec.phoneNumber (E.164, e.g. +12025550123)',
+        fieldPath: '.phoneNumber',
+        reason: 'FieldValueRequired',
+      },
+      {
+        rule: `!has(self.phoneNumber) || self.phoneNumber.matches(${E164_REGEX})`,
+        message: `phoneNumber ${E164_MESSAGE}`,
+        fieldPath: '.phoneNumber',
+      },
+      {
+        rule: "self.type != 'Bot' || has(self.botTokenSecretRef)",
+        message: 'a Bot account needs spec.botTokenSecretRef naming the Secret that holds the bot token',
+        fieldPath: '.botTokenSecretRef',
+        reason: 'FieldValueRequired',
+      },
+      {
+        rule: "self.type != 'Bot' || !has(self.phoneNumber)",
+        message: 'a Bot account logs in with its token; remove spec.phoneNumber',
+        fieldPath: '.phoneNumber',
+        reason: 'FieldValueForbidden',
+      },
+      {
+        rule: "self.type != 'Bot' || !has(self.passwordSecretRef)",
+        message: 'a Bot account has no 2FA password; remove spec.passwordSecretRef',
+        fieldPath: '.passwordSecretRef',
+        reason: 'FieldValueForbidden',
+      },
+      {
+        rule: "self.type != 'User' || !has(self.botTokenSecretRef)",
+        message:
+          'a User account logs in with its phone number; remove spec.botTokenSecretRef or set type: Bot',
+        fieldPath: '.botTokenSecretRef',
+        reason: 'FieldValueForbidden',
+      },
+      {
+        rule: "self.type == 'User' || !has(self.loginMethod) || self.loginMethod == 'Code'",
+        message: 'loginMethod QR is for User accounts only',
+        fieldPath: '.loginMethod',
+        reason: 'FieldValueForbidden',
+      },
+      {
+        rule: '!has(oldSelf.phoneNumber) || (has(self.phoneNumber) && self.phoneNumber == oldSelf.phoneNumber)',
+        message:
+          'phoneNumber is immutable: the session belongs to that number; create a new TelegramAccount instead',
+        fieldPath: '.phoneNumber',
+      },
+    ],
+  },
+);
+
+export const telegramAccountStatus = object(
+  {
+    observedGeneration: Type.Optional(
+      Type.Integer({
+        description: 'The .metadata.generation the operator last processed (written by the operator).',
+        format: 'int64',
+      }),
+    ),
+    placement: Type.Optional(
+      object(
+        {
+          pool: Type.String({ description: 'Runtime pool of the account.', maxLength: 63 }),
+          pod: Type.String({ description: 'Runtime pod that hosts the account.', maxLength: 253 }),
+        },
+        { description: 'Where the account runs (written by the operator).' },
+      ),
+    ),
+    authorizationState: Type.Optional(
+      Type.String({
+        description:
+          'TDLib authorization state without its prefix: WaitTdlibParameters, WaitPhoneNumber, WaitCode, WaitPassword, WaitOtherDeviceConfirmation, Ready, LoggingOut, Closed (written by the runtime).',
+        maxLength: 64,
+      }),
+    ),
+    codeDelivery: Type.Optional(
+      Type.String({
+        description: 'How the login code was sent (e.g. TelegramMessage, Sms), while waiting for it.',
+        maxLength: 64,
+      }),
+    ),
+    qrCodeLink: Type.Optional(
+      Type.String({
+        description: 'tg://login link to confirm from another device, while a QR login waits.',
+        maxLength: 512,
+      }),
+    ),
+    user: Type.Optional(
+      object(
+        {
+          id: Type.Integer({ description: 'Telegram user id.', format: 'int64' }),
+          username: Type.Optional(Type.String({ description: 'Public username, if any.', maxLength: 64 })),
+          firstName: Type.Optional(Type.String({ description: 'First name.', maxLength: 256 })),
+          lastName: Type.Optional(Type.String({ description: 'Last name.', maxLength: 256 })),
+          isBot: Type.Optional(Type.Boolean({ description: 'True for bot accounts.' })),
+        },
+        { description: 'The Telegram user this account is logged in as (written by the runtime).' },
+      ),
+    ),
+    connectionState: Type.Optional(
+      Type.String({
+        description:
+          'TDLib connection state: WaitingForNetwork, ConnectingToProxy, Connecting, Updating, Ready (written by the runtime).',
+        maxLength: 64,
+      }),
+    ),
+    proxy: Type.Optional(
+      object(
+        {
+          inUse: Type.String({ description: 'The proxy in use (host:port) or "direct".', maxLength: 300 }),
+          message: Type.Optional(
+            Type.String({
+              description: 'Why the proxy in use was chosen, or why another was dropped.',
+              maxLength: 1024,
+            }),
+          ),
+        },
+        { description: 'Proxy state (written by the runtime).' },
+      ),
+    ),
+    session: Type.Optional(
+      object(
+        {
+          backupSecretName: Type.Optional(
+            Type.String({ description: 'Secret that holds the encrypted session backup.', maxLength: 253 }),
+          ),
+          lastBackupTime: Type.Optional(
+            Type.String({ description: 'When the session was last backed up.', format: 'date-time' }),
+          ),
+        },
+        { description: 'Session backup state (written by the runtime).' },
+      ),
+    ),
+    conditions: Type.Optional(conditions),
+  },
+  {
+    description:
+      'Observed state. The operator writes placement, observedGeneration and Scheduled; the runtime writes the rest.',
+  },
+);
+
+export type TelegramAccountSpec = Static<typeof telegramAccountSpec>;
+export type TelegramAccountStatus = Static<typeof telegramAccountStatus>;
+export type TelegramAccount = KubeObject<TelegramAccountSpec, TelegramAccountStatus> & {
+  apiVersion: typeof API_VERSION;
+  kind: 'TelegramAccount';
+};
+
+export const telegramAccountPrinterColumns = [
+  { name: 'Type', type: 'string', jsonPath: '.spec.type', description: 'User or Bot.' },
+  {
+    name: 'Auth',
+    type: 'string',
+    jsonPath: '.status.authorizationState',
+    description: 'TDLib authorization state.',
+  },
+  {
+    name: 'Ready',
+    type: 'string',
+    jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+    description: 'Logged in and connected.',
+  },
+  {
+    name: 'Reason',
+    type: 'string',
+    jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+    description: 'Why it is (not) ready.',
+  },
+  {
+    name: 'Pod',
+    type: 'string',
+    jsonPath: '.status.placement.pod',
+    description: 'Runtime pod hosting the account.',
+  },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];

@@ -1,0 +1,123 @@
+import { loadEnvConfig, type EnvConfig } from './kube/env-config.js';
+
+export const operatorConfigSchema = {
+  KUBECONFIG: { type: 'string', description: 'kubeconfig file; in a pod the in-cluster config is used' },
+  POD_NAME: {
+    type: 'string',
+    description: 'identity in leader election (the downward API sets it)',
+    default: '',
+  },
+  OPERATOR_NAMESPACE: {
+    type: 'string',
+    description: 'namespace of the leader-election Lease',
+    default: 'tdlib-operator-system',
+  },
+  WATCH_NAMESPACE: {
+    type: 'string',
+    description: 'only manage accounts in this namespace; empty means all',
+    default: '',
+  },
+  LEADER_ELECT: {
+    type: 'boolean',
+    description: 'run leader election (turn off only with one replica)',
+    default: true,
+  },
+  LEASE_DURATION_SECONDS: {
+    type: 'integer',
+    description: 'leader Lease duration',
+    default: 15,
+    minimum: 2,
+    maximum: 300,
+  },
+  RENEW_DEADLINE_SECONDS: {
+    type: 'integer',
+    description: 'leader gives up if it cannot renew within this',
+    default: 10,
+    minimum: 1,
+    maximum: 300,
+  },
+  RETRY_PERIOD_SECONDS: {
+    type: 'integer',
+    description: 'leader election retry period',
+    default: 2,
+    minimum: 1,
+    maximum: 60,
+  },
+  WORKERS: {
+    type: 'integer',
+    description: 'concurrent reconciles per controller',
+    default: 4,
+    minimum: 1,
+    maximum: 64,
+  },
+  METRICS_PORT: {
+    type: 'integer',
+    description: 'port of /metrics',
+    default: 8080,
+    minimum: 0,
+    maximum: 65535,
+  },
+  HEALTH_PORT: {
+    type: 'integer',
+    description: 'port of /healthz and /readyz',
+    default: 8081,
+    minimum: 0,
+    maximum: 65535,
+  },
+  RUNTIME_IMAGE: {
+    type: 'string',
+    description: 'container image of runtime pods',
+    default: 'ghcr.io/tdlib-operator/runtime:0.1.0',
+  },
+  RUNTIME_ACCOUNTS_PER_POD: {
+    type: 'integer',
+    description: 'capacity of one runtime pod',
+    default: 100,
+    minimum: 1,
+    maximum: 10000,
+  },
+  RUNTIME_MIN_REPLICAS: {
+    type: 'integer',
+    description: 'smallest size of a pool that has accounts',
+    default: 1,
+    minimum: 0,
+    maximum: 1000,
+  },
+  RUNTIME_MAX_REPLICAS: {
+    type: 'integer',
+    description: 'largest size of a pool',
+    default: 50,
+    minimum: 1,
+    maximum: 1000,
+  },
+  RUNTIME_STORAGE_SIZE: {
+    type: 'string',
+    description:
+      'volume claim size for TDLib databases, or "emptyDir" (sessions then live only in their backups)',
+    default: '1Gi',
+    pattern: '^(emptyDir|[0-9]+(Ki|Mi|Gi|Ti))$',
+  },
+  RUNTIME_STORAGE_CLASS: {
+    type: 'string',
+    description: 'storage class of the volume claims; empty means the default',
+    default: '',
+  },
+  RUNTIME_BACKEND: {
+    type: 'string',
+    description: 'TDLib backend of runtime pods',
+    default: 'native',
+    enum: ['native', 'simulator'],
+  },
+  LOG_LEVEL: {
+    type: 'string',
+    description: 'pino log level',
+    default: 'info',
+    enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'],
+  },
+} as const;
+
+export type OperatorConfig = EnvConfig<typeof operatorConfigSchema>;
+
+export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  return loadEnvConfig(operatorConfigSchema, env);
+}

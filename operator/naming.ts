@@ -1,0 +1,63 @@
+/**
+ * Names and labels of everything the operator derives from accounts and pools. The runtime imports these
+ * through crds/ conventions only where it must find the same objects (labels, Lease and Secret names).
+ */
+import { GROUP } from '../crds/index.js';
+
+export const MANAGED_BY = 'tdlib-operator';
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const LABEL_NAME = 'app.kubernetes.io/name';
+export const LABEL_COMPONENT = 'app.kubernetes.io/component';
+/** On runtime workload objects and pods: which pool they belong to. */
+export const LABEL_POOL = `${GROUP}/pool`;
+/** On TelegramAccounts: the runtime pod the account is placed on; each runtime watches its own value. */
+export const LABEL_PLACED_POD = `${GROUP}/pod`;
+/** On Secrets the operator or runtime create: which account they belong to. */
+export const LABEL_ACCOUNT = `${GROUP}/account`;
+export const FINALIZER = `${GROUP}/session`;
+
+const MAX_NAME = 63;
+
+/** StatefulSet, Service, ServiceAccount, Role, RoleBinding and PDB of a pool share this name. */
+export function runtimeName(pool: string): string {
+  return `tdlib-runtime-${pool}`.slice(0, MAX_NAME - 6);
+}
+
+export function runtimePodName(pool: string, ordinal: number): string {
+  return `${runtimeName(pool)}-${ordinal}`;
+}
+
+/** Ordinal of a pod of the pool's StatefulSet, or undefined for any other name. */
+export function podOrdinal(pool: string, podName: string): number | undefined {
+  const prefix = `${runtimeName(pool)}-`;
+  if (!podName.startsWith(prefix)) return undefined;
+  const rest = podName.slice(prefix.length);
+  return /^(0|[1-9][0-9]*)$/.test(rest) ? Number(rest) : undefined;
+}
+
+export function encryptionKeySecretName(account: string): string {
+  return `${account}-tdlib-key`;
+}
+
+export function sessionSecretName(account: string): string {
+  return `${account}-tdlib-session`;
+}
+
+/** The short-lived Secret through which `kubectl telegram login` hands a code to the runtime. */
+export function loginCodeSecretName(account: string): string {
+  return `${account}-login-code`;
+}
+
+/** The per-account Lease the hosting pod holds: the fence against two live clients for one session. */
+export function accountLeaseName(account: string): string {
+  return `tga-${account}`;
+}
+
+export function poolLabels(pool: string): Record<string, string> {
+  return {
+    [LABEL_MANAGED_BY]: MANAGED_BY,
+    [LABEL_NAME]: 'tdlib-runtime',
+    [LABEL_COMPONENT]: 'runtime',
+    [LABEL_POOL]: pool,
+  };
+}

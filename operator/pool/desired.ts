@@ -1,0 +1,204 @@
+/**
+ * Desired state of a runtime pool in one namespace: pure builders, so reconcile = compare + apply and the
+ * shape of every owned object is unit-testable.
+ */
+import type {
+  V1PodDisruptionBudget,
+  V1Role,
+  V1RoleBinding,
+  V1Service,
+  V1ServiceAccount,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
+import { GROUP, TELEGRAM_ACCOUNT_PLURAL } from '../../crds/index.js';
+import { LABEL_POOL, poolLabels, runtimeName } from '../naming.js';
+
+export interface PoolSettings {
+  namespace: string;
+  pool: string;
+  replicas: number;
+  image: string;
+  /** "emptyDir" or a volume claim size such as "1Gi". */
+  storageSize: string;
+  storageClass: string;
+  backend: 'native' | 'simulator';
+  /** Secrets the pool's runtimes may read: the accounts' inputs, keys, session backups and login codes. */
+  secretNames: readonly string[];
+  /** Session backup Secrets the runtimes may update. */
+  sessionSecretNames: readonly string[];
+  /** The per-account Leases the runtimes may hold. */
+  leaseNames: readonly string[];
+}
+
+const DATA_VOLUME = 'tdlib-data';
+const HTTP_PORT = 8080;
+
+export function desiredServiceAccount(s: PoolSettings): V1ServiceAccount {
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: runtimeName(s.pool), namespace: s.namespace, labels: poolLabels(s.pool) },
+  };
+}
+
+export function desiredService(s: PoolSettings): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: runtimeName(s.pool), namespace: s.namespace, labels: poolLabels(s.pool) },
+    spec: {
+      clusterIP: 'None',
+      selector: { [LABEL_POOL]: s.pool, 'app.kubernetes.io/name': 'tdlib-runtime' },
+      ports: [{ name: 'http', port: HTTP_PORT, targetPort: 'http' }],
+      publishNotReadyAddresses: true,
+    },
+  };
+}
+
+/** Sorted and deduplicated, so the same accounts always yield the same Role and no spurious write. */
+const names = (list: readonly string[]): string[] => [...new Set(list)].sort();
+
+/**
+ * Least privilege: a runtime reads the accounts of its namespace (it filters its own by label), writes their
+ * status, reads only the Secrets its pool's accounts use, updates only their session backups, deletes only
+ * consumed login codes, and holds only their Leases. Kubernetes cannot restrict `create` by name, hence the
+ * one unrestricted create on Leases (a Lease confers nothing by itself) and Events.
+ */
+export function desiredRole(s: PoolSettings): V1Role {
+  const rules: NonNullable<V1Role['rules']> = [
+    { apiGroups: [GROUP], resources: [TELEGRAM_ACCOUNT_PLURAL], verbs: ['get', 'list', 'watch'] },
+    {
+      apiGroups: [GROUP],
+      resources: [`${TELEGRAM_ACCOUNT_PLURAL}/status`],
+      verbs: ['get', 'patch', 'update'],
+    },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+  ];
+  if (s.secretNames.length > 0)
+    rules.push({
+      apiGroups: [''],
+      resources: ['secrets'],
+      resourceNames: names(s.secretNames),
+      verbs: ['get', 'delete'],
+    });
+  if (s.sessionSecretNames.length > 0)
+    rules.push({
+      apiGroups: [''],
+      resources: ['secrets'],
+      resourceNames: names(s.sessionSecretNames),
+      verbs: ['get', 'update', 'patch'],
+    });
+  if (s.leaseNames.length > 0)
+    rules.push({
+      apiGroups: ['coordination.k8s.io'],
+      resources: ['leases'],
+      resourceNames: names(s.leaseNames),
+      verbs: ['get', 'update', 'patch', 'delete'],
+    });
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: runtimeName(s.pool), namespace: s.namespace, labels: poolLabels(s.pool) },
+    rules,
+  };
+}
+
+export function desiredRoleBinding(s: PoolSettings): V1RoleBinding {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: runtimeName(s.pool), namespace: s.namespace, labels: poolLabels(s.pool) },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: runtimeName(s.pool) },
+    subjects: [{ kind: 'ServiceAccount', name: runtimeName(s.pool), namespace: s.namespace }],
+  };
+}
+
+/** One pod of a pool may be down at a time: its accounts move, the others keep running. */
+export function desiredPodDisruptionBudget(s: PoolSettings): V1PodDisruptionBudget {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: runtimeName(s.pool), namespace: s.namespace, labels: poolLabels(s.pool) },
+    spec: {
+      maxUnavailable: 1,
+      selector: { matchLabels: { [LABEL_POOL]: s.pool, 'app.kubernetes.io/name': 'tdlib-runtime' } },
+    },
+  };
+}
+
+export function desiredStatefulSet(s: PoolSettings): V1StatefulSet {
+  const labels = poolLabels(s.pool);
+  const selector = { [LABEL_POOL]: s.pool, 'app.kubernetes.io/name': 'tdlib-runtime' };
+  const emptyDir = s.storageSize === 'emptyDir';
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name: runtimeName(s.pool), namespace: s.namespace, labels },
+    spec: {
+      replicas: s.replicas,
+      serviceName: runtimeName(s.pool),
+      // Pods are independent hosts; waiting for pod-0 before pod-1 would only slow recovery.
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: selector },
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Delete', whenScaled: 'Delete' },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: runtimeName(s.pool),
+          // Long enough to back up sessions and close every TDLib client on SIGTERM.
+          terminationGracePeriodSeconds: 60,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            fsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'runtime',
+              image: s.image,
+              args: ['runtime'],
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                { name: 'RUNTIME_POOL', value: s.pool },
+                { name: 'TDLIB_BACKEND', value: s.backend },
+                { name: 'TDLIB_DATA_DIR', value: '/var/lib/tdlib' },
+              ],
+              ports: [{ name: 'http', containerPort: HTTP_PORT }],
+              readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
+              livenessProbe: {
+                httpGet: { path: '/healthz', port: 'http' },
+                periodSeconds: 10,
+                failureThreshold: 6,
+              },
+              resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
+              volumeMounts: [{ name: DATA_VOLUME, mountPath: '/var/lib/tdlib' }],
+            },
+          ],
+          volumes: emptyDir ? [{ name: DATA_VOLUME, emptyDir: {} }] : undefined,
+        },
+      },
+      volumeClaimTemplates: emptyDir
+        ? undefined
+        : [
+            {
+              apiVersion: 'v1',
+              kind: 'PersistentVolumeClaim',
+              metadata: { name: DATA_VOLUME },
+              spec: {
+                accessModes: ['ReadWriteOnce'],
+                resources: { requests: { storage: s.storageSize } },
+                storageClassName: s.storageClass === '' ? undefined : s.storageClass,
+              },
+            },
+          ],
+    },
+  };
+}
