@@ -7,6 +7,7 @@ const common = {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: tsTransform,
   testEnvironment: 'node',
+  setupFilesAfterEnv: ['<rootDir>/test/support/timeouts.ts'],
 };
 
 export default {

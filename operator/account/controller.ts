@@ -1,0 +1,202 @@
+/**
+ * Account reconciler (key: "namespace/name"): the per-account objects and the finalizer.
+ *  - the database encryption key Secret, generated once and never rewritten (a new key would make the
+ *    session database unreadable);
+ *  - the session backup Secret, created empty so the runtime needs only `update` on it, by name;
+ *  - deletion per spec.deletionPolicy: LogOut waits for the runtime to log out; KeepSession orphans the
+ *    key and session Secrets so a TelegramAccount of the same name adopts them later without a new login.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TelegramAccount } from '../../crds/index.js';
+import type { RestClient } from '../kube/client.js';
+import type { ObjectKey, ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
+import { isAlreadyExists, isNotFound } from '../kube/errors.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { Informer } from '../kube/reflector.js';
+import type { OwnerReference } from '../kube/apply.js';
+import { Resources, type ApiObject, type ApiObjectMeta } from '../kube/resource.js';
+import {
+  FINALIZER,
+  LABEL_ACCOUNT,
+  LABEL_MANAGED_BY,
+  MANAGED_BY,
+  encryptionKeySecretName,
+  sessionSecretName,
+} from '../naming.js';
+import { TelegramAccountResource } from '../resources.js';
+
+export const FINALIZER_FIELD_MANAGER = 'tdlib-operator-finalizer';
+/** How long a LogOut deletion waits for the runtime before it warns (it keeps waiting: the session is live). */
+const LOGOUT_WARN_AFTER_MS = 5 * 60_000;
+/** Authorization states after which nothing is left to log out. */
+const LOGGED_OUT_STATES = new Set(['LoggedOut', 'Closed', 'WaitPhoneNumber', 'WaitTdlibParameters']);
+
+export type SecretObject = ApiObject & {
+  metadata?: ApiObjectMeta & { ownerReferences?: OwnerReference[] };
+  data?: Record<string, string>;
+  type?: string;
+};
+
+export interface AccountReconcilerDeps {
+  rest: RestClient;
+  accounts: Informer<TelegramAccount & ApiObject>;
+  secrets: Informer<SecretObject>;
+  events: EventRecorder;
+  now?: () => number;
+}
+
+export class AccountReconciler implements Reconciler {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: AccountReconcilerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
+    const account = this.deps.accounts.get(key.namespace, key.name);
+    if (!account) return undefined;
+    const hasFinalizer = (account.metadata.finalizers ?? []).includes(FINALIZER);
+    if (account.metadata.deletionTimestamp) {
+      return hasFinalizer ? this.finalize(account, context) : undefined;
+    }
+    if (!hasFinalizer) await this.applyFinalizer(account, true, context.signal);
+    await this.ensureSecret(
+      account,
+      encryptionKeySecretName(key.name),
+      () => ({ key: randomBytes(32).toString('base64') }),
+      context.signal,
+    );
+    await this.ensureSecret(account, sessionSecretName(key.name), () => ({}), context.signal);
+    return undefined;
+  }
+
+  private async finalize(
+    account: TelegramAccount,
+    context: ReconcileContext,
+  ): Promise<ReconcileResult | void> {
+    const policy = account.spec.deletionPolicy ?? 'KeepSession';
+    if (policy === 'KeepSession') {
+      for (const name of [
+        encryptionKeySecretName(account.metadata.name ?? ''),
+        sessionSecretName(account.metadata.name ?? ''),
+      ]) {
+        await this.orphan(account, name, context.signal);
+      }
+      this.deps.events.event(
+        account,
+        'Normal',
+        'SessionKept',
+        'deletionPolicy KeepSession: the session backup Secret was kept',
+      );
+      await this.applyFinalizer(account, false, context.signal);
+      return undefined;
+    }
+    const state = account.status?.authorizationState;
+    const neverLoggedIn = account.status?.user === undefined && state !== 'Ready';
+    if (neverLoggedIn || (state !== undefined && LOGGED_OUT_STATES.has(state))) {
+      await this.applyFinalizer(account, false, context.signal);
+      return undefined;
+    }
+    const deletedAt = Date.parse(account.metadata.deletionTimestamp ?? '');
+    if (this.now() - deletedAt > LOGOUT_WARN_AFTER_MS) {
+      this.deps.events.event(
+        account,
+        'Warning',
+        'LogOutPending',
+        'deletionPolicy LogOut: the runtime has not confirmed the log-out yet; check the runtime pod, or set deletionPolicy: KeepSession to delete without logging out',
+      );
+    }
+    // The runtime's status write wakes us; the requeue covers a runtime that is gone.
+    return { requeueAfterMs: 30_000 };
+  }
+
+  /** Adds or removes our finalizer with server-side apply: the finalizer list is a set, owned per manager. */
+  private async applyFinalizer(
+    account: TelegramAccount,
+    present: boolean,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const metadata: Record<string, unknown> = {
+      name: account.metadata.name,
+      namespace: account.metadata.namespace,
+    };
+    if (present) metadata.finalizers = [FINALIZER];
+    try {
+      await this.deps.rest.applyPatch(
+        TelegramAccountResource,
+        { apiVersion: account.apiVersion, kind: account.kind, metadata },
+        { fieldManager: FINALIZER_FIELD_MANAGER, force: true, signal },
+      );
+    } catch (error) {
+      // Removing the last finalizer of a deleted object deletes it; a later apply then finds nothing.
+      if (!(isNotFound(error) && !present)) throw error;
+    }
+  }
+
+  private async ensureSecret(
+    account: TelegramAccount,
+    name: string,
+    data: () => Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const namespace = account.metadata.namespace ?? '';
+    const existing = this.deps.secrets.get(namespace, name);
+    const owner = {
+      apiVersion: account.apiVersion,
+      kind: account.kind,
+      name: account.metadata.name ?? '',
+      uid: account.metadata.uid ?? '',
+    };
+    if (existing) {
+      const owners = existing.metadata?.ownerReferences ?? [];
+      if (owners.some((o) => o.uid === owner.uid)) return;
+      // A Secret kept by an earlier account of the same name (KeepSession): adopt it, keep its data.
+      await this.deps.rest.mergePatch(
+        Resources.Secret,
+        namespace,
+        name,
+        { metadata: { ownerReferences: [owner] } },
+        { signal },
+      );
+      return;
+    }
+    try {
+      await this.deps.rest.create(
+        Resources.Secret,
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          type: 'Opaque',
+          metadata: {
+            name,
+            namespace,
+            labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_ACCOUNT]: account.metadata.name ?? '' },
+            ownerReferences: [owner],
+          },
+          data: data(),
+        } as SecretObject,
+        { signal },
+      );
+    } catch (error) {
+      if (!isAlreadyExists(error)) throw error; // the cache lagged behind an earlier create: nothing to do
+    }
+  }
+
+  private async orphan(account: TelegramAccount, name: string, signal: AbortSignal): Promise<void> {
+    const namespace = account.metadata.namespace ?? '';
+    const existing = this.deps.secrets.get(namespace, name);
+    if (!existing?.metadata?.ownerReferences?.some((o) => o.uid === account.metadata.uid)) return;
+    const remaining = existing.metadata.ownerReferences.filter((o) => o.uid !== account.metadata.uid);
+    try {
+      await this.deps.rest.mergePatch(
+        Resources.Secret,
+        namespace,
+        name,
+        { metadata: { ownerReferences: remaining.length > 0 ? remaining : null } },
+        { signal },
+      );
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Which Secrets an account needs and whether they are usable: a pure function of the spec and what the
+ * Secret cache holds, shared by every loop that must agree on it (placement, status, RBAC).
+ */
+import type { TelegramAccount } from '../../crds/index.js';
+
+export interface SecretKeyNeed {
+  secret: string;
+  keys: string[];
+  /** The spec field that names the Secret, for messages a user can act on. */
+  field: string;
+}
+
+export function secretNeeds(account: TelegramAccount): SecretKeyNeed[] {
+  const spec = account.spec;
+  const needs: SecretKeyNeed[] = [
+    {
+      secret: spec.apiCredentialsSecretRef.name,
+      keys: [
+        spec.apiCredentialsSecretRef.apiIdKey ?? 'api_id',
+        spec.apiCredentialsSecretRef.apiHashKey ?? 'api_hash',
+      ],
+      field: 'spec.apiCredentialsSecretRef',
+    },
+  ];
+  if (spec.botTokenSecretRef)
+    needs.push({
+      secret: spec.botTokenSecretRef.name,
+      keys: [spec.botTokenSecretRef.key ?? 'token'],
+      field: 'spec.botTokenSecretRef',
+    });
+  if (spec.passwordSecretRef)
+    needs.push({
+      secret: spec.passwordSecretRef.name,
+      keys: [spec.passwordSecretRef.key ?? 'password'],
+      field: 'spec.passwordSecretRef',
+    });
+  if (spec.proxy?.credentialsSecretRef)
+    needs.push({
+      secret: spec.proxy.credentialsSecretRef.name,
+      keys: [],
+      field: 'spec.proxy.credentialsSecretRef',
+    });
+  for (const [i, proxy] of (spec.proxy?.failover ?? []).entries())
+    if (proxy.credentialsSecretRef)
+      needs.push({
+        secret: proxy.credentialsSecretRef.name,
+        keys: [],
+        field: `spec.proxy.failover[${i}].credentialsSecretRef`,
+      });
+  return needs;
+}
+
+export type InputsCheck =
+  { ok: true } | { ok: false; reason: 'SecretNotFound' | 'SecretKeyMissing'; message: string };
+
+/** `lookup` returns the key names of a Secret in the account's namespace, or undefined if it does not exist. */
+export function checkInputs(
+  account: TelegramAccount,
+  lookup: (secret: string) => readonly string[] | undefined,
+): InputsCheck {
+  const namespace = account.metadata.namespace ?? '';
+  for (const need of secretNeeds(account)) {
+    const keys = lookup(need.secret);
+    if (keys === undefined) {
+      const wanted =
+        need.keys.length > 0 ? ` with key${need.keys.length > 1 ? 's' : ''} ${need.keys.join(' and ')}` : '';
+      return {
+        ok: false,
+        reason: 'SecretNotFound',
+        message: `Secret "${need.secret}" named by ${need.field} does not exist in namespace "${namespace}"; create it${wanted}`,
+      };
+    }
+    const missing = need.keys.filter((k) => !keys.includes(k));
+    if (missing.length > 0)
+      return {
+        ok: false,
+        reason: 'SecretKeyMissing',
+        message: `Secret "${need.secret}" named by ${need.field} has no key ${missing.join(' or ')}; add it or set the key name in ${need.field}`,
+      };
+  }
+  return { ok: true };
+}
+
+/** Every Secret name an account references (for the Secret -> accounts index and the runtime's Role). */
+export function referencedSecrets(account: TelegramAccount): string[] {
+  return [...new Set(secretNeeds(account).map((n) => n.secret))];
+}

@@ -1,0 +1,178 @@
+/**
+ * Wires the operator: caches on every replica (so a new leader starts warm), controllers only on the
+ * leader, HTTP endpoints for probes and metrics. Returns a handle whose stop() is the graceful shutdown.
+ */
+import { hostname } from 'node:os';
+import type { V1StatefulSet } from '@kubernetes/client-node';
+import type { TelegramAccount } from '../crds/index.js';
+import { AccountReconciler, type SecretObject } from './account/controller.js';
+import { referencedSecrets } from './account/inputs.js';
+import type { OperatorConfig } from './config.js';
+import { RestClient, loadKubeConfig } from './kube/client.js';
+import { Controller } from './kube/controller.js';
+import { EventRecorder } from './kube/events.js';
+import { LeaderElector, type LeaderElectionEnd } from './kube/leader-election.js';
+import type { Logger } from './kube/logging.js';
+import { createRegistry, startMetricsServer, type Registry } from './kube/metrics.js';
+import { Informer } from './kube/reflector.js';
+import { Resources, type ApiObject } from './kube/resource.js';
+import { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY } from './naming.js';
+import { POOL_INDEX, PoolReconciler, poolKeyOf } from './pool/controller.js';
+import { TelegramAccountResource } from './resources.js';
+
+type Account = TelegramAccount & ApiObject;
+const SECRET_INDEX = 'secret';
+
+export interface OperatorHandle {
+  rest: RestClient;
+  registry: Registry;
+  /** Resolves when the process should exit: leadership lost ('lost') or stop() called. */
+  done: Promise<LeaderElectionEnd | 'stopped'>;
+  isLeader(): boolean;
+  ports: { metrics: number; health: number };
+  stop(): Promise<void>;
+}
+
+/** Secret values are never needed by the operator's loops: blank them so the cache holds names and keys only. */
+function blankSecretValues(secret: SecretObject): SecretObject {
+  if (!secret.data) return secret;
+  return { ...secret, data: Object.fromEntries(Object.keys(secret.data).map((k) => [k, ''])) };
+}
+
+const splitKey = (key: string): { namespace: string; name: string } => {
+  const slash = key.indexOf('/');
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+};
+
+export async function startOperator(config: OperatorConfig, logger: Logger): Promise<OperatorHandle> {
+  const registry = createRegistry({ defaultMetrics: true });
+  const rest = new RestClient(loadKubeConfig(config.KUBECONFIG), {
+    registry,
+    logger,
+    userAgent: 'tdlib-operator',
+  });
+  const namespace = config.WATCH_NAMESPACE === '' ? undefined : config.WATCH_NAMESPACE;
+
+  const accounts = new Informer<Account>(rest, TelegramAccountResource, {
+    name: 'telegramaccounts',
+    namespace,
+    logger,
+    registry,
+  });
+  accounts.addIndex(POOL_INDEX, (a) => [poolKeyOf(a)]);
+  accounts.addIndex(SECRET_INDEX, (a) => referencedSecrets(a).map((s) => `${a.metadata.namespace}/${s}`));
+  const secrets = new Informer<SecretObject>(rest, Resources.Secret, {
+    name: 'secrets',
+    namespace,
+    logger,
+    registry,
+    transform: blankSecretValues,
+  });
+  const statefulSets = new Informer<V1StatefulSet & ApiObject>(rest, Resources.StatefulSet, {
+    name: 'statefulsets',
+    namespace,
+    labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}`,
+    logger,
+    registry,
+  });
+  const informers = [accounts, secrets, statefulSets];
+  for (const informer of informers) informer.start();
+
+  const identity = config.POD_NAME || `${hostname()}-${process.pid}`;
+  const events = new EventRecorder(rest, { component: 'tdlib-operator', host: identity, logger, registry });
+  const pool = new Controller({
+    name: 'runtimepool',
+    reconciler: new PoolReconciler({ rest, accounts, secrets, statefulSets, events, config }),
+    workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
+    logger,
+    registry,
+  })
+    .watches(accounts, (a) => [splitKey(poolKeyOf(a))])
+    .watches(secrets, (s) =>
+      accounts
+        .byIndex(SECRET_INDEX, `${s.metadata?.namespace}/${s.metadata?.name}`)
+        .map((a) => splitKey(poolKeyOf(a))),
+    )
+    .watches(statefulSets, (sts) => {
+      const p = sts.metadata?.labels?.[LABEL_POOL];
+      return p ? [{ namespace: sts.metadata?.namespace ?? '', name: p }] : [];
+    });
+  const account = new Controller({
+    name: 'telegramaccount',
+    reconciler: new AccountReconciler({ rest, accounts, secrets, events }),
+    workers: config.WORKERS,
+    logger,
+    registry,
+  })
+    .for(accounts)
+    .watches(secrets, (s) => {
+      const owner = s.metadata?.labels?.[LABEL_ACCOUNT];
+      return owner ? [{ namespace: s.metadata?.namespace ?? '', name: owner }] : [];
+    });
+  const controllers = [pool, account];
+
+  let leading = false;
+  const synced = (): boolean => informers.every((i) => i.hasSynced());
+  const probes = { '/healthz': () => true, '/readyz': synced };
+  const metricsServer = await startMetricsServer({ port: config.METRICS_PORT, registry, probes });
+  const healthServer =
+    config.HEALTH_PORT === config.METRICS_PORT && config.METRICS_PORT !== 0
+      ? metricsServer
+      : await startMetricsServer({ port: config.HEALTH_PORT, registry, probes });
+
+  const runControllers = async (signal: AbortSignal): Promise<void> => {
+    leading = true;
+    logger.info({ identity }, 'leading: starting controllers');
+    await Promise.all(controllers.map((c) => c.start(signal)));
+  };
+  const stopControllers = async (): Promise<void> => {
+    leading = false;
+    await Promise.all(controllers.map((c) => c.stop()));
+  };
+
+  let elector: LeaderElector | undefined;
+  let done: Promise<LeaderElectionEnd | 'stopped'>;
+  let resolveStopped: (end: 'stopped') => void = () => undefined;
+  const stopped = new Promise<'stopped'>((resolve) => (resolveStopped = resolve));
+  if (config.LEADER_ELECT) {
+    elector = new LeaderElector({
+      rest,
+      namespace: config.OPERATOR_NAMESPACE,
+      name: 'tdlib-operator-leader',
+      identity,
+      leaseDurationSeconds: config.LEASE_DURATION_SECONDS,
+      renewDeadlineSeconds: config.RENEW_DEADLINE_SECONDS,
+      retryPeriodSeconds: config.RETRY_PERIOD_SECONDS,
+      logger,
+      registry,
+    });
+    done = elector.run({ onStartedLeading: runControllers, onStoppedLeading: stopControllers });
+  } else {
+    void runControllers(new AbortController().signal);
+    done = stopped;
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('shutting down');
+      if (elector) await elector.release();
+      await stopControllers();
+      await events.close();
+      await Promise.all(informers.map((i) => i.stop()));
+      await metricsServer.close();
+      if (healthServer !== metricsServer) await healthServer.close();
+      await rest.close();
+      resolveStopped('stopped');
+    })();
+    return stopping;
+  };
+  return {
+    rest,
+    registry,
+    done: Promise.race([done, stopped]),
+    isLeader: () => leading,
+    ports: { metrics: metricsServer.port, health: healthServer.port },
+    stop,
+  };
+}

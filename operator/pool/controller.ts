@@ -1,0 +1,263 @@
+/**
+ * Pool reconciler (key: "namespace/pool"). Decides where each account of the pool runs and keeps the pool's
+ * runtime workload in line with that decision. It is the only writer of the placement label and of the
+ * operator's part of account status (placement, observedGeneration, Scheduled).
+ */
+import type { V1StatefulSet } from '@kubernetes/client-node';
+import type { TelegramAccount } from '../../crds/index.js';
+import { checkInputs, referencedSecrets, type InputsCheck } from '../account/inputs.js';
+import type { OperatorConfig } from '../config.js';
+import type { RestClient } from '../kube/client.js';
+import type { ObjectKey, ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { Informer } from '../kube/reflector.js';
+import { Resources, type ApiObject, type ResourceDescriptor } from '../kube/resource.js';
+import { intentHash } from '../kube/apply.js';
+import {
+  LABEL_PLACED_POD,
+  accountLeaseName,
+  encryptionKeySecretName,
+  loginCodeSecretName,
+  podOrdinal,
+  runtimePodName,
+  sessionSecretName,
+} from '../naming.js';
+import { place } from '../placement.js';
+import { TelegramAccountResource } from '../resources.js';
+import {
+  desiredOperatorStatus,
+  operatorStatusCurrent,
+  statusApplyBody,
+  type PlacementOutcome,
+} from './account-status.js';
+import {
+  desiredPodDisruptionBudget,
+  desiredRole,
+  desiredRoleBinding,
+  desiredService,
+  desiredServiceAccount,
+  desiredStatefulSet,
+  type PoolSettings,
+} from './desired.js';
+
+export const PLACEMENT_FIELD_MANAGER = 'tdlib-operator-placement';
+export const STATUS_FIELD_MANAGER = 'tdlib-operator';
+export const WORKLOAD_FIELD_MANAGER = 'tdlib-operator-pool';
+
+/** Index of accounts by "namespace/pool" on the account informer. */
+export const POOL_INDEX = 'pool';
+export const poolOf = (account: TelegramAccount): string => account.spec.runtimePool ?? 'default';
+export const poolKeyOf = (account: TelegramAccount): string =>
+  `${account.metadata.namespace ?? ''}/${poolOf(account)}`;
+
+export interface PoolReconcilerDeps {
+  rest: RestClient;
+  accounts: Informer<TelegramAccount & ApiObject>;
+  /** Secrets with their values blanked: only names and keys matter here. */
+  secrets: Informer<ApiObject & { data?: Record<string, string> }>;
+  statefulSets: Informer<V1StatefulSet & ApiObject>;
+  events: EventRecorder;
+  config: OperatorConfig;
+  now?: () => Date;
+}
+
+/** Writes per account run with this much concurrency (the REST client bounds the total anyway). */
+const WRITE_CONCURRENCY = 32;
+
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (errors.length > 0) throw errors[0];
+}
+
+export class PoolReconciler implements Reconciler {
+  /**
+   * Placements this process wrote, until the cache shows them. Without it a reconcile that runs before the
+   * watch delivered our own label writes would see accounts as unplaced and might place them elsewhere.
+   */
+  private readonly written = new Map<string, string | undefined>();
+  /** Hash of the last intent applied per workload object, so an unchanged pool costs no write. */
+  private readonly appliedWorkload = new Map<string, string>();
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: PoolReconcilerDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
+    const { namespace, name: pool } = key;
+    const { config } = this.deps;
+    const accounts = this.deps.accounts.byIndex(POOL_INDEX, `${namespace}/${pool}`);
+
+    const inputs = new Map<string, InputsCheck>();
+    const placeable: Array<{ key: string; pod?: number }> = [];
+    for (const account of accounts) {
+      const accountKey = account.metadata.name ?? '';
+      const check = checkInputs(account, (secret) => this.secretKeys(namespace, secret));
+      inputs.set(accountKey, check);
+      const current = this.currentPod(account);
+      const ordinal = current === undefined ? undefined : podOrdinal(pool, current);
+      // An account being deleted keeps its pod so the runtime can log it out; invalid inputs unplace it.
+      if (check.ok || account.metadata.deletionTimestamp) placeable.push({ key: accountKey, pod: ordinal });
+    }
+    const placement = place({
+      accounts: placeable,
+      accountsPerPod: config.RUNTIME_ACCOUNTS_PER_POD,
+      minReplicas: placeable.length > 0 ? config.RUNTIME_MIN_REPLICAS : 0,
+      maxReplicas: config.RUNTIME_MAX_REPLICAS,
+    });
+
+    await this.applyWorkload(namespace, pool, accounts, placement.replicas, context.signal);
+
+    const now = this.now();
+    await forEachLimited(accounts, WRITE_CONCURRENCY, async (account) => {
+      if (context.signal.aborted) return;
+      const accountName = account.metadata.name ?? '';
+      const check = inputs.get(accountName) ?? { ok: true };
+      const ordinal = placement.assignments.get(accountName);
+      const outcome: PlacementOutcome =
+        ordinal !== undefined
+          ? { pod: runtimePodName(pool, ordinal) }
+          : { unplaced: check.ok ? 'PoolFull' : 'InputsInvalid' };
+      await this.applyPlacementLabel(account, 'pod' in outcome ? outcome.pod : undefined, context.signal);
+      await this.applyStatus(account, pool, check, outcome, now, context.signal);
+    });
+    return undefined;
+  }
+
+  private secretKeys(namespace: string, secret: string): readonly string[] | undefined {
+    const object = this.deps.secrets.get(namespace, secret);
+    return object ? Object.keys(object.data ?? {}) : undefined;
+  }
+
+  private currentPod(account: TelegramAccount): string | undefined {
+    const key = `${account.metadata.namespace}/${account.metadata.name}`;
+    const label = account.metadata.labels?.[LABEL_PLACED_POD];
+    if (this.written.has(key)) {
+      const mine = this.written.get(key);
+      if (mine === label) this.written.delete(key); // the cache caught up
+      return mine;
+    }
+    return label;
+  }
+
+  private async applyPlacementLabel(
+    account: TelegramAccount,
+    pod: string | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const key = `${account.metadata.namespace}/${account.metadata.name}`;
+    if (account.metadata.labels?.[LABEL_PLACED_POD] === pod) return;
+    if (this.written.has(key) && this.written.get(key) === pod) return;
+    const metadata: Record<string, unknown> = {
+      name: account.metadata.name,
+      namespace: account.metadata.namespace,
+    };
+    // Applying without the label removes it: we own it under this field manager.
+    if (pod !== undefined) metadata.labels = { [LABEL_PLACED_POD]: pod };
+    await this.deps.rest.applyPatch(
+      TelegramAccountResource,
+      { apiVersion: account.apiVersion, kind: account.kind, metadata },
+      { fieldManager: PLACEMENT_FIELD_MANAGER, force: true, signal },
+    );
+    this.written.set(key, pod);
+  }
+
+  private async applyStatus(
+    account: TelegramAccount,
+    pool: string,
+    check: InputsCheck,
+    outcome: PlacementOutcome,
+    now: Date,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const desired = desiredOperatorStatus(account, pool, check, outcome, now);
+    if (operatorStatusCurrent(account, desired)) return;
+    const wasScheduled = account.status?.conditions?.find((c) => c.type === 'Scheduled');
+    await this.deps.rest.applyStatus(TelegramAccountResource, statusApplyBody(account, desired), {
+      fieldManager: STATUS_FIELD_MANAGER,
+      force: true,
+      signal,
+    });
+    const scheduled = desired.conditions[0];
+    if (
+      scheduled &&
+      scheduled.status === 'False' &&
+      (wasScheduled?.reason !== scheduled.reason || wasScheduled.message !== scheduled.message)
+    ) {
+      this.deps.events.event(account, 'Warning', scheduled.reason, scheduled.message);
+    }
+  }
+
+  private async applyWorkload(
+    namespace: string,
+    pool: string,
+    accounts: readonly TelegramAccount[],
+    replicas: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const names = accounts.map((a) => a.metadata.name ?? '');
+    const settings: PoolSettings = {
+      namespace,
+      pool,
+      replicas,
+      image: this.deps.config.RUNTIME_IMAGE,
+      storageSize: this.deps.config.RUNTIME_STORAGE_SIZE,
+      storageClass: this.deps.config.RUNTIME_STORAGE_CLASS,
+      backend: this.deps.config.RUNTIME_BACKEND === 'simulator' ? 'simulator' : 'native',
+      secretNames: [
+        ...accounts.flatMap((a) => referencedSecrets(a)),
+        ...names.map(encryptionKeySecretName),
+        ...names.map(loginCodeSecretName),
+      ],
+      sessionSecretNames: names.map(sessionSecretName),
+      leaseNames: names.map(accountLeaseName),
+    };
+    if (
+      accounts.length === 0 &&
+      !this.deps.statefulSets.get(namespace, desiredStatefulSet(settings).metadata?.name ?? '')
+    )
+      return;
+    const objects: Array<[ResourceDescriptor, ApiObject]> = [
+      [Resources.ServiceAccount, desiredServiceAccount(settings)],
+      [Resources.Role, desiredRole(settings)],
+      [Resources.RoleBinding, desiredRoleBinding(settings)],
+      [Resources.Service, desiredService(settings)],
+      [Resources.PodDisruptionBudget, desiredPodDisruptionBudget(settings)],
+      [Resources.StatefulSet, desiredStatefulSet(settings)],
+    ];
+    for (const [resource, object] of objects) {
+      const id = `${resource.kind}/${namespace}/${object.metadata?.name ?? ''}`;
+      const hash = intentHash(object);
+      const cachedSts =
+        resource === Resources.StatefulSet
+          ? this.deps.statefulSets.get(namespace, object.metadata?.name ?? '')
+          : undefined;
+      // The StatefulSet cache also catches edits or deletion by someone else; the others rely on the hash.
+      const stsDrifted =
+        resource === Resources.StatefulSet && (!cachedSts || cachedSts.spec?.replicas !== replicas);
+      if (this.appliedWorkload.get(id) === hash && !stsDrifted) continue;
+      await this.deps.rest.applyPatch(resource, object, {
+        fieldManager: WORKLOAD_FIELD_MANAGER,
+        force: true,
+        signal,
+      });
+      this.appliedWorkload.set(id, hash);
+    }
+  }
+}

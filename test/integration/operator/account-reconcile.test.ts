@@ -1,0 +1,256 @@
+import * as k8s from '@kubernetes/client-node';
+import { GROUP, VERSION, type TelegramAccount } from '../../../crds/index.js';
+import { waitFor } from '../../cluster/wait.js';
+import { adminKubeConfig, createTestNamespace } from '../../support/cluster.js';
+import { installCrds } from '../../support/crds.js';
+import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../../support/operator.js';
+
+const LABEL_POD = `${GROUP}/pod`;
+type Spec = Record<string, unknown>;
+
+describe('the operator reconciles TelegramAccounts (running as its ServiceAccount with the shipped ClusterRole)', () => {
+  const kc = adminKubeConfig();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const apps = kc.makeApiClient(k8s.AppsV1Api);
+  const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  let namespace = '';
+  let operator: OperatorProcess;
+
+  const secret = (name: string, data: Record<string, string>) =>
+    core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: data } });
+  const createAccount = (name: string, spec: Spec) =>
+    custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'telegramaccounts',
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'TelegramAccount', metadata: { name }, spec },
+    });
+  const getAccount = async (name: string): Promise<TelegramAccount | undefined> =>
+    (await custom
+      .getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: 'telegramaccounts',
+        name,
+      })
+      .catch((error: unknown) => {
+        if (error instanceof k8s.ApiException && error.code === 404) return undefined;
+        throw error;
+      })) as TelegramAccount | undefined;
+  const condition = (account: TelegramAccount | undefined, type: string) =>
+    account?.status?.conditions?.find((c) => c.type === type);
+  const waitForCondition = (name: string, type: string, status: string, reason?: string) =>
+    waitFor(
+      `${name}: ${type}=${status}${reason ? ` (${reason})` : ''}`,
+      async () => {
+        const account = await getAccount(name);
+        const c = condition(account, type);
+        return c && c.status === status && (reason === undefined || c.reason === reason)
+          ? account
+          : undefined;
+      },
+      { timeoutMs: 20_000, onTimeout: () => operator.rawOutput().slice(-4000) },
+    );
+  const bot = (extra: Spec = {}): Spec => ({
+    type: 'Bot',
+    botTokenSecretRef: { name: 'bot' },
+    apiCredentialsSecretRef: { name: 'api' },
+    ...extra,
+  });
+
+  beforeAll(async () => {
+    await installCrds(kc);
+    namespace = await createTestNamespace(kc, 'reconcile');
+    operator = startOperatorProcess(await operatorKubeconfig(), {
+      WATCH_NAMESPACE: namespace,
+      RUNTIME_ACCOUNTS_PER_POD: '2',
+    });
+    await secret('api', { api_id: '12345', api_hash: '0123456789abcdef0123456789abcdef' });
+    await secret('bot', { token: '123456:AAAA-test-token' });
+  });
+
+  afterAll(async () => {
+    expect(await operator.stop()).toBe(0);
+  });
+
+  it('places a valid account, reports Scheduled with observedGeneration, and creates its key and session Secrets', async () => {
+    await createAccount('news', bot());
+    const account = await waitForCondition('news', 'Scheduled', 'True', 'Placed');
+    const pod = account?.metadata.labels?.[LABEL_POD];
+    expect(pod).toBe('tdlib-runtime-default-0');
+    expect(account?.status?.placement).toEqual({ pool: 'default', pod });
+    expect(account?.status?.observedGeneration).toBe(account?.metadata.generation);
+    expect(account?.metadata.finalizers).toContain(`${GROUP}/session`);
+
+    const key = await waitFor(
+      'the encryption key Secret',
+      () => core.readNamespacedSecret({ namespace, name: 'news-tdlib-key' }),
+      { timeoutMs: 10_000 },
+    );
+    expect(Buffer.from(key.data?.key ?? '', 'base64')).toHaveLength(32);
+    expect(key.metadata?.ownerReferences?.[0]?.uid).toBe(account?.metadata.uid);
+    const session = await core.readNamespacedSecret({ namespace, name: 'news-tdlib-session' });
+    expect(session.metadata?.ownerReferences?.[0]?.name).toBe('news');
+  });
+
+  it('runs the pool as a StatefulSet with least-privilege RBAC naming exactly the Secrets its accounts use', async () => {
+    const sts = await waitFor(
+      'the runtime StatefulSet',
+      () => apps.readNamespacedStatefulSet({ namespace, name: 'tdlib-runtime-default' }),
+      { timeoutMs: 10_000 },
+    );
+    expect(sts.spec?.replicas).toBe(1);
+    expect(sts.spec?.template.spec?.serviceAccountName).toBe('tdlib-runtime-default');
+    const role = await rbac.readNamespacedRole({ namespace, name: 'tdlib-runtime-default' });
+    const secretRule = role.rules?.find((r) => r.resources?.includes('secrets') && r.verbs.includes('get'));
+    expect(secretRule?.resourceNames).toEqual(
+      expect.arrayContaining(['api', 'bot', 'news-tdlib-key', 'news-login-code']),
+    );
+    expect(secretRule?.verbs).not.toContain('list');
+    expect(
+      role.rules?.some((r) => r.resources?.includes('pods') || r.resources?.includes('statefulsets')),
+    ).toBe(false);
+    await core.readNamespacedServiceAccount({ namespace, name: 'tdlib-runtime-default' });
+    await rbac.readNamespacedRoleBinding({ namespace, name: 'tdlib-runtime-default' });
+  });
+
+  it('reports a missing Secret by name and field, with a Warning Event, and recovers once it exists', async () => {
+    await createAccount('orphan', bot({ botTokenSecretRef: { name: 'later-token' } }));
+    const account = await waitForCondition('orphan', 'Scheduled', 'False', 'SecretNotFound');
+    const message = condition(account, 'Scheduled')?.message ?? '';
+    expect(message).toContain('"later-token"');
+    expect(message).toContain('spec.botTokenSecretRef');
+    expect(account?.metadata.labels?.[LABEL_POD]).toBeUndefined();
+    await waitFor(
+      'a Warning Event about the missing Secret',
+      async () => {
+        const events = await core.listNamespacedEvent({
+          namespace,
+          fieldSelector: 'involvedObject.name=orphan',
+        });
+        return events.items.find((e) => e.type === 'Warning' && e.reason === 'SecretNotFound');
+      },
+      { timeoutMs: 10_000 },
+    );
+
+    await secret('later-token', { wrong: 'x' });
+    const missingKey = await waitForCondition('orphan', 'Scheduled', 'False', 'SecretKeyMissing');
+    expect(condition(missingKey, 'Scheduled')?.message).toContain('has no key token');
+
+    await core.patchNamespacedSecret(
+      { namespace, name: 'later-token', body: { stringData: { token: '1:B' } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await waitForCondition('orphan', 'Scheduled', 'True', 'Placed');
+  });
+
+  it('grows the pool to demand and never puts more than the capacity on one pod', async () => {
+    for (let i = 0; i < 5; i++) await createAccount(`small-${i}`, bot({ runtimePool: 'small' }));
+    const pods = await waitFor(
+      'five placed accounts in pool small',
+      async () => {
+        const placed = await Promise.all([0, 1, 2, 3, 4].map((i) => getAccount(`small-${i}`)));
+        const labels = placed.map((a) => a?.metadata.labels?.[LABEL_POD]);
+        return labels.every((l) => l !== undefined) ? (labels as string[]) : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
+    const perPod = new Map<string, number>();
+    for (const pod of pods) perPod.set(pod, (perPod.get(pod) ?? 0) + 1);
+    expect(Math.max(...perPod.values())).toBeLessThanOrEqual(2);
+    expect(perPod.size).toBe(3);
+    const sts = await waitFor(
+      'the small pool scaled to 3',
+      async () => {
+        const s = await apps.readNamespacedStatefulSet({ namespace, name: 'tdlib-runtime-small' });
+        return s.spec?.replicas === 3 ? s : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
+    expect(sts.spec?.replicas).toBe(3);
+  });
+
+  it('updates observedGeneration after a spec change without moving the account', async () => {
+    const before = await getAccount('news');
+    await custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: 'telegramaccounts',
+        name: 'news',
+        body: { spec: { suspend: true } },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const after = await waitFor(
+      'observedGeneration to follow the new generation',
+      async () => {
+        const a = await getAccount('news');
+        return a &&
+          a.status?.observedGeneration === a.metadata.generation &&
+          a.metadata.generation !== before?.metadata.generation
+          ? a
+          : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
+    expect(after.metadata.labels?.[LABEL_POD]).toBe(before?.metadata.labels?.[LABEL_POD]);
+  });
+
+  it('deletes with KeepSession by orphaning the session and key Secrets, and a new account of that name adopts them', async () => {
+    await createAccount('keeper', bot({ deletionPolicy: 'KeepSession' }));
+    await waitFor(
+      'keeper session Secret',
+      () => core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-session' }),
+      { timeoutMs: 10_000 },
+    );
+    const keyBefore = (await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-key' })).data?.key;
+    await custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'telegramaccounts',
+      name: 'keeper',
+    });
+    await waitFor(
+      'keeper to be gone',
+      async () => ((await getAccount('keeper')) === undefined ? true : undefined),
+      { timeoutMs: 10_000 },
+    );
+    const kept = await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-session' });
+    expect(kept.metadata?.ownerReferences ?? []).toEqual([]);
+
+    await createAccount('keeper', bot({ deletionPolicy: 'KeepSession' }));
+    const again = await waitForCondition('keeper', 'Scheduled', 'True');
+    const adopted = await waitFor(
+      'the new account to adopt the kept Secrets',
+      async () => {
+        const s = await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-key' });
+        return s.metadata?.ownerReferences?.[0]?.uid === again?.metadata.uid ? s : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
+    expect(adopted.data?.key).toBe(keyBefore);
+  });
+
+  it('deletes a never-logged-in account with LogOut at once', async () => {
+    await createAccount('short-lived', bot({ deletionPolicy: 'LogOut' }));
+    await waitForCondition('short-lived', 'Scheduled', 'True');
+    await custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'telegramaccounts',
+      name: 'short-lived',
+    });
+    await waitFor(
+      'short-lived to be gone',
+      async () => ((await getAccount('short-lived')) === undefined ? true : undefined),
+      { timeoutMs: 10_000 },
+    );
+  });
+});
