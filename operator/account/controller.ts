@@ -59,14 +59,17 @@ export class AccountReconciler implements Reconciler {
     if (account.metadata.deletionTimestamp) {
       return hasFinalizer ? this.finalize(account, context) : undefined;
     }
-    if (!hasFinalizer) await this.applyFinalizer(account, true, context.signal);
-    await this.ensureSecret(
-      account,
-      encryptionKeySecretName(key.name),
-      () => ({ key: randomBytes(32).toString('base64') }),
-      context.signal,
-    );
-    await this.ensureSecret(account, sessionSecretName(key.name), () => ({}), context.signal);
+    // Independent writes: one round trip of latency instead of three.
+    await Promise.all([
+      hasFinalizer ? undefined : this.applyFinalizer(account, true, context.signal),
+      this.ensureSecret(
+        account,
+        encryptionKeySecretName(key.name),
+        () => ({ key: randomBytes(32).toString('base64') }),
+        context.signal,
+      ),
+      this.ensureSecret(account, sessionSecretName(key.name), () => ({}), context.signal),
+    ]);
     return undefined;
   }
 

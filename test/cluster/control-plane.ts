@@ -20,6 +20,8 @@ export interface ControlPlaneOptions {
   binDir?: string;
   /** Where the kubeconfig is written; default `<dir>/kubeconfig`. */
   kubeconfigPath?: string;
+  /** Audit every write (not reads) to `<dir>/logs/audit.log`: who changed what, for benchmarks and debugging. */
+  auditWrites?: boolean;
 }
 
 export interface ControlPlaneInfo {
@@ -194,6 +196,24 @@ export class ControlPlane {
       '--max-requests-inflight=2000',
       '--max-mutating-requests-inflight=1000',
     ];
+    if (this.options.auditWrites) {
+      const policy = join(this.info.dir, 'audit-policy.yaml');
+      writeFileSync(
+        policy,
+        stringify({
+          apiVersion: 'audit.k8s.io/v1',
+          kind: 'Policy',
+          omitStages: ['RequestReceived'],
+          rules: [{ level: 'None', verbs: ['get', 'list', 'watch'] }, { level: 'Metadata' }],
+        }),
+      );
+      this.info.logs.audit = join(this.info.dir, 'logs', 'audit.log');
+      args.push(
+        `--audit-policy-file=${policy}`,
+        `--audit-log-path=${this.info.logs.audit}`,
+        '--audit-log-format=json',
+      );
+    }
     // Without the controller-manager nobody creates the `default` ServiceAccount, which that plugin requires.
     if (!withControllers) args.push('--disable-admission-plugins=ServiceAccount');
     const apiserver = this.launch('kube-apiserver', args);

@@ -1,0 +1,354 @@
+/**
+ * Operator benchmark: starts its own control plane (etcd, apiserver, controller-manager, scheduler, kwok),
+ * creates N TelegramAccounts over 3 pools, starts the operator and measures how long until every account is
+ * placed and every runtime pod is Ready, the operator's RSS, its API writes per account, its writes during an
+ * idle window after convergence, and the work queue's p99 latency.
+ *
+ *   npm run bench:operator -- [--json] [--accounts N] [--idle-seconds S] [--per-pod P]
+ * Prints human-readable lines, then (with --json) one JSON object as the last line.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { allCrds, API_VERSION, type TelegramAccount } from '../../crds/index.js';
+import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
+import { createLogger } from '../../operator/kube/logging.js';
+import { createRegistry } from '../../operator/kube/metrics.js';
+import { Informer } from '../../operator/kube/reflector.js';
+import { Resources, type ApiObject } from '../../operator/kube/resource.js';
+import { FINALIZER, LABEL_ACCOUNT } from '../../operator/naming.js';
+import { TelegramAccountResource } from '../../operator/resources.js';
+import { ControlPlane } from '../cluster/control-plane.js';
+import { freePort } from '../cluster/ports.js';
+import { waitFor } from '../cluster/wait.js';
+import { metricSum } from '../support/operator.js';
+
+interface Args {
+  json: boolean;
+  accounts: number;
+  idleSeconds: number;
+  perPod: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { json: false, accounts: 10_000, idleSeconds: 120, perPod: 100 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0) throw new Error(`${a} takes a whole number`);
+      return v;
+    };
+    if (a === '--json') args.json = true;
+    else if (a === '--accounts') args.accounts = value();
+    else if (a === '--idle-seconds') args.idleSeconds = value();
+    else if (a === '--per-pod') args.perPod = value();
+    else
+      throw new Error(`unknown argument ${a}; expected --json, --accounts N, --idle-seconds S, --per-pod P`);
+  }
+  return args;
+}
+
+const POOLS = ['alpha', 'beta', 'gamma'];
+const NAMESPACE = 'bench';
+
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+/**
+ * The 0.99 quantile of a Prometheus histogram, interpolated linearly inside the bucket that holds it, as
+ * PromQL's histogram_quantile does (several label sets are summed).
+ */
+function histogramP99(text: string, name: string, labels: Record<string, string>): number {
+  const byBound = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}_bucket{`)) continue;
+    const labelText = line.match(/\{(.*)\}/)?.[1] ?? '';
+    const found = Object.fromEntries([...labelText.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (!Object.entries(labels).every(([k, v]) => found[k] === v)) continue;
+    const le = found.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(found.le);
+    byBound.set(le, (byBound.get(le) ?? 0) + Number(line.split(' ').pop()));
+  }
+  const buckets = [...byBound.entries()].sort((a, b) => a[0] - b[0]);
+  const total = buckets[buckets.length - 1]?.[1] ?? 0;
+  if (total === 0) return 0;
+  const rank = total * 0.99;
+  let lowerBound = 0;
+  let lowerCount = 0;
+  for (const [bound, count] of buckets) {
+    if (count >= rank) {
+      if (!Number.isFinite(bound)) return lowerBound;
+      return lowerBound + (bound - lowerBound) * ((rank - lowerCount) / Math.max(1, count - lowerCount));
+    }
+    lowerBound = bound;
+    lowerCount = count;
+  }
+  return lowerBound;
+}
+
+/** Counts audited writes in [from, to) by "user verb resource", e.g. "tdlib-operator patch telegramaccounts/status". */
+function writesByResource(auditLog: string, from: number, to: number): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of readFileSync(auditLog, 'utf8').split('\n')) {
+    if (!line) continue;
+    const event = JSON.parse(line) as {
+      stage: string;
+      verb: string;
+      user?: { username?: string };
+      userAgent?: string;
+      objectRef?: { resource?: string; subresource?: string };
+      requestReceivedTimestamp: string;
+    };
+    if (event.stage !== 'ResponseComplete') continue;
+    const at = Date.parse(event.requestReceivedTimestamp);
+    if (at < from || at >= to) continue;
+    const agent = (event.userAgent ?? '').split('/')[0] ?? '';
+    const resource = `${event.objectRef?.resource ?? ''}${event.objectRef?.subresource ? `/${event.objectRef.subresource}` : ''}`;
+    const key = `${agent} ${event.verb} ${resource}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+function rssMb(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string): number => Number(status.match(new RegExp(`${key}:\\s+(\\d+)`))?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const log = (line: string): void => console.log(line);
+  const dir = mkdtempSync(join(tmpdir(), 'tdlib-operator-bench-'));
+  const expectedPods = POOLS.reduce((sum, _p, i) => {
+    const inPool = Math.floor(args.accounts / POOLS.length) + (i < args.accounts % POOLS.length ? 1 : 0);
+    return sum + Math.ceil(inPool / args.perPod);
+  }, 0);
+  const nodes = Math.max(3, Math.ceil(expectedPods / 200));
+  log(`starting a control plane with ${nodes} kwok nodes in ${dir}`);
+  const plane = await ControlPlane.start({ dir, controllers: true, kwokNodes: nodes, auditWrites: true });
+  const logger = createLogger({ name: 'bench', level: 'warn' });
+  const rest = new RestClient(loadKubeConfig(plane.info.kubeconfigPath), {
+    registry: createRegistry(),
+    logger,
+    maxConcurrentRequests: 64,
+  });
+  let operatorPid = 0;
+  try {
+    for (const crd of allCrds())
+      await rest.applyPatch(crdResource, crd as ApiObject, { fieldManager: 'bench' });
+    await waitFor(
+      'CRDs served',
+      async () => (await rest.list(TelegramAccountResource, { limit: 1 }).then(() => true)) || undefined,
+      { timeoutMs: 30_000 },
+    );
+    await rest.create(Resources.Namespace, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: NAMESPACE },
+    });
+    await rest.create(Resources.Namespace, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'tdlib-operator-system' },
+    });
+    await rest.create(Resources.Secret, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'api', namespace: NAMESPACE },
+      stringData: { api_id: '1', api_hash: 'x' },
+    } as ApiObject);
+    await rest.create(Resources.Secret, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'bot', namespace: NAMESPACE },
+      stringData: { token: '1:x' },
+    } as ApiObject);
+
+    const createStart = Date.now();
+    const indexes = Array.from({ length: args.accounts }, (_, i) => i);
+    await forEachLimited(indexes, 48, async (i) => {
+      await rest.create(TelegramAccountResource, {
+        apiVersion: API_VERSION,
+        kind: 'TelegramAccount',
+        metadata: { name: `acct-${String(i).padStart(5, '0')}`, namespace: NAMESPACE },
+        spec: {
+          type: 'Bot',
+          botTokenSecretRef: { name: 'bot' },
+          apiCredentialsSecretRef: { name: 'api' },
+          runtimePool: POOLS[i % POOLS.length],
+        },
+      } as ApiObject);
+    });
+    log(`created ${args.accounts} accounts in ${((Date.now() - createStart) / 1000).toFixed(1)} s`);
+
+    const accounts = new Informer<TelegramAccount & ApiObject>(rest, TelegramAccountResource, {
+      name: 'bench-accounts',
+      namespace: NAMESPACE,
+      logger,
+    });
+    const statefulSets = new Informer<
+      ApiObject & { spec?: { replicas?: number }; status?: { readyReplicas?: number } }
+    >(rest, Resources.StatefulSet, {
+      name: 'bench-sts',
+      namespace: NAMESPACE,
+      logger,
+    });
+    const secrets = new Informer<ApiObject>(rest, Resources.Secret, {
+      name: 'bench-secrets',
+      namespace: NAMESPACE,
+      logger,
+    });
+    accounts.start();
+    statefulSets.start();
+    secrets.start();
+    await secrets.waitForSync(60_000);
+    await accounts.waitForSync(120_000);
+    await statefulSets.waitForSync(60_000);
+
+    const port = await freePort();
+    const operator = spawn(process.execPath, [resolve('dist/operator/main.js')], {
+      env: {
+        ...process.env,
+        KUBECONFIG: plane.info.kubeconfigPath,
+        METRICS_PORT: String(port),
+        HEALTH_PORT: String(port),
+        RUNTIME_STORAGE_SIZE: 'emptyDir',
+        RUNTIME_ACCOUNTS_PER_POD: String(args.perPod),
+        RUNTIME_MAX_REPLICAS: '1000',
+        LOG_LEVEL: 'warn',
+        // One replica: leader election would add a Lease renewal every 2 s to the write counts.
+        LEADER_ELECT: 'false',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    operatorPid = operator.pid ?? 0;
+    operator.stdout?.pipe(process.stderr);
+    const started = Date.now();
+    let peakRss = 0;
+    const sampler = setInterval(() => {
+      try {
+        peakRss = Math.max(peakRss, rssMb(operatorPid).rss);
+      } catch {
+        // process gone
+      }
+    }, 250);
+
+    const converged = (): boolean => {
+      const list = accounts.list(NAMESPACE);
+      if (list.length < args.accounts) return false;
+      for (const a of list) {
+        if (!a.status?.conditions?.some((c) => c.type === 'Scheduled' && c.status === 'True')) return false;
+        if (!(a.metadata.finalizers ?? []).includes(FINALIZER)) return false;
+      }
+      // Every account's encryption key and session backup Secrets exist.
+      if (
+        secrets.list(NAMESPACE).filter((x) => x.metadata?.labels?.[LABEL_ACCOUNT]).length <
+        2 * args.accounts
+      )
+        return false;
+      const sets = statefulSets.list(NAMESPACE);
+      if (sets.length < POOLS.length) return false;
+      const ready = sets.reduce((sum, s) => sum + (s.status?.readyReplicas ?? 0), 0);
+      return ready === expectedPods && sets.every((s) => (s.status?.readyReplicas ?? 0) === s.spec?.replicas);
+    };
+    let lastReport = 0;
+    await waitFor(
+      'convergence',
+      () => {
+        if (Date.now() - lastReport > 10_000) {
+          lastReport = Date.now();
+          const scheduled = accounts
+            .list(NAMESPACE)
+            .filter((a) =>
+              a.status?.conditions?.some((c) => c.type === 'Scheduled' && c.status === 'True'),
+            ).length;
+          const ready = statefulSets.list(NAMESPACE).reduce((s, x) => s + (x.status?.readyReplicas ?? 0), 0);
+          log(
+            `  ${((Date.now() - started) / 1000).toFixed(0)} s: ${scheduled}/${args.accounts} scheduled, ${ready}/${expectedPods} pods ready`,
+          );
+        }
+        return converged() ? true : undefined;
+      },
+      { timeoutMs: 30 * 60_000, intervalMs: 200 },
+    );
+    const convergeSeconds = (Date.now() - started) / 1000;
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const writes = (text: string): number =>
+      metricSum(text, 'rest_client_requests_total', { method: /^(POST|PUT|PATCH|DELETE)$/ });
+    const atConvergence = await scrape();
+    const writesAtConvergence = writes(atConvergence);
+    const rssAtConvergence = rssMb(operatorPid).rss;
+    log(
+      `converged in ${convergeSeconds.toFixed(1)} s; operator RSS ${rssAtConvergence.toFixed(0)} MB (peak ${peakRss.toFixed(0)} MB); ${writesAtConvergence} writes`,
+    );
+
+    log(`idle window: ${args.idleSeconds} s`);
+    const idleStart = Date.now();
+    // An observation window, not a wait for a condition: the figure is what happens in it.
+    await new Promise((r) => setTimeout(r, args.idleSeconds * 1000));
+    const afterIdle = await scrape();
+    const idleBreakdown = writesByResource(plane.info.logs.audit ?? '', idleStart, Date.now());
+    log(
+      `idle writes by user, verb and resource (from the apiserver audit log): ${JSON.stringify(idleBreakdown)}`,
+    );
+    const idleWrites = writes(afterIdle) - writesAtConvergence;
+    clearInterval(sampler);
+    const queueP99 = histogramP99(afterIdle, 'workqueue_queue_duration_seconds', {});
+    const result = {
+      accounts: args.accounts,
+      pools: POOLS.length,
+      runtime_pods: expectedPods,
+      converge_seconds: Number(convergeSeconds.toFixed(2)),
+      operator_rss_mb: Number(rssAtConvergence.toFixed(1)),
+      operator_peak_rss_mb: Number(peakRss.toFixed(1)),
+      writes_per_account: Number((writesAtConvergence / args.accounts).toFixed(3)),
+      idle_writes: idleWrites,
+      idle_seconds: args.idleSeconds,
+      queue_latency_p99_ms: Number.isFinite(queueP99) ? Number((queueP99 * 1000).toFixed(1)) : -1,
+    };
+    log(
+      `idle writes: ${idleWrites}; queue latency p99 <= ${result.queue_latency_p99_ms} ms (interpolated from the histogram)`,
+    );
+    operator.kill('SIGTERM');
+    await new Promise((r) => operator.once('exit', r));
+    await accounts.stop();
+    await statefulSets.stop();
+    await secrets.stop();
+    if (args.json) console.log(JSON.stringify(result));
+  } finally {
+    if (operatorPid) {
+      try {
+        process.kill(operatorPid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await rest.close();
+    await plane.stop();
+  }
+}
+
+const crdResource = {
+  group: 'apiextensions.k8s.io',
+  version: 'v1',
+  plural: 'customresourcedefinitions',
+  kind: 'CustomResourceDefinition',
+  namespaced: false,
+};
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+});
