@@ -10,23 +10,28 @@ const common = {
   setupFilesAfterEnv: ['<rootDir>/test/support/timeouts.ts'],
 };
 
-export default {
-  projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
-    { ...common, displayName: 'native', testMatch: ['<rootDir>/test/native/**/*.test.ts'] },
-    {
-      ...common,
-      displayName: 'integration',
-      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      globalSetup: '<rootDir>/dist/test/cluster/jest-global-setup.js',
-      globalTeardown: '<rootDir>/dist/test/cluster/jest-global-teardown.js',
-    },
-    {
-      ...common,
-      displayName: 'e2e',
-      testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
-      globalSetup: '<rootDir>/dist/test/cluster/jest-global-setup-full.js',
-      globalTeardown: '<rootDir>/dist/test/cluster/jest-global-teardown.js',
-    },
-  ],
-};
+const projects = [
+  { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
+  { ...common, displayName: 'native', testMatch: ['<rootDir>/test/native/**/*.test.ts'] },
+  {
+    ...common,
+    displayName: 'integration',
+    testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+    globalSetup: '<rootDir>/dist/test/cluster/jest-global-setup.js',
+    globalTeardown: '<rootDir>/dist/test/cluster/jest-global-teardown.js',
+  },
+  {
+    ...common,
+    displayName: 'e2e',
+    testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
+    globalSetup: '<rootDir>/dist/test/cluster/jest-global-setup-full.js',
+    globalTeardown: '<rootDir>/dist/test/cluster/jest-global-teardown.js',
+  },
+];
+
+// TEST_TIER picks one tier (npm run test:<tier>); jest's --selectProjects would swallow a path argument.
+const tier = process.env.TEST_TIER;
+const selected = tier ? projects.filter((p) => p.displayName === tier) : projects;
+if (tier && selected.length === 0)
+  throw new Error(`TEST_TIER=${tier}: expected one of unit, native, integration, e2e`);
+export default { projects: selected };

@@ -46,10 +46,12 @@ const splitKey = (key: string): { namespace: string; name: string } => {
 
 export async function startOperator(config: OperatorConfig, logger: Logger): Promise<OperatorHandle> {
   const registry = createRegistry({ defaultMetrics: true });
+  const identity = config.POD_NAME || `${hostname()}-${process.pid}`;
   const rest = new RestClient(loadKubeConfig(config.KUBECONFIG), {
     registry,
     logger,
-    userAgent: 'tdlib-operator',
+    // Per replica, so the apiserver's audit log tells which replica wrote what.
+    userAgent: `tdlib-operator/${identity}`,
   });
   const namespace = config.WATCH_NAMESPACE === '' ? undefined : config.WATCH_NAMESPACE;
 
@@ -78,7 +80,6 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   const informers = [accounts, secrets, statefulSets];
   for (const informer of informers) informer.start();
 
-  const identity = config.POD_NAME || `${hostname()}-${process.pid}`;
   const events = new EventRecorder(rest, { component: 'tdlib-operator', host: identity, logger, registry });
   const pool = new Controller({
     name: 'runtimepool',
