@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { waitFor } from '../cluster/wait.js';
-import { adminKubeConfig, testCluster } from './cluster.js';
+import { testCluster } from './cluster.js';
 
 export const OPERATOR_NAMESPACE = 'tdlib-operator-system';
 const operatorMain = resolve('dist/operator/main.js');
@@ -14,9 +14,9 @@ const operatorMain = resolve('dist/operator/main.js');
  * Applies config/rbac (ServiceAccount, the shipped ClusterRole and its binding) and returns a kubeconfig
  * that authenticates as that ServiceAccount: tests run the operator with exactly the rights users grant it.
  */
-export async function operatorKubeconfig(): Promise<string> {
-  const kubeconfig = testCluster().kubeconfigPath;
-  const kc = adminKubeConfig();
+export async function operatorKubeconfig(kubeconfig = testCluster().kubeconfigPath): Promise<string> {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfig);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } }).catch((error: unknown) => {
     if (!(error instanceof k8s.ApiException && error.code === 409)) throw error;
