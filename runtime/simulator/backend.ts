@@ -1,0 +1,159 @@
+/**
+ * SimulatorBackend: the TdBackend that talks to the simulated Telegram of a world directory instead of
+ * libtdjson. Same JSON requests in, same objects out, delivered in batches like the native addon's
+ * receive thread does. Any number of backends, in any number of processes, can share one world.
+ */
+import type { Logger } from '../../operator/kube/logging.js';
+import type { TdBackend, TdBatchListener } from '../tdlib/backend.js';
+import type { SimClient } from './client.js';
+import { executeRequest } from './execute.js';
+import * as O from './objects.js';
+import { parseRequest, TdApiError } from './protocol.js';
+import { SimRuntime, type Clock } from './runtime.js';
+import * as router from './router.js';
+import { writeSession } from './session-db.js';
+import { finishClose } from './session.js';
+import { World, type WorldView } from './world.js';
+
+export interface SimulatorBackendOptions {
+  /** The world directory shared by every simulator process of a test or demo. */
+  readonly worldDir: string;
+  /** A world file outside the directory; default: world.yaml/.yml/.json inside it. */
+  readonly worldFile?: string;
+  readonly logger?: Logger;
+  /** For tests that need to control time; default Date.now. */
+  readonly clock?: Clock;
+}
+
+export class SimulatorBackend implements TdBackend {
+  readonly kind = 'simulator';
+  readonly world: World;
+  private readonly rt: SimRuntime;
+  private readonly clients = new Map<number, SimClient>();
+  /** Ids of clients that reached authorizationStateClosed; their objects are dropped. */
+  private readonly closedIds = new Set<number>();
+  private nextClientId = 1;
+  private ticker: NodeJS.Timeout | undefined;
+  private lastHeartbeat = 0;
+  private lastSave = 0;
+  private closed = false;
+
+  constructor(options: SimulatorBackendOptions) {
+    this.world = World.open(options.worldDir, options.worldFile);
+    this.rt = new SimRuntime(this.world, options.clock ?? { now: () => Date.now() }, options.logger);
+    this.rt.registry.register();
+    options.logger?.info(
+      { worldDir: this.world.dir, instance: this.rt.registry.own.instance },
+      'Telegram simulator backend started',
+    );
+    const interval = this.world.view().config.simulation.poll_interval_ms;
+    this.ticker = setInterval(() => this.tick(), interval);
+    // Like libtdjson, open clients keep the process alive; a backend without them does not.
+    this.ticker.unref();
+  }
+
+  createClientId(): number {
+    if (this.closed) throw new Error('SimulatorBackend is closed');
+    const id = this.nextClientId++;
+    this.clients.set(id, router.createClient(this.rt, id));
+    this.updateRef();
+    return id;
+  }
+
+  send(clientId: number, requestJson: string): void {
+    if (this.closed) return;
+    const client = this.clients.get(clientId);
+    if (client === undefined && this.closedIds.has(clientId)) {
+      this.rt.emit(clientId, O.error(500, 'Request aborted'), parseRequest(requestJson).extra);
+      return;
+    }
+    if (client === undefined) {
+      // td_send to an id td_create_client_id never returned: TDLib answers with an error for that id.
+      const parsed = parseRequest(requestJson);
+      this.rt.emit(clientId, O.error(400, 'Invalid TDLib instance specified'), parsed.extra);
+      return;
+    }
+    router.receive(client, requestJson);
+    if (client.phase === 'closed') this.updateRef();
+  }
+
+  execute(requestJson: string): string {
+    const parsed = parseRequest(requestJson);
+    let answer: { readonly '@type': string };
+    if (!parsed.ok) {
+      answer = O.error(parsed.error.code, parsed.error.message);
+    } else {
+      try {
+        answer = executeRequest(parsed.type, parsed.request);
+      } catch (error) {
+        if (!(error instanceof TdApiError)) throw error;
+        answer = O.error(error.code, error.message);
+      }
+    }
+    return JSON.stringify(parsed.extra === undefined ? answer : { ...answer, '@extra': parsed.extra });
+  }
+
+  onReceive(listener: TdBatchListener): void {
+    this.rt.setListener(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.ticker = undefined;
+    for (const client of this.clients.values()) {
+      // Clients still open at this point are a caller bug (TDLib would abort); keep their sessions intact.
+      if (client.phase === 'open' && client.session !== undefined) {
+        writeSession(client.databaseDirectory, client.databaseKey, client.session);
+      }
+      if (client.phase !== 'closed') finishClose(client);
+    }
+    this.rt.flush();
+    this.rt.close();
+    this.rt.registry.unregister();
+  }
+
+  /** The world as this backend sees it now (re-read at most once per poll interval). */
+  worldView(): WorldView {
+    return this.rt.view();
+  }
+
+  /** Live clients (not yet closed), for metrics and tests. */
+  get openClients(): number {
+    let n = 0;
+    for (const client of this.clients.values()) if (client.phase !== 'closed') n++;
+    return n;
+  }
+
+  private updateRef(): void {
+    if (this.ticker === undefined) return;
+    let open = false;
+    for (const client of this.clients.values()) {
+      if (client.phase === 'closed') {
+        this.clients.delete(client.id);
+        this.closedIds.add(client.id);
+        continue;
+      }
+      if (client.started) open = true;
+    }
+    if (open) this.ticker.ref();
+    else this.ticker.unref();
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    const sim = this.rt.refreshView().config.simulation;
+    if (now - this.lastHeartbeat >= sim.heartbeat_interval_ms) {
+      this.lastHeartbeat = now;
+      this.rt.registry.heartbeat();
+    }
+    for (const client of this.clients.values()) router.tick(client, now);
+    if (now - this.lastSave >= 1000) {
+      this.lastSave = now;
+      this.rt.saveAccounts();
+    }
+    this.updateRef();
+    this.rt.flush();
+  }
+}

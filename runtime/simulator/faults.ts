@@ -1,0 +1,18 @@
+/**
+ * The world's fault knobs as one request sees them: added latency and injected errors, per method.
+ */
+import * as O from './objects.js';
+import type { SimRuntime } from './runtime.js';
+
+export function latencyOf(rt: SimRuntime, method: string): number {
+  const latency = rt.view().config.faults.latency_ms;
+  return latency.methods[method] ?? latency.default;
+}
+
+/** An error answer chosen by the world's error_rate for this method, or undefined. */
+export function injectedError(rt: SimRuntime, method: string): O.TdError | undefined {
+  const faults = rt.view().config.faults;
+  const rate = faults.error_rate.methods[method] ?? faults.error_rate.default;
+  if (rate <= 0 || rt.random() >= rate) return undefined;
+  return O.error(faults.error.code, faults.error.message);
+}
