@@ -17,7 +17,7 @@ import { createRegistry, startMetricsServer, type Registry } from './kube/metric
 import { Informer } from './kube/reflector.js';
 import { Resources, type ApiObject } from './kube/resource.js';
 import { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY } from './naming.js';
-import { POOL_INDEX, PoolReconciler, poolKeyOf } from './pool/controller.js';
+import { POOL_INDEX, PoolReconciler, poolKeyOf, type HeartbeatLease } from './pool/controller.js';
 import { TelegramAccountResource } from './resources.js';
 
 type Account = TelegramAccount & ApiObject;
@@ -77,13 +77,20 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     logger,
     registry,
   });
-  const informers = [accounts, secrets, statefulSets];
+  const leases = new Informer<HeartbeatLease>(rest, Resources.Lease, {
+    name: 'runtime-heartbeats',
+    namespace,
+    labelSelector: `${LABEL_MANAGED_BY}=tdlib-runtime,${LABEL_POOL}`,
+    logger,
+    registry,
+  });
+  const informers = [accounts, secrets, statefulSets, leases];
   for (const informer of informers) informer.start();
 
   const events = new EventRecorder(rest, { component: 'tdlib-operator', host: identity, logger, registry });
   const pool = new Controller({
     name: 'runtimepool',
-    reconciler: new PoolReconciler({ rest, accounts, secrets, statefulSets, events, config }),
+    reconciler: new PoolReconciler({ rest, accounts, secrets, statefulSets, leases, events, config }),
     workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
     logger,
     registry,
@@ -97,6 +104,10 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .watches(statefulSets, (sts) => {
       const p = sts.metadata?.labels?.[LABEL_POOL];
       return p ? [{ namespace: sts.metadata?.namespace ?? '', name: p }] : [];
+    })
+    .watches(leases, (lease) => {
+      const p = lease.metadata?.labels?.[LABEL_POOL];
+      return p ? [{ namespace: lease.metadata?.namespace ?? '', name: p }] : [];
     });
   const account = new Controller({
     name: 'telegramaccount',

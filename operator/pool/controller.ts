@@ -15,6 +15,7 @@ import { Resources, type ApiObject, type ResourceDescriptor } from '../kube/reso
 import { intentHash } from '../kube/apply.js';
 import {
   LABEL_PLACED_POD,
+  LABEL_POOL,
   accountLeaseName,
   encryptionKeySecretName,
   loginCodeSecretName,
@@ -58,8 +59,15 @@ export interface PoolReconcilerDeps {
   statefulSets: Informer<V1StatefulSet & ApiObject>;
   events: EventRecorder;
   config: OperatorConfig;
+  /** Heartbeat Leases of runtime pods (label app.kubernetes.io/managed-by=tdlib-runtime). */
+  leases?: Informer<HeartbeatLease>;
   now?: () => Date;
+  monotonic?: () => number;
 }
+
+export type HeartbeatLease = ApiObject & {
+  spec?: { holderIdentity?: string | null; renewTime?: string | null; leaseDurationSeconds?: number };
+};
 
 /** Writes per account run with this much concurrency (the REST client bounds the total anyway). */
 const WRITE_CONCURRENCY = 32;
@@ -94,9 +102,13 @@ export class PoolReconciler implements Reconciler {
   /** Hash of the last intent applied per workload object, so an unchanged pool costs no write. */
   private readonly appliedWorkload = new Map<string, string>();
   private readonly now: () => Date;
+  private readonly monotonic: () => number;
+  /** When each runtime heartbeat Lease was last seen to change, on our clock. */
+  private readonly observedHeartbeats = new Map<string, { record: string; at: number }>();
 
   constructor(private readonly deps: PoolReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
+    this.monotonic = deps.monotonic ?? (() => performance.now());
   }
 
   async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
@@ -115,11 +127,13 @@ export class PoolReconciler implements Reconciler {
       // An account being deleted keeps its pod so the runtime can log it out; invalid inputs unplace it.
       if (check.ok || account.metadata.deletionTimestamp) placeable.push({ key: accountKey, pod: ordinal });
     }
+    const heartbeats = this.heartbeats(namespace, pool);
     const placement = place({
       accounts: placeable,
       accountsPerPod: config.RUNTIME_ACCOUNTS_PER_POD,
       minReplicas: placeable.length > 0 ? config.RUNTIME_MIN_REPLICAS : 0,
       maxReplicas: config.RUNTIME_MAX_REPLICAS,
+      drainingPods: heartbeats.dead,
     });
 
     await this.applyWorkload(namespace, pool, accounts, placement.replicas, context.signal);
@@ -137,7 +151,41 @@ export class PoolReconciler implements Reconciler {
       await this.applyPlacementLabel(account, 'pod' in outcome ? outcome.pod : undefined, context.signal);
       await this.applyStatus(account, pool, check, outcome, now, context.signal);
     });
-    return undefined;
+    // Nothing announces that a heartbeat stopped changing: look again once it could have expired.
+    return heartbeats.live > 0 ? { requeueAfterMs: heartbeats.recheckMs } : undefined;
+  }
+
+  /**
+   * Runtime pods of the pool whose heartbeat Lease has not changed for longer than its duration (judged on
+   * our clock from when we last saw it change, as client-go does): they are dead, their accounts move.
+   * A pod that never had a heartbeat is starting, not dead.
+   */
+  private heartbeats(
+    namespace: string,
+    pool: string,
+  ): { dead: Set<number>; live: number; recheckMs: number } {
+    const dead = new Set<number>();
+    let live = 0;
+    let recheckMs = 30_000;
+    const nowMs = this.monotonic();
+    for (const lease of this.deps.leases?.list(namespace) ?? []) {
+      if (lease.metadata?.labels?.[LABEL_POOL] !== pool) continue;
+      const ordinal = podOrdinal(pool, lease.metadata?.name ?? '');
+      if (ordinal === undefined) continue;
+      const spec = lease.spec ?? {};
+      const id = `${namespace}/${lease.metadata?.name}`;
+      const record = `${spec.holderIdentity ?? ''}|${spec.renewTime ?? ''}`;
+      const seen = this.observedHeartbeats.get(id);
+      if (seen?.record !== record) this.observedHeartbeats.set(id, { record, at: nowMs });
+      const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
+      const age = nowMs - (this.observedHeartbeats.get(id)?.at ?? nowMs);
+      if (age > durationMs) dead.add(ordinal);
+      else {
+        live++;
+        recheckMs = Math.min(recheckMs, durationMs - age + 500);
+      }
+    }
+    return { dead, live, recheckMs };
   }
 
   private secretKeys(namespace: string, secret: string): readonly string[] | undefined {
@@ -226,7 +274,11 @@ export class PoolReconciler implements Reconciler {
         ...names.map(loginCodeSecretName),
       ],
       sessionSecretNames: names.map(sessionSecretName),
-      leaseNames: names.map(accountLeaseName),
+      // The account Leases (the session fence) and each pod's heartbeat Lease.
+      leaseNames: [
+        ...names.map(accountLeaseName),
+        ...Array.from({ length: replicas }, (_, i) => runtimePodName(pool, i)),
+      ],
     };
     if (
       accounts.length === 0 &&

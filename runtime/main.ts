@@ -1,0 +1,99 @@
+/** The runtime pod process: validate configuration, host the accounts placed on this pod, exit 0 on SIGTERM. */
+import { RestClient, loadKubeConfig } from '../operator/kube/client.js';
+import { EventRecorder } from '../operator/kube/events.js';
+import { createLogger } from '../operator/kube/logging.js';
+import { createRegistry } from '../operator/kube/metrics.js';
+import { RuntimeAgent } from './agent.js';
+import { createBackend } from './backend.js';
+import { loadRuntimeConfig } from './config.js';
+import { registerRuntimeMetrics } from './metrics.js';
+import { startRuntimeServer } from './server.js';
+import { TdClientManager } from './tdlib/client.js';
+import { promRequestHooks, registerTdRequestMetrics } from './tdlib/metrics-hooks.js';
+
+const APPLICATION_VERSION = '0.1.0';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadRuntimeConfig();
+  } catch (error) {
+    process.stderr.write(`tdlib-runtime: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger({ name: 'tdlib-runtime', level: config.LOG_LEVEL }).child({
+    pod: config.POD_NAME,
+  });
+  if (!config.TDLIB_UPDATE_POLLING_ENABLED)
+    logger.warn('TDLIB_UPDATE_POLLING_ENABLED=false: only login and connection updates are handled');
+  const registry = createRegistry({ defaultMetrics: true });
+  const rest = new RestClient(loadKubeConfig(config.KUBECONFIG), {
+    registry,
+    logger,
+    userAgent: `tdlib-runtime/${config.POD_NAME}`,
+  });
+  const events = new EventRecorder(rest, {
+    component: 'tdlib-runtime',
+    host: config.POD_NAME,
+    logger,
+    registry,
+  });
+  const backend = createBackend(config, logger);
+  const manager = new TdClientManager(backend, {
+    hooks: promRequestHooks(registerTdRequestMetrics(registry)),
+  });
+  let agent: RuntimeAgent | undefined;
+  registerRuntimeMetrics(
+    registry,
+    () => manager,
+    () => agent,
+  );
+  agent = new RuntimeAgent({
+    rest,
+    manager,
+    events,
+    logger,
+    registry,
+    config,
+    applicationVersion: APPLICATION_VERSION,
+  });
+  const server = await startRuntimeServer({
+    port: config.HTTP_PORT,
+    registry,
+    ready: () => agent?.ready() ?? false,
+  });
+  logger.info({ port: server.port, backend: backend.kind }, 'runtime started');
+
+  let shuttingDown = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, 'shutting down: closing clients, backing up sessions, releasing leases');
+    const deadline = setTimeout(() => {
+      logger.error('shutdown budget exceeded');
+      process.exit(1);
+    }, config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+    await agent?.shutdown();
+    const result = await manager.closeAll({ timeoutMs: 10_000 });
+    if (result.notClosed.length > 0)
+      logger.error({ notClosed: result.notClosed.length }, 'clients did not close');
+    await backend.close();
+    await events.close();
+    await server.close();
+    await rest.close();
+    clearTimeout(deadline);
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  await agent.start();
+  logger.info('hosting accounts');
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `tdlib-runtime: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(1);
+});

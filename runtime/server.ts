@@ -1,0 +1,40 @@
+/** The runtime pod's HTTP server: /healthz (alive), /readyz (caches synced, hosted clients loaded), /metrics. */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import type { Registry } from '../operator/kube/metrics.js';
+
+export interface RuntimeServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startRuntimeServer(options: {
+  port: number;
+  registry: Registry;
+  ready: () => boolean;
+}): Promise<RuntimeServer> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok\n');
+  });
+  app.get('/readyz', (_req, res) => {
+    const ready = options.ready();
+    res
+      .status(ready ? 200 : 503)
+      .type('text/plain')
+      .send(ready ? 'ok\n' : 'not ready\n');
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(options.registry.contentType).send(await options.registry.metrics());
+  });
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(options.port, () => resolve(s));
+    s.once('error', reject);
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,236 @@
+/**
+ * End to end on the real control plane (controller-manager, scheduler, kwok), the operator, and runtime
+ * processes acting as the kwok pods, on the simulator: every login flow, and no secret in any output.
+ */
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { GROUP, VERSION, type TelegramAccount } from '../../crds/index.js';
+import { World } from '../../runtime/simulator/world.js';
+import { waitFor } from '../cluster/wait.js';
+import { adminKubeConfig, createTestNamespace, testCluster } from '../support/cluster.js';
+import { installCrds } from '../support/crds.js';
+import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../support/operator.js';
+import {
+  demoWorld,
+  serviceAccountKubeconfig,
+  startRuntimeProcess,
+  type RuntimeProcess,
+} from '../support/runtime.js';
+
+const run = promisify(execFile);
+const plugin = resolve('dist/tools/kubectl-telegram/main.js');
+const BOT_TOKEN = '7000000001:AAH-demo-simulator-token';
+const PASSWORD = 'demo-2fa-password';
+const CODE = '12345';
+const PHONE = '+15550100001';
+const API_HASH = '0123456789abcdef0123456789abcdef';
+
+describe('runtime login flows (simulator backend, runtime processes as kwok pods)', () => {
+  const kc = adminKubeConfig();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  let namespace = '';
+  let worldDir = '';
+  let operator: OperatorProcess;
+  const runtimes: RuntimeProcess[] = [];
+
+  const createAccount = (name: string, spec: Record<string, unknown>) =>
+    custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'telegramaccounts',
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'TelegramAccount', metadata: { name }, spec },
+    });
+  const getAccount = async (name: string) =>
+    (await custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'telegramaccounts',
+      name,
+    })) as TelegramAccount;
+  const cond = (a: TelegramAccount, type: string) => a.status?.conditions?.find((c) => c.type === type);
+  const waitForAccount = (
+    name: string,
+    what: string,
+    test: (a: TelegramAccount) => boolean,
+    timeoutMs = 30_000,
+  ) =>
+    waitFor(
+      `${name}: ${what}`,
+      async () => {
+        const a = await getAccount(name);
+        return test(a) ? a : undefined;
+      },
+      {
+        timeoutMs,
+        intervalMs: 200,
+        onTimeout: () =>
+          `operator:\n${operator.rawOutput().slice(-1500)}\nruntimes:\n${runtimes.map((r) => r.output().slice(-2500)).join('\n---\n')}`,
+      },
+    );
+  const secret = (name: string, data: Record<string, string>) =>
+    core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: data } });
+  const login = (account: string, code: string) =>
+    run(process.execPath, [
+      plugin,
+      'login',
+      account,
+      '-n',
+      namespace,
+      '--kubeconfig',
+      testCluster().kubeconfigPath,
+      '--code',
+      code,
+      '--timeout',
+      '60s',
+    ]).then(
+      (r) => ({ code: 0, out: r.stdout + r.stderr }),
+      (e: { code?: number; stdout?: string; stderr?: string }) => ({
+        code: e.code ?? 1,
+        out: `${e.stdout ?? ''}${e.stderr ?? ''}`,
+      }),
+    );
+
+  beforeAll(async () => {
+    await installCrds(kc);
+    namespace = await createTestNamespace(kc, 'login');
+    worldDir = demoWorld();
+    operator = startOperatorProcess(await operatorKubeconfig(), {
+      WATCH_NAMESPACE: namespace,
+      RUNTIME_BACKEND: 'simulator',
+    });
+    await secret('api', { api_id: '94575', api_hash: API_HASH });
+    await secret('bot-token', { token: BOT_TOKEN });
+    await secret('pw', { password: 'not-the-password' });
+    await createAccount('news-bot', {
+      type: 'Bot',
+      botTokenSecretRef: { name: 'bot-token' },
+      apiCredentialsSecretRef: { name: 'api' },
+    });
+    // The operator creates the pool's StatefulSet and ServiceAccount; kwok runs pod-0; we start its process.
+    await waitFor(
+      'runtime pod 0 Ready (kwok)',
+      async () => {
+        const pod = await core.readNamespacedPod({ namespace, name: 'tdlib-runtime-default-0' });
+        return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+          ? true
+          : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    const kubeconfig = await serviceAccountKubeconfig(kc, namespace, 'tdlib-runtime-default');
+    runtimes.push(startRuntimeProcess({ pod: 'tdlib-runtime-default-0', namespace, kubeconfig, worldDir }));
+    await runtimes[0]?.port();
+  });
+
+  afterAll(async () => {
+    for (const r of runtimes) expect(await r.stop('SIGTERM')).toBe(0);
+    expect(await operator.stop()).toBe(0);
+  });
+
+  it('brings a bot account to Ready and backs up its session', async () => {
+    const bot = await waitForAccount('news-bot', 'Ready', (a) => cond(a, 'Ready')?.status === 'True');
+    expect(bot.status?.authorizationState).toBe('Ready');
+    expect(bot.status?.user).toMatchObject({ id: 7000000001, username: 'demo_campaign_bot', isBot: true });
+    expect(cond(bot, 'Connected')?.status).toBe('True');
+    const session = await waitFor(
+      'the session backup',
+      async () => {
+        const s = await core.readNamespacedSecret({ namespace, name: 'news-bot-tdlib-session' });
+        return s.data?.session ? s : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
+    expect(Buffer.from(session.data?.session ?? '', 'base64').length).toBeGreaterThan(16);
+  });
+
+  it('logs a user in: WaitCode, a wrong code, the right code, a wrong 2FA password, the right one, Ready', async () => {
+    await createAccount('support', {
+      type: 'User',
+      phoneNumber: PHONE,
+      apiCredentialsSecretRef: { name: 'api' },
+      passwordSecretRef: { name: 'pw' },
+    });
+    const waiting = await waitForAccount(
+      'support',
+      'WaitCode',
+      (a) => a.status?.authorizationState === 'WaitCode',
+    );
+    expect(cond(waiting, 'Ready')).toMatchObject({ status: 'False', reason: 'WaitCode' });
+    expect(waiting.status?.codeDelivery).toBeTruthy();
+
+    const wrong = await login('support', '99999');
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.out).toContain('PHONE_CODE_INVALID');
+    const rejected = await waitForAccount(
+      'support',
+      'Authorized reason PHONE_CODE_INVALID',
+      (a) => cond(a, 'Authorized')?.reason === 'PHONE_CODE_INVALID',
+    );
+    expect(rejected.status?.authorizationState).toBe('WaitCode');
+    await waitFor(
+      'a Warning Event for the wrong code',
+      async () => {
+        const events = await core.listNamespacedEvent({
+          namespace,
+          fieldSelector: 'involvedObject.name=support',
+        });
+        return events.items.find((e) => e.type === 'Warning' && e.reason === 'PHONE_CODE_INVALID');
+      },
+      { timeoutMs: 10_000 },
+    );
+
+    const right = await login('support', CODE);
+    expect(right.out).toMatch(/WaitPassword|two-step verification/);
+    await waitForAccount(
+      'support',
+      'Authorized reason PASSWORD_HASH_INVALID',
+      (a) => cond(a, 'Authorized')?.reason === 'PASSWORD_HASH_INVALID',
+    );
+
+    await core.patchNamespacedSecret(
+      { namespace, name: 'pw', body: { stringData: { password: PASSWORD } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const ready = await waitForAccount('support', 'Ready', (a) => cond(a, 'Ready')?.status === 'True');
+    expect(ready.status?.user).toMatchObject({ id: 5550100001, username: 'demo_user', firstName: 'Demo' });
+    await expect(core.readNamespacedSecret({ namespace, name: 'support-login-code' })).rejects.toMatchObject({
+      code: 404,
+    });
+  });
+
+  it('logs in by QR code, confirmed from the world side', async () => {
+    await secret('qr-pw', { password: PASSWORD });
+    await createAccount('qr', {
+      type: 'User',
+      phoneNumber: PHONE,
+      loginMethod: 'QR',
+      apiCredentialsSecretRef: { name: 'api' },
+      passwordSecretRef: { name: 'qr-pw' },
+    });
+    const waiting = await waitForAccount('qr', 'a QR link', (a) =>
+      (a.status?.qrCodeLink ?? '').startsWith('tg://login?token='),
+    );
+    World.open(worldDir).confirmQrLogin(waiting.status?.qrCodeLink ?? '', 'demo_user');
+    const ready = await waitForAccount('qr', 'Ready', (a) => cond(a, 'Ready')?.status === 'True');
+    expect(ready.status?.qrCodeLink).toBeUndefined();
+  });
+
+  it('never shows a code, password, token, API hash or full phone number in logs, Events or conditions', async () => {
+    const events = await core.listNamespacedEvent({ namespace });
+    const accounts = await Promise.all(['news-bot', 'support', 'qr'].map(getAccount));
+    const texts = [
+      operator.rawOutput(),
+      ...runtimes.map((r) => r.output()),
+      JSON.stringify(events.items.map((e) => [e.reason, e.message])),
+      JSON.stringify(accounts.map((a) => a.status)),
+    ].join('\n');
+    expect(texts.length).toBeGreaterThan(1000);
+    for (const secretText of [CODE, PASSWORD, BOT_TOKEN, API_HASH, PHONE, PHONE.slice(1)])
+      expect(texts).not.toContain(secretText);
+  });
+});

@@ -1,0 +1,123 @@
+/**
+ * Runtime processes started out of cluster as the runtime pods kwok "runs": the test plays the kubelet.
+ * Each process authenticates as its pool's ServiceAccount (the one the operator created), so the
+ * least-privilege Role is what the runtime really runs with.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { waitFor } from '../cluster/wait.js';
+
+const runtimeMain = resolve('dist/runtime/main.js');
+
+/** A private copy of the demo world, so tests never share simulator state. */
+export function demoWorld(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tdlib-operator-world-'));
+  cpSync(resolve('config/samples/simulator-world.yaml'), join(dir, 'world.yaml'));
+  return dir;
+}
+
+/** A kubeconfig that authenticates as `serviceAccount` in `namespace` (a fresh TokenRequest token). */
+export async function serviceAccountKubeconfig(
+  admin: k8s.KubeConfig,
+  namespace: string,
+  serviceAccount: string,
+): Promise<string> {
+  const core = admin.makeApiClient(k8s.CoreV1Api);
+  const token = await waitFor(
+    `ServiceAccount ${namespace}/${serviceAccount}`,
+    () =>
+      core.createNamespacedServiceAccountToken({
+        namespace,
+        name: serviceAccount,
+        body: {
+          spec: { audiences: ['https://kubernetes.default.svc.cluster.local'], expirationSeconds: 86400 },
+        },
+      }),
+    { timeoutMs: 30_000 },
+  );
+  const cluster = admin.getCurrentCluster();
+  if (!cluster || !token.status?.token) throw new Error(`no token for ${serviceAccount}`);
+  const dir = mkdtempSync(join(tmpdir(), 'tdlib-operator-rt-sa-'));
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        { name: 'test', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } },
+      ],
+      users: [{ name: serviceAccount, user: { token: token.status.token } }],
+      contexts: [{ name: 'runtime', context: { cluster: 'test', user: serviceAccount } }],
+      'current-context': 'runtime',
+    }),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+export interface RuntimeProcess {
+  pod: string;
+  child: ChildProcess;
+  dataDir: string;
+  output: () => string;
+  port: () => Promise<number>;
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+export function startRuntimeProcess(options: {
+  pod: string;
+  namespace: string;
+  pool?: string;
+  kubeconfig: string;
+  worldDir: string;
+  dataDir?: string;
+  env?: Record<string, string>;
+}): RuntimeProcess {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), `tdlib-operator-data-${options.pod}-`));
+  mkdirSync(dataDir, { recursive: true });
+  const child = spawn(process.execPath, [runtimeMain], {
+    env: {
+      ...process.env,
+      KUBECONFIG: options.kubeconfig,
+      POD_NAME: options.pod,
+      POD_NAMESPACE: options.namespace,
+      RUNTIME_POOL: options.pool ?? 'default',
+      TDLIB_BACKEND: 'simulator',
+      TDLIB_SIMULATOR_WORLD: options.worldDir,
+      TDLIB_DATA_DIR: dataDir,
+      HTTP_PORT: '0',
+      RUNTIME_LEASE_SECONDS: '3',
+      LOG_LEVEL: 'info',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    pod: options.pod,
+    child,
+    dataDir,
+    output: () => out,
+    port: () =>
+      waitFor(
+        `runtime ${options.pod} to report its port`,
+        () => {
+          const m = out.match(/"port":(\d+)[^\n]*"msg":"runtime started"/);
+          return m ? Number(m[1]) : undefined;
+        },
+        { timeoutMs: 20_000, onTimeout: () => out.slice(-3000) },
+      ),
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * Command-line parsing for `kubectl telegram`. kubectl hands a plugin every argument after its name, global
+ * flags included, so the plugin reads -n/--namespace, --kubeconfig and --context itself.
+ */
+import { CliError, ExitCode } from './errors.js';
+
+export type Command = 'login' | 'status' | 'help';
+
+export interface Options {
+  command: Command;
+  account?: string;
+  namespace?: string;
+  kubeconfig?: string;
+  context?: string;
+  /** The login code from --code (discouraged: it shows in the process list and shell history). */
+  code?: string;
+  timeoutMs: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+
+export const USAGE = `kubectl telegram: log Telegram accounts (TelegramAccount resources) in from the command line.
+
+Usage:
+  kubectl telegram login <account> [-n namespace] [--code CODE] [--timeout 5m]
+  kubectl telegram status <account> [-n namespace]
+  kubectl telegram help
+
+login   Shows the account's state and completes the interactive step of a User login: asks for the code
+        Telegram sent (hidden input on a terminal, else one line from stdin) and hands it to the runtime
+        through a short-lived Secret <account>-login-code, then waits for the result. For a QR login it
+        prints the tg://login link to confirm from another device and waits until the account is Ready.
+        The two-step verification password is never typed here: it comes from spec.passwordSecretRef.
+status  Shows the account's authorization, connection, proxy and conditions.
+
+Flags:
+  -n, --namespace NAME   namespace of the account (default: the kubeconfig context's, else "default")
+      --kubeconfig PATH  kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)
+      --context NAME     kubeconfig context to use
+      --code CODE        the login code (prefer the prompt or stdin: arguments are visible to other users)
+      --timeout DURATION how long to wait for the runtime, e.g. 90s, 5m, 1h30m (default 5m)
+  -h, --help             this help
+
+Exit codes: 0 done (logged in), 1 login failed (e.g. wrong code) or an API error, 2 usage error,
+3 account not found, 4 nothing to log in (Bot account or suspended), 5 timed out, 6 account being deleted,
+130 interrupted.
+`;
+
+/** Parses a duration: "90s", "5m", "1h30m", "1500ms", or a bare number of seconds. */
+export function parseDuration(text: string): number {
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+  let total = 0;
+  let consumed = 0;
+  for (let match = part.exec(trimmed); match; match = part.exec(trimmed)) {
+    if (match.index !== consumed) break;
+    total += Number(match[1]) * (unitMs[match[2] ?? ''] ?? 0);
+    consumed = match.index + match[0].length;
+  }
+  if (trimmed.length === 0 || consumed !== trimmed.length) {
+    throw new CliError(ExitCode.Usage, `invalid duration ${JSON.stringify(text)}: use e.g. 90s, 5m or 1h30m`);
+  }
+  if (total <= 0) throw new CliError(ExitCode.Usage, `duration ${JSON.stringify(text)} must be positive`);
+  return Math.round(total);
+}
+
+const VALUE_FLAGS: Record<string, keyof Options> = {
+  '-n': 'namespace',
+  '--namespace': 'namespace',
+  '--kubeconfig': 'kubeconfig',
+  '--context': 'context',
+  '--code': 'code',
+  '--timeout': 'timeoutMs',
+};
+
+/** Parses argv (without node and the script); throws CliError(Usage) with a message on bad input. */
+export function parseArgs(argv: readonly string[]): Options {
+  const positional: string[] = [];
+  const values: Partial<Record<keyof Options, string>> = {};
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '-h' || arg === '--help') {
+      help = true;
+      continue;
+    }
+    if (arg.startsWith('-') && arg !== '-') {
+      const eq = arg.indexOf('=');
+      let flag = eq > 0 ? arg.slice(0, eq) : arg;
+      let value = eq > 0 ? arg.slice(eq + 1) : undefined;
+      // kubectl style -nNAMESPACE
+      if (flag.startsWith('-n') && !flag.startsWith('--') && flag.length > 2) {
+        value = flag.slice(2);
+        flag = '-n';
+      }
+      const key = VALUE_FLAGS[flag];
+      if (key === undefined) throw new CliError(ExitCode.Usage, `unknown flag ${flag}\n\n${USAGE}`);
+      if (value === undefined) {
+        value = argv[i + 1];
+        if (value === undefined) throw new CliError(ExitCode.Usage, `flag ${flag} needs a value`);
+        i++;
+      }
+      if (values[key] !== undefined) throw new CliError(ExitCode.Usage, `flag ${flag} given twice`);
+      values[key] = value;
+      continue;
+    }
+    positional.push(arg);
+  }
+
+  const [command, account, ...rest] = positional;
+  if (help || command === undefined || command === 'help') {
+    return { command: 'help', timeoutMs: DEFAULT_TIMEOUT_MS };
+  }
+  if (command !== 'login' && command !== 'status') {
+    throw new CliError(ExitCode.Usage, `unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+  }
+  if (account === undefined || account === '') {
+    throw new CliError(
+      ExitCode.Usage,
+      `${command} needs an account name: kubectl telegram ${command} <account>`,
+    );
+  }
+  if (rest.length > 0) {
+    throw new CliError(ExitCode.Usage, `unexpected arguments after the account name: ${rest.join(' ')}`);
+  }
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(account) || account.length > 253) {
+    throw new CliError(ExitCode.Usage, `${JSON.stringify(account)} is not a valid TelegramAccount name`);
+  }
+  if (values.code !== undefined && command !== 'login') {
+    throw new CliError(ExitCode.Usage, '--code applies to login only');
+  }
+  return {
+    command,
+    account,
+    namespace: values.namespace,
+    kubeconfig: values.kubeconfig,
+    context: values.context,
+    code: values.code,
+    timeoutMs: values.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(values.timeoutMs),
+  };
+}
