@@ -42,13 +42,7 @@ async function main(): Promise<void> {
   const manager = new TdClientManager(backend, {
     hooks: promRequestHooks(registerTdRequestMetrics(registry)),
   });
-  let agent: RuntimeAgent | undefined;
-  registerRuntimeMetrics(
-    registry,
-    () => manager,
-    () => agent,
-  );
-  agent = new RuntimeAgent({
+  const agent = new RuntimeAgent({
     rest,
     manager,
     events,
@@ -57,10 +51,15 @@ async function main(): Promise<void> {
     config,
     applicationVersion: APPLICATION_VERSION,
   });
+  registerRuntimeMetrics(
+    registry,
+    () => manager,
+    () => agent,
+  );
   const server = await startRuntimeServer({
     port: config.HTTP_PORT,
     registry,
-    ready: () => agent?.ready() ?? false,
+    ready: () => agent.ready(),
   });
   logger.info({ port: server.port, backend: backend.kind }, 'runtime started');
 
@@ -73,7 +72,7 @@ async function main(): Promise<void> {
       logger.error('shutdown budget exceeded');
       process.exit(1);
     }, config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
-    await agent?.shutdown();
+    await agent.shutdown();
     const result = await manager.closeAll({ timeoutMs: 10_000 });
     if (result.notClosed.length > 0)
       logger.error({ notClosed: result.notClosed.length }, 'clients did not close');
