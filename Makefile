@@ -62,6 +62,10 @@ test-e2e: build native controlplane
 .PHONY: test
 test: lint typecheck check-generated test-unit test-native test-integration test-e2e ## everything CI runs
 
+.PHONY: run
+run: build controlplane ## the main job: control plane, operator, a simulator runtime and the samples (Ctrl-C stops)
+	node dist/tools/demo/run.js
+
 .PHONY: cluster-up
 cluster-up: build controlplane ## start a local control plane (kubeconfig in .cluster/kubeconfig)
 	node dist/test/cluster/cli.js up --dir $(CLUSTER_DIR) --controllers --kwok-nodes 3

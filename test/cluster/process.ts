@@ -25,6 +25,9 @@ export function startProcess(
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args], {
     stdio: ['ignore', fd, fd],
     env: env ?? process.env,
+    // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and the API server
+    // must outlive the operator and runtimes while they shut down gracefully. pdeathsig still ends it.
+    detached: true,
   });
   closeSync(fd);
   const exited = new Promise<string>((resolve) => {

@@ -1,0 +1,188 @@
+/**
+ * `make run`: the whole system on this machine, offline. A control plane (etcd, kube-apiserver,
+ * controller-manager, scheduler, kwok), the CRDs and RBAC, the operator, the samples, and a runtime process
+ * (simulator backend) for every runtime pod kwok "runs". Runs until Ctrl-C; every process dies with it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { allCrds, type TelegramAccount } from '../../crds/index.js';
+import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
+import { isAlreadyExists } from '../../operator/kube/errors.js';
+import { createLogger } from '../../operator/kube/logging.js';
+import { createRegistry } from '../../operator/kube/metrics.js';
+import { Informer } from '../../operator/kube/reflector.js';
+import { Resources, type ApiObject, type ResourceDescriptor } from '../../operator/kube/resource.js';
+import { TelegramAccountResource } from '../../operator/resources.js';
+import { ControlPlane } from '../../test/cluster/control-plane.js';
+
+const NAMESPACE = 'tdlib-demo';
+const root = resolve('.cluster');
+const crdResource: ResourceDescriptor = {
+  group: 'apiextensions.k8s.io',
+  version: 'v1',
+  plural: 'customresourcedefinitions',
+  kind: 'CustomResourceDefinition',
+  namespaced: false,
+};
+
+function child(name: string, script: string, env: Record<string, string>): ChildProcess {
+  mkdirSync(join(root, 'logs'), { recursive: true });
+  const log = createWriteStream(join(root, 'logs', `${name}.log`), { flags: 'a' });
+  const proc = spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.pipe(log);
+  proc.stderr?.pipe(log);
+  return proc;
+}
+
+async function applyFile(rest: RestClient, file: string): Promise<void> {
+  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const object = doc.toJS() as ApiObject | null;
+    if (!object?.kind) continue;
+    const resource = object.kind === 'Secret' ? Resources.Secret : TelegramAccountResource;
+    object.metadata = { ...object.metadata, namespace: NAMESPACE };
+    await rest.applyPatch(resource, object, { fieldManager: 'make-run' });
+  }
+}
+
+async function main(): Promise<void> {
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  console.log('starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) ...');
+  const plane = await ControlPlane.start({
+    dir: join(root, 'run'),
+    controllers: true,
+    kwokNodes: 1,
+    kubeconfigPath: join(root, 'kubeconfig'),
+  });
+  const kubeconfig = plane.info.kubeconfigPath;
+  console.log(`control plane up in ${(plane.info.startMs / 1000).toFixed(1)} s; kubeconfig: ${kubeconfig}`);
+  const logger = createLogger({ name: 'make-run', level: 'warn' });
+  const rest = new RestClient(loadKubeConfig(kubeconfig), { registry: createRegistry(), logger });
+  for (const crd of allCrds())
+    await rest.applyPatch(crdResource, crd as ApiObject, { fieldManager: 'make-run' });
+  for (const ns of [NAMESPACE, 'tdlib-operator-system'])
+    await rest
+      .create(Resources.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })
+      .catch((e: unknown) => {
+        if (!isAlreadyExists(e)) throw e;
+      });
+  const world = join(root, 'world');
+  mkdirSync(world, { recursive: true });
+  cpSync(resolve('config/samples/simulator-world.yaml'), join(world, 'world.yaml'));
+
+  const processes: ChildProcess[] = [];
+  const operator = child('operator', resolve('dist/operator/main.js'), {
+    KUBECONFIG: kubeconfig,
+    RUNTIME_BACKEND: 'simulator',
+    RUNTIME_STORAGE_SIZE: 'emptyDir',
+    METRICS_PORT: '18080',
+    HEALTH_PORT: '18081',
+  });
+  processes.push(operator);
+  // Wait until the CRDs are served before applying samples that use them.
+  for (let i = 0; i < 50; i++) {
+    if (
+      await rest.list(TelegramAccountResource, { namespace: NAMESPACE, limit: 1 }).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  for (const file of ['demo-secrets.yaml', 'telegramaccount-bot.yaml', 'telegramaccount-user.yaml'])
+    await applyFile(rest, resolve('config/samples', file));
+  console.log(`applied config/samples to namespace ${NAMESPACE}; operator logs: .cluster/logs/operator.log`);
+
+  // Play the kubelet: start a runtime process for each runtime pod kwok reports Ready.
+  const started = new Set<string>();
+  const pods = new Informer<
+    ApiObject & { status?: { conditions?: Array<{ type: string; status: string }> } }
+  >(rest, Resources.Pod, {
+    name: 'demo-pods',
+    namespace: NAMESPACE,
+    labelSelector: 'app.kubernetes.io/name=tdlib-runtime',
+    logger,
+  });
+  pods.onEvent((_type, pod) => {
+    const name = pod.metadata?.name ?? '';
+    const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    if (!ready || started.has(name)) return;
+    started.add(name);
+    const pool = pod.metadata?.labels?.['telegram.tdlib-operator.dev/pool'] ?? 'default';
+    processes.push(
+      child(name, resolve('dist/runtime/main.js'), {
+        KUBECONFIG: kubeconfig,
+        POD_NAME: name,
+        POD_NAMESPACE: NAMESPACE,
+        RUNTIME_POOL: pool,
+        TDLIB_BACKEND: 'simulator',
+        TDLIB_SIMULATOR_WORLD: world,
+        TDLIB_DATA_DIR: join(root, 'data', name),
+        HTTP_PORT: '0',
+      }),
+    );
+    console.log(`runtime process started for pod ${name}; logs: .cluster/logs/${name}.log`);
+  });
+  pods.start();
+
+  const accounts = new Informer<TelegramAccount & ApiObject>(rest, TelegramAccountResource, {
+    name: 'demo-accounts',
+    namespace: NAMESPACE,
+    logger,
+  });
+  const shown = new Map<string, string>();
+  accounts.onEvent((_type, a) => {
+    const ready = a.status?.conditions?.find((c) => c.type === 'Ready');
+    const line = `${a.metadata.name}: ${a.spec.type} auth=${a.status?.authorizationState ?? '-'} ready=${ready?.status ?? '-'} (${ready?.reason ?? 'pending'}) pod=${a.status?.placement?.pod ?? '-'}`;
+    if (shown.get(a.metadata.name ?? '') === line) return;
+    shown.set(a.metadata.name ?? '', line);
+    console.log(line);
+    if (a.status?.authorizationState === 'WaitCode' && !shown.has(`${a.metadata.name}-hint`)) {
+      shown.set(`${a.metadata.name}-hint`, '');
+      console.log(
+        `\n  ${a.metadata.name} waits for its login code. In another shell:\n` +
+          `    export PATH="$PWD/bin:$PATH" KUBECONFIG=$PWD/.cluster/kubeconfig\n` +
+          `    kubectl telegram login ${a.metadata.name} -n ${NAMESPACE}      # the demo world's code is 12345\n`,
+      );
+    }
+  });
+  accounts.start();
+  console.log('\nrunning; Ctrl-C stops everything. Try: KUBECONFIG=.cluster/kubeconfig kubectl get tga -A\n');
+
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping: runtimes and operator (SIGTERM), then the control plane');
+    await pods.stop();
+    await accounts.stop();
+    await Promise.all(
+      processes.reverse().map(
+        (p) =>
+          new Promise<void>((r) => {
+            if (p.exitCode !== null || p.signalCode !== null) return r();
+            p.once('exit', () => r());
+            p.kill('SIGTERM');
+          }),
+      ),
+    );
+    await rest.close();
+    await plane.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  if (!existsSync(resolve('dist/tools/kubectl-telegram/main.js')))
+    console.log('note: the kubectl plugin is not built (npm run build)');
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+});
