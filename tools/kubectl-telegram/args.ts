@@ -127,7 +127,12 @@ export function parseArgs(argv: readonly string[]): Options {
     );
   }
   if (rest.length > 0) {
-    throw new CliError(ExitCode.Usage, `unexpected arguments after the account name: ${rest.join(' ')}`);
+    // Not echoed: a login code typed as an extra argument must not end up in the terminal's scrollback twice.
+    throw new CliError(
+      ExitCode.Usage,
+      `unexpected ${rest.length === 1 ? 'argument' : `${rest.length} arguments`} after the account name ` +
+        '(the code goes in the prompt, on stdin, or after --code)',
+    );
   }
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(account) || account.length > 253) {
     throw new CliError(ExitCode.Usage, `${JSON.stringify(account)} is not a valid TelegramAccount name`);

@@ -114,6 +114,28 @@ function assertLoginApplies(account: TelegramAccount): void {
   }
 }
 
+/**
+ * A rejected 2FA password: TDLib's error as the reason (PASSWORD_HASH_INVALID, ...) or the runtime's
+ * PasswordRejected. Not "WaitPassword"/"PasswordRequired": those wait for the Secret.
+ */
+function isPasswordFailure(reason: string): boolean {
+  return reason === 'PasswordRejected' || /^[A-Z0-9_]*PASSWORD[A-Z0-9_]*$/.test(reason);
+}
+
+/**
+ * What the verdict on a code changes: the state, the Authorized condition, the code delivery. Not Ready,
+ * which also moves with the connection and would end the wait before the verdict is in.
+ */
+function verdictFingerprint(account: TelegramAccount): string {
+  const c = conditionOf(account, 'Authorized');
+  return JSON.stringify([
+    account.metadata.deletionTimestamp ?? null,
+    account.status?.authorizationState ?? null,
+    account.status?.codeDelivery ?? null,
+    c ? [c.status, c.reason, c.message, c.lastTransitionTime] : null,
+  ]);
+}
+
 /** What a person can observe changing; a wait ends when this does. */
 function fingerprint(account: TelegramAccount): string {
   const s = account.status ?? {};
@@ -257,12 +279,12 @@ export async function login(
       await secrets.stop();
     }
 
-    const seen = fingerprint(before);
+    const seen = verdictFingerprint(before);
     const settleAt = Math.min(deadline.at, Date.now() + (options.settleMs ?? RESULT_SETTLE_MS));
     let after: TelegramAccount | null;
     try {
       after = await observer.until(
-        (s) => (s === null || fingerprint(s) !== seen ? s : undefined),
+        (s) => (s === null || verdictFingerprint(s) !== seen ? s : undefined),
         settleAt,
         'the result',
       );
@@ -279,11 +301,15 @@ export async function login(
     }
     if (state !== 'WaitCode') return;
     const authorized = conditionOf(after, 'Authorized');
-    const why =
-      authorized && authorized.status !== 'True'
-        ? `${authorized.reason}${authorized.message ? `: ${authorized.message}` : ''}`
-        : 'the account still waits for a code';
-    warn(`Telegram did not accept the code: ${why}`);
+    if (authorized && authorized.status !== 'True' && /^[A-Z0-9_]+$/.test(authorized.reason)) {
+      // TDLib's error as the reason: PHONE_CODE_INVALID, PHONE_CODE_EXPIRED, ...
+      warn(`Telegram did not accept the code: ${authorized.reason}: ${authorized.message}`);
+    } else {
+      const detail = authorized
+        ? ` (Authorized=${authorized.status}: ${authorized.reason}: ${authorized.message})`
+        : '';
+      warn(`The runtime used the code, but the account still waits for a code${detail}`);
+    }
     const delivery = after.status?.codeDelivery;
     if (delivery && delivery !== before.status?.codeDelivery) say(`A new code was sent via ${delivery}.`);
   };
@@ -349,11 +375,7 @@ export async function login(
               `${secretRef.name}, key ${secretRef.key ?? 'password'}); waiting for Ready...`,
           );
           const authorized = conditionOf(account, 'Authorized');
-          if (
-            authorized &&
-            authorized.status === 'False' &&
-            /^[A-Z0-9_]*PASSWORD[A-Z0-9_]*$/.test(authorized.reason)
-          ) {
+          if (authorized && authorized.status === 'False' && isPasswordFailure(authorized.reason)) {
             throw new CliError(
               ExitCode.Failed,
               `Telegram did not accept the two-step verification password from Secret ${secretRef.name}: ` +

@@ -340,6 +340,35 @@ describe('kubectl telegram (the kubectl plugin) against a real apiserver', () =>
     plugin.child.stdin?.end();
   });
 
+  it('reports a rejected 2FA password, and a missing spec.passwordSecretRef, with exit code 1', async () => {
+    await createAccount('frank', user({ passwordSecretRef: { name: 'frank-2fa' } }));
+    await setStatus('frank', {
+      authorizationState: 'WaitPassword',
+      conditions: [condition('Authorized', 'False', 'PasswordRequired', 'waiting for the password Secret')],
+    });
+    const plugin = run(['login', 'frank']);
+    await waitForOutput(plugin, /Two-step verification: /);
+    await setStatus('frank', {
+      authorizationState: 'WaitPassword',
+      conditions: [
+        condition('Authorized', 'False', 'PASSWORD_HASH_INVALID', 'checkAuthenticationPassword failed'),
+      ],
+    });
+    expect(await exitOf(plugin)).toBe(1);
+    expect(plugin.stderr()).toMatch(
+      /did not accept the two-step verification password from Secret frank-2fa: PASSWORD_HASH_INVALID/,
+    );
+
+    await createAccount('gina', user());
+    await setStatus('gina', {
+      authorizationState: 'WaitPassword',
+      conditions: [condition('Authorized', 'False', 'PasswordRequired', 'set spec.passwordSecretRef')],
+    });
+    const missing = run(['login', 'gina']);
+    expect(await exitOf(missing)).toBe(1);
+    expect(missing.stderr()).toMatch(/two-step verification, but spec\.passwordSecretRef is not set/);
+  });
+
   it('refuses a Bot account (no login needed) with exit code 4 and creates nothing', async () => {
     await createAccount('newsbot', {
       type: 'Bot',
