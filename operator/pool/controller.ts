@@ -3,6 +3,7 @@
  * runtime workload in line with that decision. It is the only writer of the placement label and of the
  * operator's part of account status (placement, observedGeneration, Scheduled).
  */
+import { setMaxListeners } from 'node:events';
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { TelegramAccount } from '../../crds/index.js';
 import { checkInputs, referencedSecrets, type InputsCheck } from '../account/inputs.js';
@@ -114,6 +115,8 @@ export class PoolReconciler implements Reconciler {
   async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
     const { namespace, name: pool } = key;
     const { config } = this.deps;
+    // Every concurrent write listens on the same abort signal.
+    setMaxListeners(WRITE_CONCURRENCY * 2 + 16, context.signal);
     const accounts = this.deps.accounts.byIndex(POOL_INDEX, `${namespace}/${pool}`);
 
     const inputs = new Map<string, InputsCheck>();

@@ -1,0 +1,251 @@
+/**
+ * Runtime benchmark: N bot accounts (simulator) placed on ONE runtime process; measures the time until all
+ * are Ready, the process RSS, the runtime's status writes per account, and its writes in an idle window.
+ *
+ *   npm run bench:runtime -- [--json] [--accounts N] [--idle-seconds S]
+ * The last line with --json: {"ready_seconds", "rss_mb", "status_writes_per_account", ...}.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { allCrds, API_VERSION, type TelegramAccount } from '../../crds/index.js';
+import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
+import { createLogger } from '../../operator/kube/logging.js';
+import { createRegistry } from '../../operator/kube/metrics.js';
+import { Informer } from '../../operator/kube/reflector.js';
+import { Resources, type ApiObject } from '../../operator/kube/resource.js';
+import { TelegramAccountResource } from '../../operator/resources.js';
+import { ControlPlane } from '../cluster/control-plane.js';
+import { freePort } from '../cluster/ports.js';
+import { waitFor } from '../cluster/wait.js';
+import { metricSum } from '../support/operator.js';
+
+const NAMESPACE = 'bench';
+const crdResource = {
+  group: 'apiextensions.k8s.io',
+  version: 'v1',
+  plural: 'customresourcedefinitions',
+  kind: 'CustomResourceDefinition',
+  namespaced: false,
+};
+
+function parseArgs(argv: string[]): { json: boolean; accounts: number; idleSeconds: number } {
+  const args = { json: false, accounts: 1000, idleSeconds: 30 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') args.json = true;
+    else if (a === '--accounts') args.accounts = Number(argv[++i]);
+    else if (a === '--idle-seconds') args.idleSeconds = Number(argv[++i]);
+    else throw new Error(`unknown argument ${a}; expected --json, --accounts N, --idle-seconds S`);
+  }
+  if (!Number.isInteger(args.accounts) || args.accounts < 1)
+    throw new Error('--accounts takes a whole number >= 1');
+  return args;
+}
+
+const token = (i: number): string => `${8000000000 + i}:AAbench-${String(i).padStart(6, '0')}`;
+
+function writeWorld(dir: string, n: number): void {
+  const users = Array.from({ length: n }, (_, i) => ({
+    id: 8000000000 + i,
+    first_name: `Bench Bot ${i}`,
+    username: `bench_bot_${i}`,
+    bot: { token: token(i) },
+  }));
+  const sample = readFileSync(resolve('config/samples/simulator-world.yaml'), 'utf8');
+  // Keep the demo world's settings and append our bots to its users.
+  const lines = sample.split('\n');
+  const usersAt = lines.findIndex((l) => l.startsWith('users:'));
+  const extra = stringify(users)
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => `  ${l}`);
+  lines.splice(usersAt + 1, 0, ...extra);
+  writeFileSync(join(dir, 'world.yaml'), lines.join('\n'));
+}
+
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+const rssMb = (pid: number): number =>
+  Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024;
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const dir = mkdtempSync(join(tmpdir(), 'tdlib-operator-bench-runtime-'));
+  const world = join(dir, 'world');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(world);
+  writeWorld(world, args.accounts);
+  const plane = await ControlPlane.start({ dir: join(dir, 'plane') });
+  const logger = createLogger({ name: 'bench-runtime', level: 'warn' });
+  const rest = new RestClient(loadKubeConfig(plane.info.kubeconfigPath), {
+    registry: createRegistry(),
+    logger,
+  });
+  const children: Array<ReturnType<typeof spawn>> = [];
+  try {
+    for (const crd of allCrds())
+      await rest.applyPatch(crdResource, crd as ApiObject, { fieldManager: 'bench' });
+    await waitFor('CRDs served', () => rest.list(TelegramAccountResource, { limit: 1 }).then(() => true), {
+      timeoutMs: 30_000,
+    });
+    for (const ns of [NAMESPACE, 'tdlib-operator-system'])
+      await rest.create(Resources.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    await rest.create(Resources.Secret, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'api', namespace: NAMESPACE },
+      stringData: { api_id: '94575', api_hash: 'a3406de8d171bb422bb6ddf3bbd800e2' },
+    } as ApiObject);
+    const ids = Array.from({ length: args.accounts }, (_, i) => i);
+    await forEachLimited(ids, 32, async (i) => {
+      await rest.create(Resources.Secret, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `bot-${i}`, namespace: NAMESPACE },
+        stringData: { token: token(i) },
+      } as ApiObject);
+      await rest.create(TelegramAccountResource, {
+        apiVersion: API_VERSION,
+        kind: 'TelegramAccount',
+        metadata: { name: `bot-${i}`, namespace: NAMESPACE },
+        spec: {
+          type: 'Bot',
+          botTokenSecretRef: { name: `bot-${i}` },
+          apiCredentialsSecretRef: { name: 'api' },
+        },
+      } as ApiObject);
+    });
+    // The operator places every account on pod 0 (capacity N) and creates the key and session Secrets.
+    const operator = spawn(process.execPath, [resolve('dist/operator/main.js')], {
+      env: {
+        ...process.env,
+        KUBECONFIG: plane.info.kubeconfigPath,
+        METRICS_PORT: '0',
+        HEALTH_PORT: '0',
+        LEADER_ELECT: 'false',
+        RUNTIME_BACKEND: 'simulator',
+        RUNTIME_STORAGE_SIZE: 'emptyDir',
+        RUNTIME_ACCOUNTS_PER_POD: String(args.accounts),
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(operator);
+    const accounts = new Informer<TelegramAccount & ApiObject>(rest, TelegramAccountResource, {
+      name: 'bench',
+      namespace: NAMESPACE,
+      logger,
+    });
+    accounts.start();
+    await accounts.waitForSync(60_000);
+    const count = (test: (a: TelegramAccount) => boolean): number =>
+      accounts.list(NAMESPACE).filter(test).length;
+    await waitFor(
+      'every account placed',
+      () =>
+        count((a) => a.status?.placement?.pod === 'tdlib-runtime-default-0') === args.accounts
+          ? true
+          : undefined,
+      { timeoutMs: 600_000, intervalMs: 250 },
+    );
+    const secrets = new Informer<ApiObject>(rest, Resources.Secret, {
+      name: 'bench-secrets',
+      namespace: NAMESPACE,
+      logger,
+    });
+    secrets.start();
+    await waitFor(
+      'key and session Secrets',
+      () =>
+        secrets.list(NAMESPACE).filter((s) => /-tdlib-(key|session)$/.test(s.metadata?.name ?? '')).length ===
+        2 * args.accounts
+          ? true
+          : undefined,
+      { timeoutMs: 600_000, intervalMs: 250 },
+    );
+    await secrets.stop();
+
+    const port = await freePort();
+    const started = Date.now();
+    const runtime = spawn(process.execPath, [resolve('dist/runtime/main.js')], {
+      env: {
+        ...process.env,
+        KUBECONFIG: plane.info.kubeconfigPath,
+        POD_NAME: 'tdlib-runtime-default-0',
+        POD_NAMESPACE: NAMESPACE,
+        TDLIB_BACKEND: 'simulator',
+        TDLIB_SIMULATOR_WORLD: world,
+        TDLIB_DATA_DIR: join(dir, 'data'),
+        HTTP_PORT: String(port),
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(runtime);
+    const ready = (a: TelegramAccount): boolean =>
+      a.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+    let last = 0;
+    await waitFor(
+      'every account Ready',
+      () => {
+        const n = count(ready);
+        if (Date.now() - last > 10_000) {
+          last = Date.now();
+          console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s: ${n}/${args.accounts} Ready`);
+        }
+        return n === args.accounts ? true : undefined;
+      },
+      { timeoutMs: 900_000, intervalMs: 200 },
+    );
+    const readySeconds = (Date.now() - started) / 1000;
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    // Let in-flight coalesced writes land before counting.
+    await new Promise((r) => setTimeout(r, 1000));
+    const atReady = metricSum(await scrape(), 'runtime_status_writes_total');
+    const rss = rssMb(runtime.pid ?? 0);
+    console.log(
+      `${args.accounts} accounts Ready in ${readySeconds.toFixed(1)} s; runtime RSS ${rss.toFixed(0)} MB; ${atReady} status writes`,
+    );
+    // An observation window: what the runtime writes while nothing changes.
+    await new Promise((r) => setTimeout(r, args.idleSeconds * 1000));
+    const idle = metricSum(await scrape(), 'runtime_status_writes_total') - atReady;
+    const transitions = 5; // WaitTdlibParameters, WaitPhoneNumber, Ready, connection Ready, user/backup details
+    const result = {
+      accounts: args.accounts,
+      ready_seconds: Number(readySeconds.toFixed(2)),
+      rss_mb: Number(rss.toFixed(1)),
+      status_writes_per_account: Number((atReady / args.accounts).toFixed(2)),
+      observable_transitions_per_account: transitions,
+      idle_status_writes: idle,
+      idle_seconds: args.idleSeconds,
+    };
+    console.log(`idle status writes over ${args.idleSeconds} s: ${idle}`);
+    runtime.kill('SIGTERM');
+    await new Promise((r) => runtime.once('exit', r));
+    await accounts.stop();
+    if (args.json) console.log(JSON.stringify(result));
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    await rest.close();
+    await plane.stop();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+});
