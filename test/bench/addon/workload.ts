@@ -1,0 +1,147 @@
+/**
+ * The measured workloads, written once against BenchImpl so both sides run identical code.
+ */
+import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { BenchClient } from './impl.js';
+import { percentile, round } from './stats.js';
+
+export interface RpcFigures {
+  readonly seq_p50_us: number;
+  readonly seq_p99_us: number;
+  readonly seq_ops: number;
+  readonly throughput_rps: number;
+  readonly pipelined_ops: number;
+  readonly pipelined_s: number;
+  readonly in_flight: number;
+  readonly max_stall_ms: number;
+  readonly stall_p99_ms: number;
+  /** Open loop: all requests issued (1,000 per event-loop turn) before any answer is awaited. */
+  readonly burst_throughput_rps: number;
+  readonly burst_max_stall_ms: number;
+  /** CPU time of the JS thread per pipelined request: what bounds throughput on a busy machine. */
+  readonly js_thread_cpu_us_per_req: number;
+  /** Time the JS thread was runnable but waiting for a CPU during the burst (other threads, other load). */
+  readonly js_thread_runqueue_wait_ms: number;
+  /** CPU time of the whole process (all threads: JS, TDLib's, the addon's) per pipelined request. */
+  readonly process_cpu_us_per_req: number;
+}
+
+/** The JS thread's [on-CPU ns, runnable-but-waiting ns] from the kernel's scheduler statistics. */
+function threadSchedstat(): [number, number] {
+  try {
+    const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+    return [run ?? NaN, wait ?? NaN];
+  } catch {
+    return [NaN, NaN];
+  }
+}
+
+/**
+ * `total` testSquareInt requests spread over the clients, each client keeping `perClient` requests in
+ * flight (a new one is sent as soon as one is answered). Every answer is checked.
+ */
+export async function pipelined(
+  clients: readonly BenchClient[],
+  total: number,
+  perClient: number,
+): Promise<void> {
+  let issued = 0;
+  const lane = async (client: BenchClient): Promise<void> => {
+    while (issued < total) {
+      const x = issued++ % 46341;
+      const value = await client.squareInt(x);
+      if (value !== x * x) throw new Error(`testSquareInt(${x}) answered ${value}`);
+    }
+  };
+  const lanes: Promise<void>[] = [];
+  for (const client of clients) for (let i = 0; i < perClient; i++) lanes.push(lane(client));
+  await Promise.all(lanes);
+}
+
+/**
+ * Open loop: all `total` requests are issued without waiting for answers, `chunk` per event-loop turn
+ * (so issuing them is not itself one long stall), round-robin over the clients; then every answer is
+ * awaited and checked.
+ */
+export async function burst(clients: readonly BenchClient[], total: number, chunk: number): Promise<void> {
+  const answers: Promise<void>[] = [];
+  for (let issued = 0; issued < total;) {
+    const end = Math.min(total, issued + chunk);
+    for (; issued < end; issued++) {
+      const x = issued % 46341;
+      const client = clients[issued % clients.length] as BenchClient;
+      answers.push(
+        client.squareInt(x).then((value) => {
+          if (value !== x * x) throw new Error(`testSquareInt(${x}) answered ${value}`);
+        }),
+      );
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(answers);
+}
+
+/** One request at a time, round-robin over the clients; returns each round trip in microseconds. */
+export async function sequential(clients: readonly BenchClient[], ops: number): Promise<number[]> {
+  const samples = new Array<number>(ops);
+  for (let i = 0; i < ops; i++) {
+    const client = clients[i % clients.length] as BenchClient;
+    const started = performance.now();
+    const value = await client.squareInt(i % 1000);
+    samples[i] = (performance.now() - started) * 1000;
+    if (value !== (i % 1000) ** 2) throw new Error('wrong answer');
+  }
+  return samples;
+}
+
+export async function measureRpc(
+  clients: readonly BenchClient[],
+  options: {
+    readonly seqOps: number;
+    readonly pipelinedOps: number;
+    readonly perClient: number;
+    readonly burstOps: number;
+  },
+): Promise<RpcFigures> {
+  await pipelined(clients, 10_000, options.perClient);
+  await sequential(clients, 1_000);
+
+  const samples = await sequential(clients, options.seqOps);
+
+  // Node's event-loop delay monitor: a 1 ms timer whose lateness is recorded; max is the worst stall.
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const schedBefore = threadSchedstat();
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  await pipelined(clients, options.pipelinedOps, options.perClient);
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const schedAfter = threadSchedstat();
+  delay.disable();
+
+  const burstDelay = monitorEventLoopDelay({ resolution: 1 });
+  burstDelay.enable();
+  const burstStarted = performance.now();
+  await burst(clients, options.burstOps, 1000);
+  const burstSeconds = (performance.now() - burstStarted) / 1000;
+  burstDelay.disable();
+
+  return {
+    seq_p50_us: round(percentile(samples, 50)),
+    seq_p99_us: round(percentile(samples, 99)),
+    seq_ops: options.seqOps,
+    throughput_rps: Math.round(options.pipelinedOps / seconds),
+    pipelined_ops: options.pipelinedOps,
+    pipelined_s: round(seconds, 3),
+    in_flight: clients.length * options.perClient,
+    max_stall_ms: round(delay.max / 1e6, 2),
+    stall_p99_ms: round(delay.percentile(99) / 1e6, 2),
+    burst_throughput_rps: Math.round(options.burstOps / burstSeconds),
+    burst_max_stall_ms: round(burstDelay.max / 1e6, 2),
+    js_thread_cpu_us_per_req: round((schedAfter[0] - schedBefore[0]) / 1000 / options.pipelinedOps, 2),
+    js_thread_runqueue_wait_ms: round((schedAfter[1] - schedBefore[1]) / 1e6),
+    process_cpu_us_per_req: round((cpu.user + cpu.system) / options.pipelinedOps, 2),
+  };
+}
