@@ -26,6 +26,7 @@ import type { TdObject } from '../tdlib/backend.js';
 import type { TdClient, TdClientManager } from '../tdlib/client.js';
 import { TdError } from '../tdlib/errors.js';
 import { LeaseFence } from './lease.js';
+import { ProxyManager } from './proxies.js';
 import type { HostedView } from './status.js';
 
 type SecretObject = ApiObject & { data?: Record<string, string> };
@@ -64,6 +65,7 @@ export class HostedAccount {
   private key?: Buffer;
   private readonly logger: Logger;
   private backedUpOnce = false;
+  private proxies?: ProxyManager;
 
   constructor(
     private account: TelegramAccount,
@@ -108,6 +110,7 @@ export class HostedAccount {
     if (this.view.generation !== account.metadata.generation) {
       this.view.generation = account.metadata.generation;
       this.changed();
+      void this.applyProxies();
     }
     void this.drive();
   }
@@ -148,6 +151,16 @@ export class HostedAccount {
     client.subscribe((update) => this.onUpdate(update as TdObject));
     // The first request starts the client; TDLib then reports authorizationStateWaitTdlibParameters.
     await client.invokeUnchecked({ '@type': 'getOption', name: 'version' }).catch(() => undefined);
+    this.proxies = new ProxyManager(
+      client,
+      (name) => this.secretData(name),
+      this.logger,
+      (proxy) => {
+        this.view.proxy = proxy;
+        this.changed();
+      },
+    );
+    await this.applyProxies();
   }
 
   private async readKey(): Promise<Buffer> {
@@ -265,6 +278,31 @@ export class HostedAccount {
         { err: error instanceof Error ? error.message : String(error) },
         'after-login steps failed',
       );
+    }
+  }
+
+  private async applyProxies(): Promise<void> {
+    try {
+      await this.proxies?.apply(this.account.spec.proxy);
+    } catch (error) {
+      // A bad link or a missing credentials Secret: report it, keep the client running.
+      this.view.proxy = {
+        inUse: 'direct',
+        message: `proxy not applied: ${error instanceof Error ? error.message : String(error)}`,
+      };
+      this.changed();
+    }
+  }
+
+  private async secretData(name: string): Promise<Record<string, string> | undefined> {
+    try {
+      const secret = await this.deps.rest.get<SecretObject>(Resources.Secret, this.namespace, name);
+      return Object.fromEntries(
+        Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+      );
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
     }
   }
 
@@ -417,6 +455,7 @@ export class HostedAccount {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.pollTimer);
+    this.proxies?.stop();
     const client = this.client;
     if (client && client.state !== 'closed') {
       await client.close().catch((error: unknown) => {
