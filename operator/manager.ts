@@ -18,6 +18,7 @@ import { Informer } from './kube/reflector.js';
 import { Resources, type ApiObject } from './kube/resource.js';
 import { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY } from './naming.js';
 import { POOL_INDEX, PoolReconciler, poolKeyOf, type HeartbeatLease } from './pool/controller.js';
+import { POOL_COALESCE_MS, poolRelevantChange } from './pool/predicates.js';
 import { TelegramAccountResource } from './resources.js';
 
 type Account = TelegramAccount & ApiObject;
@@ -95,7 +96,9 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     logger,
     registry,
   })
-    .watches(accounts, (a) => [splitKey(poolKeyOf(a))])
+    // Accounts reach the pool loop through the predicate below; watching them here only gates start-up on
+    // their cache.
+    .watches(accounts, () => [])
     .watches(secrets, (s) =>
       accounts
         .byIndex(SECRET_INDEX, `${s.metadata?.namespace}/${s.metadata?.name}`)
@@ -109,6 +112,15 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       const p = lease.metadata?.labels?.[LABEL_POOL];
       return p ? [{ namespace: lease.metadata?.namespace ?? '', name: p }] : [];
     });
+  accounts.onEvent((type, current, old, meta) => {
+    const keys = new Set([poolKeyOf(current)]);
+    if (type === 'MODIFIED' && old) {
+      if (!poolRelevantChange(old, current)) return;
+      keys.add(poolKeyOf(old));
+    }
+    for (const key of keys)
+      pool.enqueue(key, meta.initial ? { priority: 'low' } : { afterMs: POOL_COALESCE_MS });
+  });
   const account = new Controller({
     name: 'telegramaccount',
     reconciler: new AccountReconciler({ rest, accounts, secrets, events }),

@@ -1,0 +1,21 @@
+import type { TelegramAccount } from '../../crds/index.js';
+import { LABEL_PLACED_POD } from '../naming.js';
+
+/**
+ * Whether an account change can change its pool's placement or workload (controller-runtime's predicates):
+ * a new spec, a moved placement label, a deletion, a finalizer. Status writes (ours and the runtime's) do
+ * not, and letting them through made each of a pool's thousands of status writes re-run the whole pool.
+ */
+export function poolRelevantChange(old: TelegramAccount, current: TelegramAccount): boolean {
+  return (
+    old.metadata.generation !== current.metadata.generation ||
+    old.metadata.labels?.[LABEL_PLACED_POD] !== current.metadata.labels?.[LABEL_PLACED_POD] ||
+    old.metadata.deletionTimestamp !== current.metadata.deletionTimestamp ||
+    (old.metadata.finalizers ?? []).join() !== (current.metadata.finalizers ?? []).join() ||
+    // The operator's own status shows whether its last decision landed; a lost write must be redone.
+    old.status?.placement?.pod !== current.status?.placement?.pod
+  );
+}
+
+/** Bursts of relevant changes (a thousand accounts created at once) cost one pool run per window. */
+export const POOL_COALESCE_MS = 250;

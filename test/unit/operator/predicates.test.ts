@@ -1,0 +1,43 @@
+import type { TelegramAccount } from '../../../crds/index.js';
+import { poolRelevantChange } from '../../../operator/pool/predicates.js';
+
+const account = (
+  over: Partial<TelegramAccount['metadata']> = {},
+  status?: TelegramAccount['status'],
+): TelegramAccount => ({
+  apiVersion: 'telegram.tdlib-operator.dev/v1alpha1',
+  kind: 'TelegramAccount',
+  metadata: {
+    name: 'a',
+    namespace: 'n',
+    generation: 1,
+    labels: { 'telegram.tdlib-operator.dev/pod': 'p-0' },
+    ...over,
+  },
+  spec: { type: 'Bot', apiCredentialsSecretRef: { name: 'api' } },
+  status,
+});
+
+describe('poolRelevantChange', () => {
+  it('ignores status-only writes', () => {
+    const ready = {
+      conditions: [
+        { type: 'Ready', status: 'True' as const, reason: 'Ready', message: '', lastTransitionTime: 't' },
+      ],
+      placement: { pool: 'default', pod: 'p-0' },
+    };
+    expect(poolRelevantChange(account({}, { placement: ready.placement }), account({}, ready))).toBe(false);
+  });
+
+  it('reacts to a new spec, a moved label, a deletion, finalizers and a lost placement write', () => {
+    expect(poolRelevantChange(account(), account({ generation: 2 }))).toBe(true);
+    expect(
+      poolRelevantChange(account(), account({ labels: { 'telegram.tdlib-operator.dev/pod': 'p-1' } })),
+    ).toBe(true);
+    expect(poolRelevantChange(account(), account({ deletionTimestamp: '2026-11-28T00:00:00Z' }))).toBe(true);
+    expect(poolRelevantChange(account(), account({ finalizers: ['x'] }))).toBe(true);
+    expect(
+      poolRelevantChange(account({}, { placement: { pool: 'default', pod: 'p-0' } }), account({}, {})),
+    ).toBe(true);
+  });
+});
