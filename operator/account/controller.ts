@@ -7,6 +7,7 @@
  *    key and session Secrets so a TelegramAccount of the same name adopts them later without a new login.
  */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { TelegramAccount } from '../../crds/index.js';
 import type { RestClient } from '../kube/client.js';
 import type { ObjectKey, ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
@@ -59,7 +60,8 @@ export class AccountReconciler implements Reconciler {
     if (account.metadata.deletionTimestamp) {
       return hasFinalizer ? this.finalize(account, context) : undefined;
     }
-    // Independent writes: one round trip of latency instead of three.
+    // Independent writes: one round trip of latency instead of three (all listen on the same signal).
+    setMaxListeners(64, context.signal);
     await Promise.all([
       hasFinalizer ? undefined : this.applyFinalizer(account, true, context.signal),
       this.ensureSecret(

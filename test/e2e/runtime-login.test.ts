@@ -220,9 +220,66 @@ describe('runtime login flows (simulator backend, runtime processes as kwok pods
     expect(ready.status?.qrCodeLink).toBeUndefined();
   });
 
+  it('serves /readyz and the tdlib_* metrics', async () => {
+    const port = await runtimes[0]?.port();
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (name: string) =>
+      Number(metrics.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm'))?.[1] ?? NaN);
+    expect(value('tdlib_active_clients')).toBeGreaterThanOrEqual(3);
+    expect(value('tdlib_sessions_total')).toBeGreaterThanOrEqual(0);
+    expect(metrics).toMatch(/^tdlib_request_duration_seconds_bucket\{[^}]*method="checkAuthenticationCode"/m);
+    expect(metrics).toMatch(/^tdlib_errors_total\{[^}]*\} [1-9]/m);
+    expect(metrics).toMatch(/^tdlib_hosted_accounts\{state="Ready"\} 3$/m);
+    expect(metrics).toMatch(/^nodejs_eventloop_lag_seconds /m);
+  });
+
+  it('logs out on delete with deletionPolicy LogOut, then lets the account go', async () => {
+    await custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: 'telegramaccounts',
+        name: 'qr',
+        body: { spec: { deletionPolicy: 'LogOut' } },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await waitForAccount(
+      'qr',
+      'observed LogOut policy',
+      (a) => a.status?.observedGeneration === a.metadata.generation && a.spec.deletionPolicy === 'LogOut',
+    );
+    const loginsBefore = World.open(worldDir)
+      .events()
+      .filter((e) => e.type === 'logout').length;
+    await custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'telegramaccounts',
+      name: 'qr',
+    });
+    await waitFor(
+      'qr to be gone',
+      () =>
+        getAccount('qr').then(
+          () => undefined,
+          () => true,
+        ),
+      { timeoutMs: 60_000 },
+    );
+    expect(
+      World.open(worldDir)
+        .events()
+        .filter((e) => e.type === 'logout').length,
+    ).toBe(loginsBefore + 1);
+  });
+
   it('never shows a code, password, token, API hash or full phone number in logs, Events or conditions', async () => {
     const events = await core.listNamespacedEvent({ namespace });
-    const accounts = await Promise.all(['news-bot', 'support', 'qr'].map(getAccount));
+    const accounts = await Promise.all(['news-bot', 'support'].map(getAccount));
     const texts = [
       operator.rawOutput(),
       ...runtimes.map((r) => r.output()),
