@@ -24,6 +24,8 @@ type Account = TelegramAccount & ApiObject;
 
 export interface AgentDeps {
   rest: RestClient;
+  /** A separate client for Lease renewals (see main.ts). */
+  leaseRest: RestClient;
   manager: TdClientManager;
   events: EventRecorder;
   logger: Logger;
@@ -60,7 +62,7 @@ export class RuntimeAgent implements Reconciler {
     }).for(this.accounts);
     // The pod's heartbeat: the operator moves this pod's accounts elsewhere when it expires.
     this.heartbeat = new LeaseFence({
-      rest,
+      rest: deps.leaseRest,
       namespace: config.POD_NAMESPACE,
       name: config.POD_NAME,
       holder: config.POD_NAME,
@@ -118,6 +120,7 @@ export class RuntimeAgent implements Reconciler {
   private host(id: string, account: Account): HostedAccount {
     const hosted = new HostedAccount(account, {
       rest: this.deps.rest,
+      leaseRest: this.deps.leaseRest,
       manager: this.deps.manager,
       events: this.deps.events,
       logger: this.deps.logger,

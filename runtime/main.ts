@@ -32,6 +32,14 @@ async function main(): Promise<void> {
     logger,
     userAgent: `tdlib-runtime/${config.POD_NAME}`,
   });
+  // Leases (the session fences and the pod heartbeat) get their own connections and request slots: a
+  // renewal must never wait behind the bulk of a thousand clients starting, or the pod looks dead.
+  const leaseRest = new RestClient(loadKubeConfig(config.KUBECONFIG), {
+    registry: createRegistry(),
+    logger,
+    maxConcurrentRequests: 16,
+    userAgent: `tdlib-runtime/${config.POD_NAME}/leases`,
+  });
   const events = new EventRecorder(rest, {
     component: 'tdlib-runtime',
     host: config.POD_NAME,
@@ -44,6 +52,7 @@ async function main(): Promise<void> {
   });
   const agent = new RuntimeAgent({
     rest,
+    leaseRest,
     manager,
     events,
     logger,
@@ -80,6 +89,7 @@ async function main(): Promise<void> {
     await events.close();
     await server.close();
     await rest.close();
+    await leaseRest.close();
     clearTimeout(deadline);
     logger.info('stopped');
     process.exit(0);

@@ -45,6 +45,8 @@ import {
 export const PLACEMENT_FIELD_MANAGER = 'tdlib-operator-placement';
 export const STATUS_FIELD_MANAGER = 'tdlib-operator';
 export const WORKLOAD_FIELD_MANAGER = 'tdlib-operator-pool';
+/** A runtime pod is dead once its heartbeat Lease has not changed for this many Lease durations. */
+export const HEARTBEAT_GRACE = 2;
 
 /** Index of accounts by "namespace/pool" on the account informer. */
 export const POOL_INDEX = 'pool';
@@ -180,7 +182,9 @@ export class PoolReconciler implements Reconciler {
       const record = `${spec.holderIdentity ?? ''}|${spec.renewTime ?? ''}`;
       const seen = this.observedHeartbeats.get(id);
       if (seen?.record !== record) this.observedHeartbeats.set(id, { record, at: nowMs });
-      const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
+      // Twice the duration: a runtime busy starting a thousand clients may renew late; moving its accounts
+      // would cost far more than a few seconds' later fail-over. (The account Leases still fence sessions.)
+      const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000 * HEARTBEAT_GRACE;
       const age = nowMs - (this.observedHeartbeats.get(id)?.at ?? nowMs);
       if (age > durationMs) dead.add(ordinal);
       else {

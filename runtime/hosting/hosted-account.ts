@@ -38,6 +38,7 @@ const LOCAL_BACKUP_MARK = '.backup-time';
 
 export interface HostedAccountDeps {
   rest: RestClient;
+  leaseRest: RestClient;
   manager: TdClientManager;
   events: EventRecorder;
   logger: Logger;
@@ -77,7 +78,7 @@ export class HostedAccount {
     this.view.session = { backupSecretName: sessionSecretName(name) };
     if (!deps.unsafeNoFence)
       this.fence = new LeaseFence({
-        rest: deps.rest,
+        rest: deps.leaseRest,
         namespace: account.metadata.namespace ?? '',
         name: accountLeaseName(name),
         holder: deps.podName,
