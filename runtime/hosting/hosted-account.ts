@@ -393,6 +393,15 @@ export class HostedAccount {
         await this.client.invokeUnchecked(action.request);
       } catch (error) {
         if (!(error instanceof TdError)) throw error;
+        const retryAfter = transientRetryAfterMs(error);
+        if (retryAfter !== undefined) {
+          // A flood wait or a server error says nothing about the input: try the same input again later.
+          if (action.attempt) this.attempted.delete(action.attempt);
+          this.logger.info({ code: error.code, retryInMs: retryAfter }, 'login step throttled; retrying');
+          this.pollTimer = setTimeout(() => void this.drive(), retryAfter);
+          this.pollTimer.unref();
+          return;
+        }
         // TDLib's message is the reason users search for (PHONE_CODE_INVALID, PASSWORD_HASH_INVALID, ...).
         this.view.authReason =
           error.message.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 64) || `Error${error.code}`;
@@ -485,4 +494,16 @@ export class HostedAccount {
   private async release(): Promise<void> {
     await this.fence?.release();
   }
+}
+
+/**
+ * Milliseconds to wait before repeating a request that failed for a reason unrelated to its input
+ * (429 "Too Many Requests: retry after N", FLOOD_WAIT_N, 5xx), or undefined for a definitive rejection.
+ */
+export function transientRetryAfterMs(error: TdError): number | undefined {
+  const seconds = /retry after (\d+)|FLOOD_WAIT_(\d+)/i.exec(error.message);
+  if (error.code === 429 || seconds)
+    return (Number(seconds?.[1] ?? seconds?.[2] ?? 1) + Math.random()) * 1000;
+  if (error.code >= 500) return 2000;
+  return undefined;
 }

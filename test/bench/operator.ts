@@ -218,21 +218,25 @@ async function main(): Promise<void> {
     await statefulSets.waitForSync(60_000);
 
     const port = await freePort();
-    const operator = spawn(process.execPath, [resolve('dist/operator/main.js')], {
-      env: {
-        ...process.env,
-        KUBECONFIG: plane.info.kubeconfigPath,
-        METRICS_PORT: String(port),
-        HEALTH_PORT: String(port),
-        RUNTIME_STORAGE_SIZE: 'emptyDir',
-        RUNTIME_ACCOUNTS_PER_POD: String(args.perPod),
-        RUNTIME_MAX_REPLICAS: '1000',
-        LOG_LEVEL: 'warn',
-        // One replica: leader election would add a Lease renewal every 2 s to the write counts.
-        LEADER_ELECT: 'false',
+    const operator = spawn(
+      'setpriv',
+      ['--pdeathsig', 'KILL', '--', process.execPath, resolve('dist/operator/main.js')],
+      {
+        env: {
+          ...process.env,
+          KUBECONFIG: plane.info.kubeconfigPath,
+          METRICS_PORT: String(port),
+          HEALTH_PORT: String(port),
+          RUNTIME_STORAGE_SIZE: 'emptyDir',
+          RUNTIME_ACCOUNTS_PER_POD: String(args.perPod),
+          RUNTIME_MAX_REPLICAS: '1000',
+          LOG_LEVEL: 'warn',
+          // One replica: leader election would add a Lease renewal every 2 s to the write counts.
+          LEADER_ELECT: 'false',
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
       },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    );
     operatorPid = operator.pid ?? 0;
     operator.stdout?.pipe(process.stderr);
     const started = Date.now();

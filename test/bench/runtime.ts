@@ -130,20 +130,24 @@ async function main(): Promise<void> {
       } as ApiObject);
     });
     // The operator places every account on pod 0 (capacity N) and creates the key and session Secrets.
-    const operator = spawn(process.execPath, [resolve('dist/operator/main.js')], {
-      env: {
-        ...process.env,
-        KUBECONFIG: plane.info.kubeconfigPath,
-        METRICS_PORT: '0',
-        HEALTH_PORT: '0',
-        LEADER_ELECT: 'false',
-        RUNTIME_BACKEND: 'simulator',
-        RUNTIME_STORAGE_SIZE: 'emptyDir',
-        RUNTIME_ACCOUNTS_PER_POD: String(args.accounts),
-        LOG_LEVEL: 'warn',
+    const operator = spawn(
+      'setpriv',
+      ['--pdeathsig', 'KILL', '--', process.execPath, resolve('dist/operator/main.js')],
+      {
+        env: {
+          ...process.env,
+          KUBECONFIG: plane.info.kubeconfigPath,
+          METRICS_PORT: '0',
+          HEALTH_PORT: '0',
+          LEADER_ELECT: 'false',
+          RUNTIME_BACKEND: 'simulator',
+          RUNTIME_STORAGE_SIZE: 'emptyDir',
+          RUNTIME_ACCOUNTS_PER_POD: String(args.accounts),
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    );
     children.push(operator);
     const accounts = new Informer<TelegramAccount & ApiObject>(rest, TelegramAccountResource, {
       name: 'bench',
@@ -181,20 +185,24 @@ async function main(): Promise<void> {
 
     const port = await freePort();
     const started = Date.now();
-    const runtime = spawn(process.execPath, [resolve('dist/runtime/main.js')], {
-      env: {
-        ...process.env,
-        KUBECONFIG: plane.info.kubeconfigPath,
-        POD_NAME: 'tdlib-runtime-default-0',
-        POD_NAMESPACE: NAMESPACE,
-        TDLIB_BACKEND: 'simulator',
-        TDLIB_SIMULATOR_WORLD: world,
-        TDLIB_DATA_DIR: join(dir, 'data'),
-        HTTP_PORT: String(port),
-        LOG_LEVEL: 'warn',
+    const runtime = spawn(
+      'setpriv',
+      ['--pdeathsig', 'KILL', '--', process.execPath, resolve('dist/runtime/main.js')],
+      {
+        env: {
+          ...process.env,
+          KUBECONFIG: plane.info.kubeconfigPath,
+          POD_NAME: 'tdlib-runtime-default-0',
+          POD_NAMESPACE: NAMESPACE,
+          TDLIB_BACKEND: 'simulator',
+          TDLIB_SIMULATOR_WORLD: world,
+          TDLIB_DATA_DIR: join(dir, 'data'),
+          HTTP_PORT: String(port),
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    );
     children.push(runtime);
     const ready = (a: TelegramAccount): boolean =>
       a.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
