@@ -91,7 +91,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   const events = new EventRecorder(rest, { component: 'tdlib-operator', host: identity, logger, registry });
   const pool = new Controller({
     name: 'runtimepool',
-    reconciler: new PoolReconciler({ rest, accounts, secrets, statefulSets, leases, events, config }),
+    reconciler: new PoolReconciler({ rest, accounts, secrets, statefulSets, leases, events, config, logger }),
     workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
     logger,
     registry,

@@ -11,6 +11,7 @@ import type { OperatorConfig } from '../config.js';
 import type { RestClient } from '../kube/client.js';
 import type { ObjectKey, ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { EventRecorder } from '../kube/events.js';
+import type { Logger } from '../kube/logging.js';
 import type { Informer } from '../kube/reflector.js';
 import { Resources, type ApiObject, type ResourceDescriptor } from '../kube/resource.js';
 import { intentHash } from '../kube/apply.js';
@@ -62,6 +63,7 @@ export interface PoolReconcilerDeps {
   statefulSets: Informer<V1StatefulSet & ApiObject>;
   events: EventRecorder;
   config: OperatorConfig;
+  logger?: Logger;
   /** Heartbeat Leases of runtime pods (label app.kubernetes.io/managed-by=tdlib-runtime). */
   leases?: Informer<HeartbeatLease>;
   now?: () => Date;
@@ -108,6 +110,7 @@ export class PoolReconciler implements Reconciler {
   private readonly monotonic: () => number;
   /** When each runtime heartbeat Lease was last seen to change, on our clock. */
   private readonly observedHeartbeats = new Map<string, { record: string; at: number }>();
+  private readonly reportedDead = new Set<string>();
 
   constructor(private readonly deps: PoolReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -186,8 +189,17 @@ export class PoolReconciler implements Reconciler {
       // would cost far more than a few seconds' later fail-over. (The account Leases still fence sessions.)
       const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000 * HEARTBEAT_GRACE;
       const age = nowMs - (this.observedHeartbeats.get(id)?.at ?? nowMs);
-      if (age > durationMs) dead.add(ordinal);
-      else {
+      if (age > durationMs) {
+        dead.add(ordinal);
+        if (!this.reportedDead.has(id)) {
+          this.reportedDead.add(id);
+          this.deps.logger?.warn(
+            { pod: lease.metadata?.name, unchangedForMs: Math.round(age), renewTime: spec.renewTime ?? null },
+            'runtime pod heartbeat expired: moving its accounts to other pods',
+          );
+        }
+      } else {
+        this.reportedDead.delete(id);
         live++;
         recheckMs = Math.min(recheckMs, durationMs - age + 500);
       }

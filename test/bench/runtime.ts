@@ -6,7 +6,7 @@
  * The last line with --json: {"ready_seconds", "rss_mb", "status_writes_per_account", ...}.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -79,6 +79,12 @@ async function forEachLimited<T>(
   );
 }
 
+function keepLog(child: ReturnType<typeof spawn>, path: string): void {
+  const out = createWriteStream(path, { flags: 'a' });
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+}
+
 const rssMb = (pid: number): number =>
   Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024;
 
@@ -145,10 +151,11 @@ async function main(): Promise<void> {
           RUNTIME_ACCOUNTS_PER_POD: String(args.accounts),
           LOG_LEVEL: 'warn',
         },
-        stdio: ['ignore', 'ignore', 'inherit'],
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
     children.push(operator);
+    keepLog(operator, join(dir, 'operator.log'));
     const accounts = new Informer<TelegramAccount & ApiObject>(rest, TelegramAccountResource, {
       name: 'bench',
       namespace: NAMESPACE,
@@ -200,10 +207,12 @@ async function main(): Promise<void> {
           HTTP_PORT: String(port),
           LOG_LEVEL: 'warn',
         },
-        stdio: ['ignore', 'ignore', 'inherit'],
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
     children.push(runtime);
+    keepLog(runtime, join(dir, 'runtime.log'));
+    console.log(`logs: ${dir}/operator.log, ${dir}/runtime.log`);
     const ready = (a: TelegramAccount): boolean =>
       a.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     let last = 0;
