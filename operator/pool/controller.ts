@@ -15,6 +15,7 @@ import type { Logger } from '../kube/logging.js';
 import type { Informer } from '../kube/reflector.js';
 import { Resources, type ApiObject, type ResourceDescriptor } from '../kube/resource.js';
 import { intentHash } from '../kube/apply.js';
+import { forEachLimited } from '../kube/util.js';
 import {
   LABEL_PLACED_POD,
   LABEL_POOL,
@@ -76,27 +77,6 @@ export type HeartbeatLease = ApiObject & {
 
 /** Writes per account run with this much concurrency (the REST client bounds the total anyway). */
 const WRITE_CONCURRENCY = 32;
-
-async function forEachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (error) {
-        errors.push(error);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (errors.length > 0) throw errors[0];
-}
 
 export class PoolReconciler implements Reconciler {
   /**

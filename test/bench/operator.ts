@@ -15,6 +15,7 @@ import { allCrds, API_VERSION, type TelegramAccount } from '../../crds/index.js'
 import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
 import { createLogger } from '../../operator/kube/logging.js';
 import { createRegistry } from '../../operator/kube/metrics.js';
+import { forEachLimited } from '../../operator/kube/util.js';
 import { Informer } from '../../operator/kube/reflector.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
 import { FINALIZER, LABEL_ACCOUNT } from '../../operator/naming.js';
@@ -52,19 +53,6 @@ function parseArgs(argv: string[]): Args {
 
 const POOLS = ['alpha', 'beta', 'gamma'];
 const NAMESPACE = 'bench';
-
-async function forEachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
-}
 
 /**
  * The 0.99 quantile of a Prometheus histogram, interpolated linearly inside the bucket that holds it, as

@@ -14,6 +14,7 @@ import { allCrds, API_VERSION, type TelegramAccount } from '../../crds/index.js'
 import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
 import { createLogger } from '../../operator/kube/logging.js';
 import { createRegistry } from '../../operator/kube/metrics.js';
+import { forEachLimited } from '../../operator/kube/util.js';
 import { Informer } from '../../operator/kube/reflector.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
 import { TelegramAccountResource } from '../../operator/resources.js';
@@ -64,19 +65,6 @@ function writeWorld(dir: string, n: number): void {
     .map((l) => `  ${l}`);
   lines.splice(usersAt + 1, 0, ...extra);
   writeFileSync(join(dir, 'world.yaml'), lines.join('\n'));
-}
-
-async function forEachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
 }
 
 function keepLog(child: ReturnType<typeof spawn>, path: string): void {

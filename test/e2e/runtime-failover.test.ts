@@ -14,6 +14,7 @@ import {
   demoWorld,
   serviceAccountKubeconfig,
   startRuntimeProcess,
+  waitForPodReady,
   type RuntimeProcess,
 } from '../support/runtime.js';
 
@@ -52,17 +53,7 @@ describe('runtime fail-over (SIGKILL) and the session fence', () => {
         onTimeout: () => runtimes.map((r) => `${r.pod}:\n${r.output().slice(-2500)}`).join('\n---\n'),
       },
     );
-  const podReady = (name: string) =>
-    waitFor(
-      `pod ${name} Ready (kwok)`,
-      async () => {
-        const pod = await core.readNamespacedPod({ namespace, name });
-        return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
-          ? true
-          : undefined;
-      },
-      { timeoutMs: 60_000 },
-    );
+  const podReady = (name: string) => waitForPodReady(kc, namespace, name);
   const startRuntime = (pod: string, env: Record<string, string> = {}) => {
     const r = startRuntimeProcess({ pod, namespace, kubeconfig: runtimeKubeconfig, worldDir, env });
     runtimes.push(r);

@@ -16,6 +16,7 @@ import {
   demoWorld,
   serviceAccountKubeconfig,
   startRuntimeProcess,
+  waitForPodReady,
   type RuntimeProcess,
 } from '../support/runtime.js';
 
@@ -112,16 +113,7 @@ describe('runtime login flows (simulator backend, runtime processes as kwok pods
       apiCredentialsSecretRef: { name: 'api' },
     });
     // The operator creates the pool's StatefulSet and ServiceAccount; kwok runs pod-0; we start its process.
-    await waitFor(
-      'runtime pod 0 Ready (kwok)',
-      async () => {
-        const pod = await core.readNamespacedPod({ namespace, name: 'tdlib-runtime-default-0' });
-        return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
-          ? true
-          : undefined;
-      },
-      { timeoutMs: 60_000 },
-    );
+    await waitForPodReady(kc, namespace, 'tdlib-runtime-default-0');
     const kubeconfig = await serviceAccountKubeconfig(kc, namespace, 'tdlib-runtime-default');
     runtimes.push(startRuntimeProcess({ pod: 'tdlib-runtime-default-0', namespace, kubeconfig, worldDir }));
     await runtimes[0]?.port();

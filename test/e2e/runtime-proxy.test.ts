@@ -9,6 +9,7 @@ import {
   demoWorld,
   serviceAccountKubeconfig,
   startRuntimeProcess,
+  waitForPodReady,
   type RuntimeProcess,
 } from '../support/runtime.js';
 
@@ -97,16 +98,7 @@ describe('proxies: failover and removal', () => {
         },
       },
     });
-    await waitFor(
-      'runtime pod 0 Ready (kwok)',
-      async () => {
-        const pod = await core.readNamespacedPod({ namespace, name: 'tdlib-runtime-default-0' });
-        return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
-          ? true
-          : undefined;
-      },
-      { timeoutMs: 60_000 },
-    );
+    await waitForPodReady(kc, namespace, 'tdlib-runtime-default-0');
     runtime = startRuntimeProcess({
       pod: 'tdlib-runtime-default-0',
       namespace,

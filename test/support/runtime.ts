@@ -121,3 +121,18 @@ export function startRuntimeProcess(options: {
     },
   };
 }
+
+/** Waits until kwok reports the runtime pod Ready: the moment a kubelet would start its container. */
+export function waitForPodReady(kc: k8s.KubeConfig, namespace: string, name: string): Promise<true> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  return waitFor(
+    `pod ${name} Ready (kwok)`,
+    async () => {
+      const pod = await core.readNamespacedPod({ namespace, name });
+      return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+        ? true
+        : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
+}
