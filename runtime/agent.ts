@@ -113,7 +113,7 @@ export class RuntimeAgent implements Reconciler {
     if (hosted) {
       this.hosted.delete(id);
       await hosted.stop(account?.spec.suspend ? 'suspended' : deleting ? 'deleted' : 'moved');
-      if (!account) this.status.forget(hosted.view as unknown as TelegramAccount);
+      if (!account) this.status.forget(hosted.namespace, hosted.name);
     }
   }
 

@@ -43,8 +43,10 @@ export class StatusWriter {
     await this.flushing;
   }
 
-  forget(account: TelegramAccount): void {
-    this.written.delete(`${account.metadata.namespace}/${account.metadata.name}`);
+  /** Drops what was written for an account that no longer exists, so its memory is not kept forever. */
+  forget(namespace: string, name: string): void {
+    this.written.delete(`${namespace}/${name}`);
+    this.pending.delete(`${namespace}/${name}`);
   }
 
   private async write(key: string, account: TelegramAccount, view: HostedView): Promise<void> {
