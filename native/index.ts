@@ -38,6 +38,8 @@ export interface TdJsonSenderStats {
   readonly direct: number;
   /** Requests handed to the sender thread. */
   readonly queued: number;
+  /** The sender thread's kernel thread id (as in /proc/self/task), 0 while it has not started. */
+  readonly threadId: number;
 }
 
 /** Called on the JS thread when batches are waiting; take them with takeBatch(). */

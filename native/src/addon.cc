@@ -187,6 +187,8 @@ Napi::Value SenderStats(const Napi::CallbackInfo &info) {
   Sender *sender = api == nullptr ? nullptr : ProcessSender(api);
   stats.Set("direct", Napi::Number::New(env, sender == nullptr ? 0 : static_cast<double>(sender->direct())));
   stats.Set("queued", Napi::Number::New(env, sender == nullptr ? 0 : static_cast<double>(sender->queued())));
+  stats.Set("threadId",
+            Napi::Number::New(env, sender == nullptr ? 0 : static_cast<double>(sender->thread_id())));
   return stats;
 }
 

@@ -1,5 +1,8 @@
 #include "sender.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 namespace tdaddon {
 
 void Sender::Send(int32_t client_id, const char *text, size_t length, bool allow_direct) {
@@ -30,6 +33,7 @@ void Sender::Send(int32_t client_id, const char *text, size_t length, bool allow
 void Sender::Loop() {
   // Not named: TDLib creates its scheduler threads from whichever thread first sends to a new client
   // group, and they would inherit the name.
+  thread_id_.store(static_cast<int64_t>(syscall(SYS_gettid)), std::memory_order_relaxed);
   std::string text;
   std::vector<Entry> entries;
   std::unique_lock<std::mutex> lock(mutex_);

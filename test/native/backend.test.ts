@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { TdReceived } from '../../runtime/tdlib/backend.js';
 import { TdClientManager } from '../../runtime/tdlib/client.js';
@@ -109,6 +110,9 @@ describe('NativeBackend', () => {
     const sent = backend.senderStats();
     expect(sent.direct).toBeGreaterThanOrEqual(1);
     expect(sent.queued).toBeGreaterThan(total / 2);
+    // The sender is its own thread of this process (profiles tell its CPU time apart by this id).
+    expect(sent.threadId).not.toBe(process.pid);
+    expect(existsSync(`/proc/self/task/${sent.threadId}`)).toBe(true);
     await closeRaw(backend, ids, received);
   });
 
