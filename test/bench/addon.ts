@@ -11,8 +11,8 @@
  *                event loop's worst stall (monitorEventLoopDelay, 1 ms resolution) during that burst
  *   burst        100,000 requests issued 1,000 per event-loop turn without waiting (open loop)
  *   C interface  the pipelined and sequential workloads driven from C++ (test/bench/addon/c-baseline.cc):
- *                one thread sending, one receiving, no JS; a reference for what libtdjson itself costs on this
- *                machine at this moment (it spins while waiting, so its round trips are optimistic)
+ *                one thread that blocks in td_receive and answers each batch of answers with as many new
+ *                requests, no JS: what libtdjson itself delivers on this machine at this moment
  *   clients      1,000 and 5,000 clients with a database each on disk, to authorizationStateWaitPhoneNumber:
  *                time, and RSS growth per client; then all closed
  */
@@ -39,6 +39,8 @@ const REPO_ROOT = path.resolve(HERE, '..', '..', '..');
 const C_BASELINE_SOURCE = path.join(REPO_ROOT, 'test', 'bench', 'addon', 'c-baseline.cc');
 const C_BASELINE_BINARY = path.join(REPO_ROOT, 'native', 'build', 'c-baseline');
 const PHASE_TIMEOUT_MS = 240_000;
+/** Per-thread-role CPU figures from the workers: thread_cpu_us_js, thread_cpu_us_tdlib, ... */
+const THREAD_CPU_PREFIX = 'thread_cpu_us_';
 const RPC_OPTIONS = { clients: 100, seqOps: 10_000, pipelinedOps: 100_000, perClient: 10, burstOps: 100_000 };
 
 function parseArgs(argv: readonly string[]): Args {
@@ -77,13 +79,9 @@ function runPhase(side: Side, phase: string, options: object): Promise<Figures> 
 function runCBaseline(libraryPath: string): Figures | undefined {
   try {
     mkdirSync(path.dirname(C_BASELINE_BINARY), { recursive: true });
-    execFileSync(
-      'c++',
-      ['-O2', '-std=c++17', '-o', C_BASELINE_BINARY, C_BASELINE_SOURCE, '-ldl', '-lpthread'],
-      {
-        stdio: 'pipe',
-      },
-    );
+    execFileSync('c++', ['-O2', '-std=c++17', '-o', C_BASELINE_BINARY, C_BASELINE_SOURCE, '-ldl'], {
+      stdio: 'pipe',
+    });
     const output = execFileSync(C_BASELINE_BINARY, [libraryPath, String(RPC_OPTIONS.pipelinedOps), '1000'], {
       encoding: 'utf8',
       timeout: PHASE_TIMEOUT_MS,
@@ -191,6 +189,7 @@ async function main(): Promise<void> {
       js_thread_cpu_us_per_req: r.js_thread_cpu_us_per_req ?? NaN,
       js_thread_runqueue_wait_ms: r.js_thread_runqueue_wait_ms ?? NaN,
       process_cpu_us_per_req: r.process_cpu_us_per_req ?? NaN,
+      ...Object.fromEntries(Object.entries(r).filter(([key]) => key.startsWith(THREAD_CPU_PREFIX))),
       ...(c5000
         ? {
             rss_per_client_mb_5000: c5000.rss_per_client_mb ?? NaN,
@@ -216,7 +215,7 @@ async function main(): Promise<void> {
   if (cInterface) {
     const share = Math.round((100 * (ours.throughput_rps ?? 0)) / (cInterface.throughput_rps ?? NaN));
     log(
-      `  reference, same workload from C (1 sending + 1 receiving thread, no JS): ${cInterface.throughput_rps} ` +
+      `  reference, same workload from C (one thread, batched, no JS): ${cInterface.throughput_rps} ` +
         `req/s, ${cInterface.process_cpu_us_per_req} us CPU per request, p50/p99 ${cInterface.seq_p50_us}/` +
         `${cInterface.seq_p99_us} us; ours = ${share}% of its throughput`,
     );
@@ -241,6 +240,23 @@ async function main(): Promise<void> {
       'us',
     ),
   );
+  log(
+    row('process CPU per pipelined request', ours.process_cpu_us_per_req, tdl.process_cpu_us_per_req, 'us'),
+  );
+  const roles = new Set(
+    [...Object.keys(ours), ...Object.keys(tdl)].filter((key) => key.startsWith(THREAD_CPU_PREFIX)),
+  );
+  for (const key of roles) {
+    log(row(`  of which ${key.slice(THREAD_CPU_PREFIX.length)} threads`, ours[key], tdl[key], 'us'));
+  }
+  if (cInterface) {
+    const driver = cInterface.driver_thread_cpu_us_per_req ?? NaN;
+    log(
+      `  C reference: ${cInterface.process_cpu_us_per_req} us per request, of which its one thread ` +
+        `(td_send's parsing, td_receive) ${driver} us and TDLib's threads ` +
+        `${Math.round(((cInterface.process_cpu_us_per_req ?? NaN) - driver) * 100) / 100} us`,
+    );
+  }
   log(row('1,000 clients to WaitPhoneNumber', ours.clients_ready_s, tdl.clients_ready_s, 's'));
   log(row('RSS per client at 1,000', ours.rss_per_client_mb, tdl.rss_per_client_mb, 'MB'));
   if (!args.quick) {
@@ -261,6 +277,12 @@ async function main(): Promise<void> {
     ((r.throughput_rps ?? NaN) / (rpc.tdl[i]?.throughput_rps ?? NaN)).toFixed(2),
   );
   log(`pipelined throughput ours/tdl per round (same round, back to back): ${ratios.join(', ')}`);
+  if (cRounds.length === rpc.tdl.length) {
+    const cRatios = cRounds.map((c, i) =>
+      ((c.throughput_rps ?? NaN) / (rpc.tdl[i]?.throughput_rps ?? NaN)).toFixed(2),
+    );
+    log(`pipelined throughput C reference/tdl per round: ${cRatios.join(', ')}`);
+  }
   log(
     `median of ${args.rounds} rounds for the RPC rows; took ${finished.duration_s} s; load average at end: ${finished.loadavg_end.join(' ')}`,
   );

@@ -46,6 +46,10 @@ export function createOurs(libraryPath: string): BenchImpl {
         }),
       );
     },
+    threadRole(tid, name) {
+      if (name === 'tdjson-receive') return 'receive';
+      return tid === backend.senderStats().threadId ? 'send' : 'tdlib';
+    },
     diagnostics() {
       const receiver = backend.receiverStats();
       const sender = backend.senderStats();

@@ -12,6 +12,8 @@ export interface BenchImpl {
   bareClients(count: number): BenchClient[];
   /** Clients with a database each under `dir`, resolved once every one is at WaitPhoneNumber. */
   initializedClients(count: number, dir: string): Promise<void>;
+  /** The role of one of the library's threads ('receive', 'send', 'tdlib'...); default 'library'. */
+  threadRole?(tid: number, name: string): string;
   /** Implementation internals worth printing next to the figures (batch sizes...). */
   diagnostics?(): object;
   /** Closes every client (waiting for authorizationStateClosed) and releases the library's resources. */

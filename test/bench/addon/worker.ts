@@ -13,6 +13,7 @@ import type { BenchImpl } from './impl.js';
 import { createOurs } from './impl-ours.js';
 import { createTdl } from './impl-tdl.js';
 import { mb, round } from './stats.js';
+import { threadIds } from './thread-cpu.js';
 import { measureRpc } from './workload.js';
 
 interface PhaseOptions {
@@ -61,17 +62,28 @@ async function main(): Promise<void> {
   const [side, phase, optionsJson] = process.argv.slice(2);
   const options = JSON.parse(optionsJson ?? '{}') as PhaseOptions;
   const libraryPath = resolveLibraryPath().file;
+  // Threads that exist before the library is loaded are Node's own (V8's GC and compiler helpers, libuv).
+  const nodeThreads = new Set(threadIds());
   const impl = side === 'tdl' ? createTdl(libraryPath) : createOurs(libraryPath);
   let figures: object;
   if (phase === 'rpc') {
     const clients = impl.bareClients(options.clients);
-    figures = await measureRpc(clients, {
-      seqOps: options.seqOps ?? 10_000,
-      pipelinedOps: options.pipelinedOps ?? 100_000,
-      perClient: options.perClient ?? 10,
-      burstOps: options.burstOps ?? 100_000,
-    });
-    figures = { ...figures, diagnostics: impl.diagnostics?.() };
+    const rpc = await measureRpc(
+      clients,
+      {
+        seqOps: options.seqOps ?? 10_000,
+        pipelinedOps: options.pipelinedOps ?? 100_000,
+        perClient: options.perClient ?? 10,
+        burstOps: options.burstOps ?? 100_000,
+      },
+      (tid, name) => (nodeThreads.has(tid) ? 'node_helpers' : (impl.threadRole?.(tid, name) ?? 'library')),
+    );
+    // Flattened: the parent keeps numeric fields only, and takes the median of each over the rounds.
+    const { thread_cpu_us_per_req: byThread, ...rest } = rpc;
+    const threadFigures = Object.fromEntries(
+      Object.entries(byThread).map(([role, us]) => [`thread_cpu_us_${role}`, us]),
+    );
+    figures = { ...rest, ...threadFigures, diagnostics: impl.diagnostics?.() };
     await impl.closeAll();
   } else if (phase === 'clients') {
     figures = await clientsPhase(impl, options.clients);

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { BenchClient } from './impl.js';
 import { percentile, round } from './stats.js';
+import { cpuPerOperationByRole, snapshotThreads, type ThreadClassifier } from './thread-cpu.js';
 
 export interface RpcFigures {
   readonly seq_p50_us: number;
@@ -25,6 +26,8 @@ export interface RpcFigures {
   readonly js_thread_runqueue_wait_ms: number;
   /** CPU time of the whole process (all threads: JS, TDLib's, the addon's) per pipelined request. */
   readonly process_cpu_us_per_req: number;
+  /** The same, split by thread role (js, node_helpers, and the library's: tdlib, receive, send...). */
+  readonly thread_cpu_us_per_req: Record<string, number>;
 }
 
 /** The JS thread's [on-CPU ns, runnable-but-waiting ns] from the kernel's scheduler statistics. */
@@ -103,6 +106,7 @@ export async function measureRpc(
     readonly perClient: number;
     readonly burstOps: number;
   },
+  classifyThread: ThreadClassifier = () => 'library',
 ): Promise<RpcFigures> {
   await pipelined(clients, 10_000, options.perClient);
   await sequential(clients, 1_000);
@@ -113,11 +117,13 @@ export async function measureRpc(
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const schedBefore = threadSchedstat();
+  const threadsBefore = snapshotThreads();
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   await pipelined(clients, options.pipelinedOps, options.perClient);
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
+  const threadsAfter = snapshotThreads();
   const schedAfter = threadSchedstat();
   delay.disable();
 
@@ -143,5 +149,11 @@ export async function measureRpc(
     js_thread_cpu_us_per_req: round((schedAfter[0] - schedBefore[0]) / 1000 / options.pipelinedOps, 2),
     js_thread_runqueue_wait_ms: round((schedAfter[1] - schedBefore[1]) / 1e6),
     process_cpu_us_per_req: round((cpu.user + cpu.system) / options.pipelinedOps, 2),
+    thread_cpu_us_per_req: cpuPerOperationByRole(
+      threadsBefore,
+      threadsAfter,
+      options.pipelinedOps,
+      classifyThread,
+    ),
   };
 }
