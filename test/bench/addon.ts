@@ -2,7 +2,8 @@
  * Native addon vs tdl 8.1.0, same libtdjson, same workload code, each phase in a fresh process.
  *
  *   npm run bench:addon                 human-readable report
- *   npm run bench:addon -- --json       ...and, as the last line, {"ours": {...}, "tdl": {...}, "meta": {...}}
+ *   npm run bench:addon -- --json       ...and, as the last line, {"ours": {...}, "tdl": {...},
+ *                                       "c_interface": {...}, "js_floor": {...}, "meta": {...}}
  *   options: --rounds N (RPC rounds, median reported; default 3), --quick (skip 5,000 clients)
  *
  * Workloads (test/bench/addon/workload.ts): 100 clients without parameters answer testSquareInt.
@@ -13,6 +14,8 @@
  *   C interface  the pipelined and sequential workloads driven from C++ (test/bench/addon/c-baseline.cc):
  *                one thread that blocks in td_receive and answers each batch of answers with as many new
  *                requests, no JS: what libtdjson itself delivers on this machine at this moment
+ *   JS floor     the pipelined workload over a promise API with TDLib and native code taken out
+ *                (test/bench/addon/impl-js-floor.ts): the least CPU per request any JS binding's side needs
  *   clients      1,000 and 5,000 clients with a database each on disk, to authorizationStateWaitPhoneNumber:
  *                time, and RSS growth per client; then all closed
  */
@@ -49,7 +52,7 @@ function parseArgs(argv: readonly string[]): Args {
   return { json: argv.includes('--json'), rounds: rounds > 0 ? rounds : 3, quick: argv.includes('--quick') };
 }
 
-function runPhase(side: Side, phase: string, options: object): Promise<Figures> {
+function runPhase(side: Side | 'js-floor', phase: string, options: object): Promise<Figures> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--expose-gc', WORKER, side, phase, JSON.stringify(options)], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -93,6 +96,25 @@ function runCBaseline(libraryPath: string): Figures | undefined {
     );
     return undefined;
   }
+}
+
+/**
+ * What 5x tdl's throughput would cost: with every CPU busy, CPU per request must fit in cpus / rate. Set
+ * against what ours spends outside JS (its library threads) plus the JS floor, it says whether the goal
+ * is reachable on this machine at all.
+ */
+function budgetLine(ours: Figures, tdl: Figures, jsFloor: Figures, cpus: number): string {
+  const target = 5 * (tdl.throughput_rps ?? NaN);
+  const budget = (cpus * 1e6) / target;
+  const library =
+    (ours.thread_cpu_us_send ?? 0) + (ours.thread_cpu_us_receive ?? 0) + (ours.thread_cpu_us_tdlib ?? 0);
+  const floor = jsFloor.process_cpu_us_per_req ?? NaN;
+  const r = (x: number): number => Math.round(x * 100) / 100;
+  return (
+    `5x tdl = ${Math.round(target)} req/s: on ${cpus} busy CPUs that allows ${r(budget)} us CPU per request; ` +
+    `ours spends ${r(library)} us in its library threads (sender, receive, TDLib) and the JS floor of a ` +
+    `promise API is ${r(floor)} us (JS thread + Node's helpers): ${r(library + floor)} us at best`
+  );
 }
 
 function median(values: readonly number[]): number {
@@ -143,6 +165,7 @@ async function main(): Promise<void> {
 
   const rpc: Record<Side, Figures[]> = { ours: [], tdl: [] };
   const cRounds: Figures[] = [];
+  const floorRounds: Figures[] = [];
   const libraryPath = resolveLibraryPath().file;
   for (let round = 0; round < args.rounds; round++) {
     const c = runCBaseline(libraryPath);
@@ -151,12 +174,18 @@ async function main(): Promise<void> {
       log(`round ${round + 1} C interface: ${c.throughput_rps} req/s pipelined, p99 ${c.seq_p99_us} us`);
     }
     // Alternate who goes first, so drifting background load does not favour one side.
+    const floor = await runPhase('js-floor', 'pipelined', RPC_OPTIONS);
+    floorRounds.push(floor);
+    log(
+      `round ${round + 1} JS floor: ${floor.process_cpu_us_per_req} us CPU per request (no TDLib, no native code)`,
+    );
     const order: Side[] = round % 2 === 0 ? ['ours', 'tdl'] : ['tdl', 'ours'];
     for (const side of order) {
       const figures = await runPhase(side, 'rpc', RPC_OPTIONS);
       rpc[side].push(figures);
       log(
-        `round ${round + 1} ${side}: ${figures.throughput_rps} req/s pipelined, p99 ${figures.seq_p99_us} us, ` +
+        `round ${round + 1} ${side}: ${figures.throughput_rps} req/s pipelined, p99 ${figures.seq_p99_us} us ` +
+          `(steal ${figures.seq_steal_pct} %), ` +
           `stall ${figures.max_stall_ms} ms`,
       );
     }
@@ -179,6 +208,7 @@ async function main(): Promise<void> {
       throughput_rps: r.throughput_rps ?? NaN,
       seq_p50_us: r.seq_p50_us ?? NaN,
       seq_p99_us: r.seq_p99_us ?? NaN,
+      seq_steal_pct: r.seq_steal_pct ?? NaN,
       max_stall_ms: r.max_stall_ms ?? NaN,
       rss_per_client_mb: c1000.rss_per_client_mb ?? NaN,
       clients_ready_s: c1000.clients_ready_s ?? NaN,
@@ -202,6 +232,7 @@ async function main(): Promise<void> {
   const ours = summary('ours');
   const tdl = summary('tdl');
   const cInterface = cRounds.length > 0 ? medianFigures(cRounds) : undefined;
+  const jsFloor = medianFigures(floorRounds);
   const finished = {
     ...meta,
     loadavg_end: loadavg().map((l) => Math.round(l * 100) / 100),
@@ -222,6 +253,7 @@ async function main(): Promise<void> {
   }
   log(row('sequential round trip p50', ours.seq_p50_us, tdl.seq_p50_us, 'us'));
   log(row('sequential round trip p99', ours.seq_p99_us, tdl.seq_p99_us, 'us'));
+  log(row('  host steal during those round trips', ours.seq_steal_pct, tdl.seq_steal_pct, '%'));
   log(row('worst event-loop stall, pipelined burst', ours.max_stall_ms, tdl.max_stall_ms, 'ms'));
   log(
     row(
@@ -286,7 +318,12 @@ async function main(): Promise<void> {
   log(
     `median of ${args.rounds} rounds for the RPC rows; took ${finished.duration_s} s; load average at end: ${finished.loadavg_end.join(' ')}`,
   );
-  if (args.json) console.log(JSON.stringify({ ours, tdl, c_interface: cInterface ?? null, meta: finished }));
+  log(budgetLine(ours, tdl, jsFloor, meta.cpus));
+  if (args.json) {
+    console.log(
+      JSON.stringify({ ours, tdl, c_interface: cInterface ?? null, js_floor: jsFloor, meta: finished }),
+    );
+  }
 }
 
 await main();

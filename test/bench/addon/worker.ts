@@ -4,6 +4,7 @@
  *
  *   node worker.js <ours|tdl> rpc '{"clients":100,"seqOps":10000,"pipelinedOps":100000,"perClient":10,"burstOps":100000}'
  *   node worker.js <ours|tdl> clients '{"clients":1000}'
+ *   node worker.js js-floor pipelined '{"clients":100,"pipelinedOps":100000,"perClient":10}'
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,10 +12,11 @@ import path from 'node:path';
 import { resolveLibraryPath } from '../../../native/index.js';
 import type { BenchImpl } from './impl.js';
 import { createOurs } from './impl-ours.js';
+import { createJsFloorClients } from './impl-js-floor.js';
 import { createTdl } from './impl-tdl.js';
 import { mb, round } from './stats.js';
 import { threadIds } from './thread-cpu.js';
-import { measureRpc } from './workload.js';
+import { measurePipelinedCpu, measureRpc } from './workload.js';
 
 interface PhaseOptions {
   readonly clients: number;
@@ -61,6 +63,15 @@ async function clientsPhase(impl: BenchImpl, count: number): Promise<Record<stri
 async function main(): Promise<void> {
   const [side, phase, optionsJson] = process.argv.slice(2);
   const options = JSON.parse(optionsJson ?? '{}') as PhaseOptions;
+  if (side === 'js-floor') {
+    const floor = await measurePipelinedCpu(
+      createJsFloorClients(options.clients),
+      { pipelinedOps: options.pipelinedOps ?? 100_000, perClient: options.perClient ?? 10 },
+      () => 'node_helpers', // no library here: every other thread is Node's
+    );
+    console.log(JSON.stringify({ side, phase, ...floor }));
+    process.exit(0);
+  }
   const libraryPath = resolveLibraryPath().file;
   // Threads that exist before the library is loaded are Node's own (V8's GC and compiler helpers, libuv).
   const nodeThreads = new Set(threadIds());

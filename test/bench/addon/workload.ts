@@ -11,6 +11,11 @@ export interface RpcFigures {
   readonly seq_p50_us: number;
   readonly seq_p99_us: number;
   readonly seq_ops: number;
+  /**
+   * Share of the machine's CPU time the hypervisor took (steal) during the sequential round trips. On this
+   * VM the p99 follows it: a round trip whose thread's vCPU is descheduled waits for the host.
+   */
+  readonly seq_steal_pct: number;
   readonly throughput_rps: number;
   readonly pipelined_ops: number;
   readonly pipelined_s: number;
@@ -38,6 +43,23 @@ function threadSchedstat(): [number, number] {
   } catch {
     return [NaN, NaN];
   }
+}
+
+/** The machine's aggregate CPU times (the "cpu" line of /proc/stat, in clock ticks), empty if unreadable. */
+function machineCpuTimes(): number[] {
+  try {
+    return (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Steal (the 8th field) as a percentage of all CPU time between two readings; NaN if unknown. */
+function stealPercent(before: readonly number[], after: readonly number[]): number {
+  const delta = after.map((value, i) => value - (before[i] ?? NaN));
+  const total = delta.reduce((sum, value) => sum + value, 0);
+  const steal = delta[7];
+  return steal === undefined || !(total > 0) ? NaN : round((100 * steal) / total, 1);
 }
 
 /**
@@ -98,6 +120,35 @@ export async function sequential(clients: readonly BenchClient[], ops: number): 
   return samples;
 }
 
+/**
+ * Only the pipelined workload, with CPU per request in total and by thread role: for the JS floor, which has
+ * no sequential round trip worth measuring.
+ */
+export async function measurePipelinedCpu(
+  clients: readonly BenchClient[],
+  options: { readonly pipelinedOps: number; readonly perClient: number },
+  classifyThread: ThreadClassifier,
+): Promise<Record<string, number>> {
+  await pipelined(clients, 10_000, options.perClient);
+  const threadsBefore = snapshotThreads();
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  await pipelined(clients, options.pipelinedOps, options.perClient);
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const byThread = cpuPerOperationByRole(
+    threadsBefore,
+    snapshotThreads(),
+    options.pipelinedOps,
+    classifyThread,
+  );
+  return {
+    throughput_rps: Math.round(options.pipelinedOps / seconds),
+    process_cpu_us_per_req: round((cpu.user + cpu.system) / options.pipelinedOps, 2),
+    ...Object.fromEntries(Object.entries(byThread).map(([role, us]) => [`thread_cpu_us_${role}`, us])),
+  };
+}
+
 export async function measureRpc(
   clients: readonly BenchClient[],
   options: {
@@ -111,7 +162,9 @@ export async function measureRpc(
   await pipelined(clients, 10_000, options.perClient);
   await sequential(clients, 1_000);
 
+  const cpuTimesBefore = machineCpuTimes();
   const samples = await sequential(clients, options.seqOps);
+  const stealPct = stealPercent(cpuTimesBefore, machineCpuTimes());
 
   // Node's event-loop delay monitor: a 1 ms timer whose lateness is recorded; max is the worst stall.
   const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -138,6 +191,7 @@ export async function measureRpc(
     seq_p50_us: round(percentile(samples, 50)),
     seq_p99_us: round(percentile(samples, 99)),
     seq_ops: options.seqOps,
+    seq_steal_pct: stealPct,
     throughput_rps: Math.round(options.pipelinedOps / seconds),
     pipelined_ops: options.pipelinedOps,
     pipelined_s: round(seconds, 3),
