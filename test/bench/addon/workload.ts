@@ -120,16 +120,18 @@ export async function sequential(clients: readonly BenchClient[], ops: number): 
   return samples;
 }
 
-/**
- * Only the pipelined workload, with CPU per request in total and by thread role: for the JS floor, which has
- * no sequential round trip worth measuring.
- */
-export async function measurePipelinedCpu(
+/** The pipelined workload, timed, with its CPU per request in total and by thread role. */
+interface PipelinedRun {
+  readonly seconds: number;
+  readonly processCpuUsPerReq: number;
+  readonly byThread: Record<string, number>;
+}
+
+async function timedPipelined(
   clients: readonly BenchClient[],
   options: { readonly pipelinedOps: number; readonly perClient: number },
   classifyThread: ThreadClassifier,
-): Promise<Record<string, number>> {
-  await pipelined(clients, 10_000, options.perClient);
+): Promise<PipelinedRun> {
   const threadsBefore = snapshotThreads();
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -142,10 +144,24 @@ export async function measurePipelinedCpu(
     options.pipelinedOps,
     classifyThread,
   );
+  return { seconds, processCpuUsPerReq: round((cpu.user + cpu.system) / options.pipelinedOps, 2), byThread };
+}
+
+/**
+ * Only the pipelined workload (after a warm-up), with CPU per request in total and by thread role: for the
+ * JS floor, which has no sequential round trip worth measuring.
+ */
+export async function measurePipelinedCpu(
+  clients: readonly BenchClient[],
+  options: { readonly pipelinedOps: number; readonly perClient: number },
+  classifyThread: ThreadClassifier,
+): Promise<Record<string, number>> {
+  await pipelined(clients, 10_000, options.perClient);
+  const run = await timedPipelined(clients, options, classifyThread);
   return {
-    throughput_rps: Math.round(options.pipelinedOps / seconds),
-    process_cpu_us_per_req: round((cpu.user + cpu.system) / options.pipelinedOps, 2),
-    ...Object.fromEntries(Object.entries(byThread).map(([role, us]) => [`thread_cpu_us_${role}`, us])),
+    throughput_rps: Math.round(options.pipelinedOps / run.seconds),
+    process_cpu_us_per_req: run.processCpuUsPerReq,
+    ...Object.fromEntries(Object.entries(run.byThread).map(([role, us]) => [`thread_cpu_us_${role}`, us])),
   };
 }
 
@@ -170,13 +186,8 @@ export async function measureRpc(
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const schedBefore = threadSchedstat();
-  const threadsBefore = snapshotThreads();
-  const cpuBefore = process.cpuUsage();
-  const started = performance.now();
-  await pipelined(clients, options.pipelinedOps, options.perClient);
-  const seconds = (performance.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpuBefore);
-  const threadsAfter = snapshotThreads();
+  const run = await timedPipelined(clients, options, classifyThread);
+  const seconds = run.seconds;
   const schedAfter = threadSchedstat();
   delay.disable();
 
@@ -202,12 +213,7 @@ export async function measureRpc(
     burst_max_stall_ms: round(burstDelay.max / 1e6, 2),
     js_thread_cpu_us_per_req: round((schedAfter[0] - schedBefore[0]) / 1000 / options.pipelinedOps, 2),
     js_thread_runqueue_wait_ms: round((schedAfter[1] - schedBefore[1]) / 1e6),
-    process_cpu_us_per_req: round((cpu.user + cpu.system) / options.pipelinedOps, 2),
-    thread_cpu_us_per_req: cpuPerOperationByRole(
-      threadsBefore,
-      threadsAfter,
-      options.pipelinedOps,
-      classifyThread,
-    ),
+    process_cpu_us_per_req: run.processCpuUsPerReq,
+    thread_cpu_us_per_req: run.byThread,
   };
 }
