@@ -2,7 +2,6 @@
  * The runtime agent (CloudNativePG's instance manager is the model): watches the accounts placed on this pod
  * and makes the hosted TDLib clients match them, one level-triggered reconcile per account.
  */
-import { rmSync, readdirSync, statSync, utimesSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TelegramAccount } from '../crds/index.js';
 import type { RestClient } from '../operator/kube/client.js';
@@ -17,6 +16,7 @@ import { TelegramAccountResource } from '../operator/resources.js';
 import type { RuntimeConfig } from './config.js';
 import { HostedAccount } from './hosting/hosted-account.js';
 import { LeaseFence } from './hosting/lease.js';
+import { sweepSessionDirs } from './hosting/session-sweep.js';
 import { StatusWriter } from './hosting/status-writer.js';
 import type { TdClientManager } from './tdlib/client.js';
 
@@ -79,9 +79,9 @@ export class RuntimeAgent implements Reconciler {
       while (!(await this.heartbeat.tryAcquire())) await new Promise((r) => setTimeout(r, 1000));
     this.accounts.start();
     await this.controller.start();
-    this.sweepTimer = setInterval(() => this.sweepStaleSessions(), 3600_000);
+    const sweepSeconds = Math.min(3600, this.deps.config.TDLIB_SESSION_TTL_SECONDS);
+    this.sweepTimer = setInterval(() => this.sweepStaleSessions(), sweepSeconds * 1000);
     this.sweepTimer.unref();
-    this.sweepStaleSessions();
   }
 
   /** Caches synced and every hosted account past its start (running, or waiting for input/Lease). */
@@ -139,22 +139,24 @@ export class RuntimeAgent implements Reconciler {
     return hosted;
   }
 
-  /** TDLIB_SESSION_TTL_SECONDS: drop local databases of accounts not hosted here and unused for that long. */
+  /** TDLIB_SESSION_TTL_SECONDS: drop local databases of accounts not in use here and unused for that long. */
   private sweepStaleSessions(): void {
-    const root = join(this.deps.config.TDLIB_DATA_DIR, this.deps.config.POD_NAMESPACE);
-    if (!existsSync(root)) return;
-    const now = Date.now();
-    for (const name of readdirSync(root)) {
-      const dir = join(root, name);
-      const id = `${this.deps.config.POD_NAMESPACE}/${name}`;
-      if (this.hosted.has(id)) {
-        utimesSync(dir, new Date(), new Date());
-        continue;
-      }
-      if (now - statSync(dir).mtimeMs > this.deps.config.TDLIB_SESSION_TTL_SECONDS * 1000) {
-        rmSync(dir, { recursive: true, force: true });
-        this.deps.logger.info({ account: id }, 'removed local session data past TDLIB_SESSION_TTL_SECONDS');
-      }
+    // Until the cache has synced, any directory may belong to an account placed here: decide nothing yet.
+    if (this.stopping || !this.accounts.hasSynced()) return;
+    const namespace = this.deps.config.POD_NAMESPACE;
+    const inUse = (name: string): boolean =>
+      this.hosted.has(`${namespace}/${name}`) || this.accounts.get(namespace, name) !== undefined;
+    const removed = sweepSessionDirs(
+      join(this.deps.config.TDLIB_DATA_DIR, namespace),
+      inUse,
+      Date.now(),
+      this.deps.config.TDLIB_SESSION_TTL_SECONDS,
+    );
+    for (const name of removed) {
+      this.deps.logger.info(
+        { account: `${namespace}/${name}` },
+        'removed local session data past TDLIB_SESSION_TTL_SECONDS',
+      );
     }
   }
 
