@@ -1,10 +1,12 @@
 /**
  * Parsing of a watch response: one JSON object per line, `{"type": ..., "object": ...}`. We read the raw
- * stream ourselves instead of using @kubernetes/client-node's Watch/informer, which (1.x and 2.x) report an
- * in-stream 410 as an ordinary callback plus a done() with no error (kubernetes-client/javascript#392), stop
- * for good after ECONNRESET (#1496), can stall silently on half-open connections (#364, #596, #958), and
- * restart in a storm when restarted from an error handler (#1933). The reflector needs to see each of those
- * cases distinctly to resume, relist or back off.
+ * stream ourselves instead of using @kubernetes/client-node's Watch/ListWatch (checked in 1.4.0's
+ * dist/cache.js and watch.js): Watch reports an in-stream 410 as an ordinary ERROR event followed by a
+ * done() with no error (kubernetes-client/javascript#392), leaving the relist to the caller (ListWatch does
+ * clear its resourceVersion for that one); ListWatch stops for good after any other error such as
+ * ECONNRESET (#1496); both can stall silently on half-open connections (#364, #596, #958); and restarting
+ * from an error handler storms (#1933). The reflector needs to see each of those cases distinctly to
+ * resume, relist or back off.
  */
 import type { Readable } from 'node:stream';
 import type { ApiObject } from './resource.js';
