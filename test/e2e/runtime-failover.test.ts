@@ -7,15 +7,15 @@ import * as k8s from '@kubernetes/client-node';
 import { GROUP, VERSION, type TelegramAccount } from '../../crds/index.js';
 import { World } from '../../runtime/simulator/world.js';
 import { waitFor } from '../cluster/wait.js';
-import { adminKubeConfig, createTestNamespace } from '../support/cluster.js';
-import { installCrds } from '../support/crds.js';
-import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../support/operator.js';
+import { adminKubeConfig } from '../support/cluster.js';
+import type { OperatorProcess } from '../support/operator.js';
 import {
-  demoWorld,
   serviceAccountKubeconfig,
   startRuntimeProcess,
   waitForPodReady,
   type RuntimeProcess,
+  getTelegramAccount,
+  startSimulatorScene,
 } from '../support/runtime.js';
 
 const BOT_USER_ID = 7000000001;
@@ -30,14 +30,7 @@ describe('runtime fail-over (SIGKILL) and the session fence', () => {
   let runtimeKubeconfig = '';
   const runtimes: RuntimeProcess[] = [];
 
-  const getAccount = async (name: string) =>
-    (await custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: 'telegramaccounts',
-      name,
-    })) as TelegramAccount;
+  const getAccount = (name: string) => getTelegramAccount(custom, namespace, name);
   const ready = (a: TelegramAccount) =>
     a.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
   const waitForAccount = (what: string, test: (a: TelegramAccount) => boolean, timeoutMs = 60_000) =>
@@ -69,24 +62,7 @@ describe('runtime fail-over (SIGKILL) and the session fence', () => {
       .filter((e) => e.type === 'auth_key_duplicated');
 
   beforeAll(async () => {
-    await installCrds(kc);
-    namespace = await createTestNamespace(kc, 'failover');
-    worldDir = demoWorld();
-    operator = startOperatorProcess(await operatorKubeconfig(), {
-      WATCH_NAMESPACE: namespace,
-      RUNTIME_BACKEND: 'simulator',
-    });
-    await core.createNamespacedSecret({
-      namespace,
-      body: {
-        metadata: { name: 'api' },
-        stringData: { api_id: '94575', api_hash: '0123456789abcdef0123456789abcdef' },
-      },
-    });
-    await core.createNamespacedSecret({
-      namespace,
-      body: { metadata: { name: 'bot-token' }, stringData: { token: '7000000001:AAH-demo-simulator-token' } },
-    });
+    ({ namespace, worldDir, operator } = await startSimulatorScene(kc, 'failover'));
     await custom.createNamespacedCustomObject({
       group: GROUP,
       version: VERSION,

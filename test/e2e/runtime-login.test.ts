@@ -9,24 +9,26 @@ import * as k8s from '@kubernetes/client-node';
 import { GROUP, VERSION, type TelegramAccount } from '../../crds/index.js';
 import { World } from '../../runtime/simulator/world.js';
 import { waitFor } from '../cluster/wait.js';
-import { adminKubeConfig, createTestNamespace, testCluster } from '../support/cluster.js';
-import { installCrds } from '../support/crds.js';
-import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../support/operator.js';
+import { adminKubeConfig, testCluster } from '../support/cluster.js';
+import type { OperatorProcess } from '../support/operator.js';
 import {
-  demoWorld,
   serviceAccountKubeconfig,
   startRuntimeProcess,
   waitForPodReady,
   type RuntimeProcess,
+  getTelegramAccount,
+  startSimulatorScene,
+  DEMO_API_CREDENTIALS,
+  DEMO_BOT_TOKEN,
 } from '../support/runtime.js';
 
 const run = promisify(execFile);
 const plugin = resolve('dist/tools/kubectl-telegram/main.js');
-const BOT_TOKEN = '7000000001:AAH-demo-simulator-token';
+const BOT_TOKEN = DEMO_BOT_TOKEN;
 const PASSWORD = 'demo-2fa-password';
 const CODE = '12345';
 const PHONE = '+15550100001';
-const API_HASH = '0123456789abcdef0123456789abcdef';
+const API_HASH = DEMO_API_CREDENTIALS.api_hash;
 
 describe('runtime login flows (simulator backend, runtime processes as kwok pods)', () => {
   const kc = adminKubeConfig();
@@ -45,14 +47,7 @@ describe('runtime login flows (simulator backend, runtime processes as kwok pods
       plural: 'telegramaccounts',
       body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'TelegramAccount', metadata: { name }, spec },
     });
-  const getAccount = async (name: string) =>
-    (await custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: 'telegramaccounts',
-      name,
-    })) as TelegramAccount;
+  const getAccount = (name: string) => getTelegramAccount(custom, namespace, name);
   const cond = (a: TelegramAccount, type: string) => a.status?.conditions?.find((c) => c.type === type);
   const waitForAccount = (
     name: string,
@@ -97,15 +92,7 @@ describe('runtime login flows (simulator backend, runtime processes as kwok pods
     );
 
   beforeAll(async () => {
-    await installCrds(kc);
-    namespace = await createTestNamespace(kc, 'login');
-    worldDir = demoWorld();
-    operator = startOperatorProcess(await operatorKubeconfig(), {
-      WATCH_NAMESPACE: namespace,
-      RUNTIME_BACKEND: 'simulator',
-    });
-    await secret('api', { api_id: '94575', api_hash: API_HASH });
-    await secret('bot-token', { token: BOT_TOKEN });
+    ({ namespace, worldDir, operator } = await startSimulatorScene(kc, 'login'));
     await secret('pw', { password: 'not-the-password' });
     await createAccount('news-bot', {
       type: 'Bot',

@@ -2,15 +2,15 @@
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, VERSION, type TelegramAccount } from '../../crds/index.js';
 import { waitFor } from '../cluster/wait.js';
-import { adminKubeConfig, createTestNamespace } from '../support/cluster.js';
-import { installCrds } from '../support/crds.js';
-import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../support/operator.js';
+import { adminKubeConfig } from '../support/cluster.js';
+import type { OperatorProcess } from '../support/operator.js';
 import {
-  demoWorld,
   serviceAccountKubeconfig,
   startRuntimeProcess,
   waitForPodReady,
   type RuntimeProcess,
+  getTelegramAccount,
+  startSimulatorScene,
 } from '../support/runtime.js';
 
 describe('proxies: failover and removal', () => {
@@ -21,14 +21,7 @@ describe('proxies: failover and removal', () => {
   let operator: OperatorProcess;
   let runtime: RuntimeProcess;
 
-  const getAccount = async () =>
-    (await custom.getNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: 'telegramaccounts',
-      name: 'proxied',
-    })) as TelegramAccount;
+  const getAccount = () => getTelegramAccount(custom, namespace, 'proxied');
   const waitForAccount = (what: string, test: (a: TelegramAccount) => boolean) =>
     waitFor(
       `proxied: ${what}`,
@@ -40,24 +33,8 @@ describe('proxies: failover and removal', () => {
     );
 
   beforeAll(async () => {
-    await installCrds(kc);
-    namespace = await createTestNamespace(kc, 'proxy');
-    const worldDir = demoWorld();
-    operator = startOperatorProcess(await operatorKubeconfig(), {
-      WATCH_NAMESPACE: namespace,
-      RUNTIME_BACKEND: 'simulator',
-    });
-    await core.createNamespacedSecret({
-      namespace,
-      body: {
-        metadata: { name: 'api' },
-        stringData: { api_id: '94575', api_hash: '0123456789abcdef0123456789abcdef' },
-      },
-    });
-    await core.createNamespacedSecret({
-      namespace,
-      body: { metadata: { name: 'bot-token' }, stringData: { token: '7000000001:AAH-demo-simulator-token' } },
-    });
+    let worldDir: string;
+    ({ namespace, worldDir, operator } = await startSimulatorScene(kc, 'proxy'));
     await core.createNamespacedSecret({
       namespace,
       body: {

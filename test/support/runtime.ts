@@ -9,7 +9,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { GROUP, VERSION, type TelegramAccount } from '../../crds/index.js';
 import { waitFor } from '../cluster/wait.js';
+import { createTestNamespace } from './cluster.js';
+import { installCrds } from './crds.js';
+import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from './operator.js';
 
 const runtimeMain = resolve('dist/runtime/main.js');
 
@@ -18,6 +22,54 @@ export function demoWorld(): string {
   const dir = mkdtempSync(join(tmpdir(), 'tdlib-operator-world-'));
   cpSync(resolve('config/samples/simulator-world.yaml'), join(dir, 'world.yaml'));
   return dir;
+}
+
+/** The demo world's bot token and API credentials (config/samples/simulator-world.yaml). */
+export const DEMO_BOT_TOKEN = '7000000001:AAH-demo-simulator-token';
+export const DEMO_API_CREDENTIALS = { api_id: '94575', api_hash: '0123456789abcdef0123456789abcdef' };
+
+export interface SimulatorScene {
+  readonly namespace: string;
+  readonly worldDir: string;
+  readonly operator: OperatorProcess;
+}
+
+/**
+ * What every runtime e2e test starts from: the CRDs, a fresh namespace, a private demo world, the operator
+ * watching that namespace with simulator runtimes, and the demo world's Secrets 'api' and 'bot-token'.
+ */
+export async function startSimulatorScene(kc: k8s.KubeConfig, prefix: string): Promise<SimulatorScene> {
+  await installCrds(kc);
+  const namespace = await createTestNamespace(kc, prefix);
+  const worldDir = demoWorld();
+  const operator = startOperatorProcess(await operatorKubeconfig(), {
+    WATCH_NAMESPACE: namespace,
+    RUNTIME_BACKEND: 'simulator',
+  });
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: 'api' }, stringData: DEMO_API_CREDENTIALS },
+  });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: 'bot-token' }, stringData: { token: DEMO_BOT_TOKEN } },
+  });
+  return { namespace, worldDir, operator };
+}
+
+export async function getTelegramAccount(
+  custom: k8s.CustomObjectsApi,
+  namespace: string,
+  name: string,
+): Promise<TelegramAccount> {
+  return (await custom.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: 'telegramaccounts',
+    name,
+  })) as TelegramAccount;
 }
 
 /** A kubeconfig that authenticates as `serviceAccount` in `namespace` (a fresh TokenRequest token). */
