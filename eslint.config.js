@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { boundariesPlugin } from './eslint.boundaries.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'native/build/**', '.cluster/**', 'coverage/**'] },
@@ -11,6 +12,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': 'off',
     },
+  },
+  {
+    files: ['**/*.ts'],
+    plugins: { boundaries: boundariesPlugin },
+    rules: { 'boundaries/import-boundaries': 'error' },
   },
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],

@@ -27,3 +27,14 @@ export interface KubeObject<Spec, Status> {
   spec: Spec;
   status?: Status;
 }
+
+/** What the REST layer needs to address a kind. Structural, so it lives with the API it describes. */
+export interface ResourceDescriptor {
+  /** '' for the core group. */
+  group: string;
+  version: string;
+  /** The resource name in URLs, e.g. 'statefulsets'. */
+  plural: string;
+  kind: string;
+  namespaced: boolean;
+}

@@ -16,10 +16,10 @@ import type { Logger } from './kube/logging.js';
 import { createRegistry, startMetricsServer, type Registry } from './kube/metrics.js';
 import { Informer } from './kube/reflector.js';
 import { Resources, type ApiObject } from './kube/resource.js';
-import { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY } from './naming.js';
+import { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY } from '../crds/naming.js';
 import { POOL_INDEX, PoolReconciler, poolKeyOf, type HeartbeatLease } from './pool/controller.js';
 import { POOL_COALESCE_MS, poolRelevantChange } from './pool/predicates.js';
-import { TelegramAccountResource } from './resources.js';
+import { TelegramAccountResource } from '../crds/resources.js';
 
 type Account = TelegramAccount & ApiObject;
 const SECRET_INDEX = 'secret';

@@ -1,18 +1,21 @@
-/** Picks the TdBackend from configuration: libtdjson through the addon, or the simulator. */
+/**
+ * Picks the TdBackend from configuration: libtdjson through the addon, or the simulator. Each is loaded only
+ * when selected: a production pod never loads the simulator, a simulator pod never loads libtdjson.
+ */
 import type { Logger } from '../operator/kube/logging.js';
 import type { RuntimeConfig } from './config.js';
-import { SimulatorBackend } from './simulator/index.js';
 import type { TdBackend } from './tdlib/backend.js';
-import { NativeBackend } from './tdlib/native-backend.js';
 
-export function createBackend(config: RuntimeConfig, logger: Logger): TdBackend {
+export async function createBackend(config: RuntimeConfig, logger: Logger): Promise<TdBackend> {
   if (config.TDLIB_BACKEND === 'simulator') {
+    const { SimulatorBackend } = await import('./simulator/index.js');
     return new SimulatorBackend({
       worldDir: config.TDLIB_SIMULATOR_WORLD ?? '',
       logger: logger.child({ component: 'simulator' }),
     });
   }
   const addon = config.TDLIB_ADDON_PATH;
+  const { NativeBackend } = await import('./tdlib/native-backend.js');
   return new NativeBackend({
     libraryPath: config.TDLIB_LIBRARY_PATH ?? (addon && !addon.endsWith('.node') ? addon : undefined),
     addonPath: addon?.endsWith('.node') ? addon : undefined,

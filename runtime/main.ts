@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     logger,
     registry,
   });
-  const backend = createBackend(config, logger);
+  const backend = await createBackend(config, logger);
   const manager = new TdClientManager(backend, {
     hooks: promRequestHooks(registerTdRequestMetrics(registry)),
   });

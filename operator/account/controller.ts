@@ -23,8 +23,8 @@ import {
   MANAGED_BY,
   encryptionKeySecretName,
   sessionSecretName,
-} from '../naming.js';
-import { TelegramAccountResource } from '../resources.js';
+} from '../../crds/naming.js';
+import { TelegramAccountResource } from '../../crds/resources.js';
 
 export const FINALIZER_FIELD_MANAGER = 'tdlib-operator-finalizer';
 /** How long a LogOut deletion waits for the runtime before it warns (it keeps waiting: the session is live). */

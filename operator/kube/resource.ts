@@ -23,15 +23,9 @@ export interface ApiObject {
   metadata?: ApiObjectMeta;
 }
 
-export interface ResourceDescriptor {
-  /** '' for the core group. */
-  group: string;
-  version: string;
-  /** The resource name in URLs, e.g. 'statefulsets'. */
-  plural: string;
-  kind: string;
-  namespaced: boolean;
-}
+import type { ResourceDescriptor } from '../../crds/kube-object.js';
+
+export type { ResourceDescriptor };
 
 /** 'v1' for core, 'apps/v1' otherwise: the value of `apiVersion` in objects of this kind. */
 export function apiVersionOf(descriptor: ResourceDescriptor): string {

@@ -3,9 +3,9 @@ import {
   TELEGRAM_ACCOUNT_KIND,
   type Condition,
   type TelegramAccount,
+  nextCondition,
 } from '../../crds/index.js';
 import type { InputsCheck } from '../account/inputs.js';
-import { nextCondition } from '../conditions.js';
 
 /** The part of an account's status the operator owns: placement, observedGeneration and Scheduled. */
 export interface OperatorStatus {

@@ -25,9 +25,9 @@ import {
   podOrdinal,
   runtimePodName,
   sessionSecretName,
-} from '../naming.js';
+} from '../../crds/naming.js';
 import { place } from '../placement.js';
-import { TelegramAccountResource } from '../resources.js';
+import { TelegramAccountResource } from '../../crds/resources.js';
 import {
   desiredOperatorStatus,
   operatorStatusCurrent,

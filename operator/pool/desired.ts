@@ -11,7 +11,7 @@ import type {
   V1StatefulSet,
 } from '@kubernetes/client-node';
 import { GROUP, TELEGRAM_ACCOUNT_PLURAL } from '../../crds/index.js';
-import { LABEL_POOL, poolLabels, runtimeName } from '../naming.js';
+import { LABEL_POOL, poolLabels, runtimeName } from '../../crds/naming.js';
 
 export interface PoolSettings {
   namespace: string;

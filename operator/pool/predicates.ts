@@ -1,5 +1,5 @@
 import type { TelegramAccount } from '../../crds/index.js';
-import { LABEL_PLACED_POD } from '../naming.js';
+import { LABEL_PLACED_POD } from '../../crds/naming.js';
 
 /**
  * Whether an account change can change its pool's placement or workload (controller-runtime's predicates):

@@ -3,6 +3,7 @@
  * inputs the account's Secrets provide, and which inputs were already tried. Each input is tried once per
  * version (a Secret's resourceVersion), so a wrong code or password waits for a new one instead of looping.
  */
+import { AuthReason, type AuthReasonName } from '../../crds/conditions.js';
 import type { TdObject } from '../tdlib/backend.js';
 
 /** A value from a Secret, with the version that distinguishes a changed value from a retry of the same one. */
@@ -34,7 +35,7 @@ export type AuthAction =
   /** Send `request`; `attempt` (if any) marks the input version it consumes. */
   | { kind: 'send'; request: TdObject; attempt?: string }
   /** Nothing to send until an input arrives; reason/message go to the Authorized condition. */
-  | { kind: 'wait'; reason: string; message: string }
+  | { kind: 'wait'; reason: AuthReasonName; message: string }
   | { kind: 'none' };
 
 export const attemptKey = (kind: 'code' | 'password' | 'token' | 'phone', version: string): string =>
@@ -73,12 +74,16 @@ export function nextAuthAction(
     case 'authorizationStateWaitPhoneNumber': {
       if (inputs.type === 'Bot') {
         if (!inputs.botToken)
-          return { kind: 'wait', reason: 'BotTokenMissing', message: 'waiting for the bot token Secret' };
+          return {
+            kind: 'wait',
+            reason: AuthReason.BotTokenMissing,
+            message: 'waiting for the bot token Secret',
+          };
         const key = attemptKey('token', inputs.botToken.version);
         if (attempted.has(key))
           return {
             kind: 'wait',
-            reason: 'BotTokenRejected',
+            reason: AuthReason.BotTokenRejected,
             message: 'the bot token was rejected; update the bot token Secret',
           };
         return {
@@ -90,7 +95,7 @@ export function nextAuthAction(
       if (inputs.loginMethod === 'QR') {
         const key = attemptKey('phone', 'qr');
         if (attempted.has(key))
-          return { kind: 'wait', reason: 'QrRequested', message: 'waiting for the QR login link' };
+          return { kind: 'wait', reason: AuthReason.QrRequested, message: 'waiting for the QR login link' };
         return {
           kind: 'send',
           request: { '@type': 'requestQrCodeAuthentication', other_user_ids: [] },
@@ -98,12 +103,16 @@ export function nextAuthAction(
         };
       }
       if (!inputs.phoneNumber)
-        return { kind: 'wait', reason: 'PhoneNumberMissing', message: 'spec.phoneNumber is not set' };
+        return {
+          kind: 'wait',
+          reason: AuthReason.PhoneNumberMissing,
+          message: 'spec.phoneNumber is not set',
+        };
       const key = attemptKey('phone', inputs.phoneNumber);
       if (attempted.has(key))
         return {
           kind: 'wait',
-          reason: 'PhoneNumberRejected',
+          reason: AuthReason.PhoneNumberRejected,
           message: 'Telegram rejected the phone number; check spec.phoneNumber',
         };
       return {
@@ -125,7 +134,7 @@ export function nextAuthAction(
         };
       return {
         kind: 'wait',
-        reason: 'WaitCode',
+        reason: AuthReason.WaitCode,
         message: 'waiting for the login code: run `kubectl telegram login <account>`',
       };
     }
@@ -133,14 +142,14 @@ export function nextAuthAction(
       if (!inputs.password)
         return {
           kind: 'wait',
-          reason: 'PasswordRequired',
+          reason: AuthReason.PasswordRequired,
           message: 'the account has two-step verification: set spec.passwordSecretRef',
         };
       const key = attemptKey('password', inputs.password.version);
       if (attempted.has(key))
         return {
           kind: 'wait',
-          reason: 'PasswordRejected',
+          reason: AuthReason.PasswordRejected,
           message: 'the 2FA password was rejected; update the password Secret',
         };
       return {
@@ -152,20 +161,20 @@ export function nextAuthAction(
     case 'authorizationStateWaitOtherDeviceConfirmation':
       return {
         kind: 'wait',
-        reason: 'WaitQrConfirmation',
+        reason: AuthReason.WaitQrConfirmation,
         message: 'open status.qrCodeLink on a logged-in device to confirm the login',
       };
     case 'authorizationStateWaitRegistration':
       return {
         kind: 'wait',
-        reason: 'RegistrationRequired',
+        reason: AuthReason.RegistrationRequired,
         message: 'this phone number has no Telegram account; sign it up in an official app first',
       };
     case 'authorizationStateWaitEmailAddress':
     case 'authorizationStateWaitEmailCode':
       return {
         kind: 'wait',
-        reason: 'EmailRequired',
+        reason: AuthReason.EmailRequired,
         message: 'Telegram asks for an e-mail login step, which the operator does not support yet',
       };
     default:

@@ -19,7 +19,7 @@ import {
   encryptionKeySecretName,
   loginCodeSecretName,
   sessionSecretName,
-} from '../../operator/naming.js';
+} from '../../crds/naming.js';
 import { nextAuthAction, shortStateName, type AuthInputs, type VersionedInput } from '../auth/driver.js';
 import { packSession, unpackSession, SESSION_SECRET_KEY } from '../session/backup.js';
 import type { TdObject } from '../tdlib/backend.js';

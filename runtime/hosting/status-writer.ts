@@ -7,7 +7,7 @@ import type { RestClient } from '../../operator/kube/client.js';
 import { isNotFound } from '../../operator/kube/errors.js';
 import type { Logger } from '../../operator/kube/logging.js';
 import type { ApiObject } from '../../operator/kube/resource.js';
-import { TelegramAccountResource } from '../../operator/resources.js';
+import { TelegramAccountResource } from '../../crds/resources.js';
 import { RUNTIME_FIELD_MANAGER, desiredRuntimeStatus, statusFingerprint, type HostedView } from './status.js';
 
 export class StatusWriter {

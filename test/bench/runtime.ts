@@ -17,7 +17,7 @@ import { createRegistry } from '../../operator/kube/metrics.js';
 import { forEachLimited } from '../../operator/kube/util.js';
 import { Informer } from '../../operator/kube/reflector.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
-import { TelegramAccountResource } from '../../operator/resources.js';
+import { TelegramAccountResource } from '../../crds/resources.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';

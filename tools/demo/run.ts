@@ -14,8 +14,7 @@ import { createLogger } from '../../operator/kube/logging.js';
 import { createRegistry } from '../../operator/kube/metrics.js';
 import { Informer } from '../../operator/kube/reflector.js';
 import { Resources, type ApiObject, type ResourceDescriptor } from '../../operator/kube/resource.js';
-import { TelegramAccountResource } from '../../operator/resources.js';
-import { ControlPlane } from '../../test/cluster/control-plane.js';
+import { TelegramAccountResource } from '../../crds/resources.js';
 
 const NAMESPACE = 'tdlib-demo';
 const root = resolve('.cluster');
@@ -27,16 +26,53 @@ const crdResource: ResourceDescriptor = {
   namespaced: false,
 };
 
-function child(name: string, script: string, env: Record<string, string>): ChildProcess {
+function child(name: string, script: string, env: Record<string, string>, args: string[] = []): ChildProcess {
   mkdirSync(join(root, 'logs'), { recursive: true });
   const log = createWriteStream(join(root, 'logs', `${name}.log`), { flags: 'a' });
-  const proc = spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, script], {
+  const proc = spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, script, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
   return proc;
+}
+
+interface RunningPlane {
+  kubeconfigPath: string;
+  startMs: number;
+  stop: () => Promise<void>;
+}
+
+/**
+ * The control plane's own supervisor (test/cluster's CLI, `serve`) as a child process: tools/ imports nothing
+ * of test/, and the components die with the supervisor.
+ */
+async function startControlPlane(): Promise<RunningPlane> {
+  const supervisor = child('control-plane', resolve('dist/test/cluster/cli.js'), {}, [
+    'serve',
+    '--dir',
+    root,
+    '--controllers',
+    '--kwok-nodes',
+    '1',
+  ]);
+  const exited = new Promise<void>((r) => supervisor.once('exit', () => r()));
+  const state = join(root, 'state.json');
+  for (;;) {
+    if (supervisor.exitCode !== null || supervisor.signalCode !== null)
+      throw new Error('the control plane did not start; see .cluster/logs/control-plane.log');
+    if (existsSync(state)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const info = JSON.parse(readFileSync(state, 'utf8')) as { kubeconfigPath: string; startMs: number };
+  return {
+    ...info,
+    stop: async () => {
+      if (supervisor.exitCode === null && supervisor.signalCode === null) supervisor.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 async function applyFile(rest: RestClient, file: string): Promise<void> {
@@ -53,14 +89,9 @@ async function main(): Promise<void> {
   rmSync(root, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
   console.log('starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) ...');
-  const plane = await ControlPlane.start({
-    dir: join(root, 'run'),
-    controllers: true,
-    kwokNodes: 1,
-    kubeconfigPath: join(root, 'kubeconfig'),
-  });
-  const kubeconfig = plane.info.kubeconfigPath;
-  console.log(`control plane up in ${(plane.info.startMs / 1000).toFixed(1)} s; kubeconfig: ${kubeconfig}`);
+  const plane = await startControlPlane();
+  const kubeconfig = plane.kubeconfigPath;
+  console.log(`control plane up in ${(plane.startMs / 1000).toFixed(1)} s; kubeconfig: ${kubeconfig}`);
   const logger = createLogger({ name: 'make-run', level: 'warn' });
   const rest = new RestClient(loadKubeConfig(kubeconfig), { registry: createRegistry(), logger });
   for (const crd of allCrds())

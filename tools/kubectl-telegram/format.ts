@@ -1,5 +1,5 @@
 /** How `kubectl telegram` describes a TelegramAccount to a person. Never prints secrets or codes. */
-import type { Condition, TelegramAccount } from '../../crds/index.js';
+import { ConditionType, type Condition, type TelegramAccount } from '../../crds/index.js';
 import { maskPhone } from '../../operator/kube/logging.js';
 
 export function conditionOf(account: TelegramAccount, type: string): Condition | undefined {
@@ -32,7 +32,7 @@ export function summary(account: TelegramAccount): string {
   const state = account.status?.authorizationState ?? '(not reported yet)';
   let line =
     `TelegramAccount ${ref(account)} (${account.spec.type}): authorization ${state}, ` +
-    conditionText(conditionOf(account, 'Ready'), 'Ready');
+    conditionText(conditionOf(account, ConditionType.Ready), 'Ready');
   if (state === 'WaitCode' && account.status?.codeDelivery) {
     line += `\nThe code was sent via ${account.status.codeDelivery}.`;
   }

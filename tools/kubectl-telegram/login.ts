@@ -9,14 +9,17 @@
  */
 import {
   API_VERSION,
+  ConditionType,
   TELEGRAM_ACCOUNT_KIND,
+  isPasswordFailureReason,
+  isTdlibErrorReason,
   type ObjectMeta,
   type TelegramAccount,
 } from '../../crds/index.js';
 import { isAlreadyExists, isConflict, isNotFound, type RestClient } from '../../operator/kube/client.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
-import { LABEL_ACCOUNT, LABEL_MANAGED_BY, loginCodeSecretName } from '../../operator/naming.js';
-import { TelegramAccountResource } from '../../operator/resources.js';
+import { LABEL_ACCOUNT, LABEL_MANAGED_BY, loginCodeSecretName } from '../../crds/naming.js';
+import { TelegramAccountResource } from '../../crds/resources.js';
 import { CliError, ExitCode } from './errors.js';
 import { conditionOf, ref, summary, userText } from './format.js';
 import { ObjectObserver, WaitTimeoutError } from './observe.js';
@@ -115,19 +118,11 @@ function assertLoginApplies(account: TelegramAccount): void {
 }
 
 /**
- * A rejected 2FA password: TDLib's error as the reason (PASSWORD_HASH_INVALID, ...) or the runtime's
- * PasswordRejected. Not "WaitPassword"/"PasswordRequired": those wait for the Secret.
- */
-function isPasswordFailure(reason: string): boolean {
-  return reason === 'PasswordRejected' || /^[A-Z0-9_]*PASSWORD[A-Z0-9_]*$/.test(reason);
-}
-
-/**
  * What the verdict on a code changes: the state, the Authorized condition, the code delivery. Not Ready,
  * which also moves with the connection and would end the wait before the verdict is in.
  */
 function verdictFingerprint(account: TelegramAccount): string {
-  const c = conditionOf(account, 'Authorized');
+  const c = conditionOf(account, ConditionType.Authorized);
   return JSON.stringify([
     account.metadata.deletionTimestamp ?? null,
     account.status?.authorizationState ?? null,
@@ -150,8 +145,8 @@ function fingerprint(account: TelegramAccount): string {
     s.codeDelivery ?? null,
     s.qrCodeLink ?? null,
     s.user ?? null,
-    cond('Authorized'),
-    cond('Ready'),
+    cond(ConditionType.Authorized),
+    cond(ConditionType.Ready),
   ]);
 }
 
@@ -195,7 +190,7 @@ export async function login(
   const dropObserver = cleanups.add(() => observer.stop());
 
   const timeout = (account: TelegramAccount, waitingFor: string): CliError => {
-    const authorized = conditionOf(account, 'Authorized');
+    const authorized = conditionOf(account, ConditionType.Authorized);
     const detail = authorized
       ? `; Authorized=${authorized.status} (${authorized.reason}: ${authorized.message})`
       : '';
@@ -300,8 +295,8 @@ export async function login(
       return;
     }
     if (state !== 'WaitCode') return;
-    const authorized = conditionOf(after, 'Authorized');
-    if (authorized && authorized.status !== 'True' && /^[A-Z0-9_]+$/.test(authorized.reason)) {
+    const authorized = conditionOf(after, ConditionType.Authorized);
+    if (authorized && authorized.status !== 'True' && isTdlibErrorReason(authorized.reason)) {
       // TDLib's error as the reason: PHONE_CODE_INVALID, PHONE_CODE_EXPIRED, ...
       warn(`Telegram did not accept the code: ${authorized.reason}: ${authorized.message}`);
     } else {
@@ -326,7 +321,7 @@ export async function login(
       switch (state) {
         case 'Ready': {
           const user = userText(account);
-          const ready = conditionOf(account, 'Ready');
+          const ready = conditionOf(account, ConditionType.Ready);
           const readyNote =
             ready && ready.status !== 'True'
               ? ` (Ready=${ready.status}: ${ready.reason}: ${ready.message})`
@@ -374,8 +369,8 @@ export async function login(
             `Two-step verification: the runtime enters the password from spec.passwordSecretRef (Secret ` +
               `${secretRef.name}, key ${secretRef.key ?? 'password'}); waiting for Ready...`,
           );
-          const authorized = conditionOf(account, 'Authorized');
-          if (authorized && authorized.status === 'False' && isPasswordFailure(authorized.reason)) {
+          const authorized = conditionOf(account, ConditionType.Authorized);
+          if (authorized && authorized.status === 'False' && isPasswordFailureReason(authorized.reason)) {
             throw new CliError(
               ExitCode.Failed,
               `Telegram did not accept the two-step verification password from Secret ${secretRef.name}: ` +

@@ -15,7 +15,7 @@ import { createLogger } from '../../../operator/kube/logging.js';
 import { createRegistry } from '../../../operator/kube/metrics.js';
 import { Informer } from '../../../operator/kube/reflector.js';
 import { Resources, type ApiObject } from '../../../operator/kube/resource.js';
-import { TelegramAccountResource } from '../../../operator/resources.js';
+import { TelegramAccountResource } from '../../../crds/resources.js';
 import { ControlPlane } from '../../cluster/control-plane.js';
 import { waitFor } from '../../cluster/wait.js';
 import { testCluster } from '../../support/cluster.js';

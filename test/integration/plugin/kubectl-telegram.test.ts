@@ -12,8 +12,8 @@ import { API_VERSION, type Condition, type TelegramAccount } from '../../../crds
 import { RestClient, isNotFound, loadKubeConfig } from '../../../operator/kube/client.js';
 import { createRegistry } from '../../../operator/kube/metrics.js';
 import { Resources, type ApiObject } from '../../../operator/kube/resource.js';
-import { LABEL_ACCOUNT, loginCodeSecretName } from '../../../operator/naming.js';
-import { TelegramAccountResource } from '../../../operator/resources.js';
+import { LABEL_ACCOUNT, loginCodeSecretName } from '../../../crds/naming.js';
+import { TelegramAccountResource } from '../../../crds/resources.js';
 import { waitFor } from '../../cluster/wait.js';
 import { adminKubeConfig, createTestNamespace, testCluster } from '../../support/cluster.js';
 import { installCrds } from '../../support/crds.js';

@@ -6,9 +6,7 @@ import {
   needsApply,
   needsApplyWithHash,
   ownerReference,
-  setCondition,
   withIntentHash,
-  type ConditionLike,
 } from '../../../operator/kube/apply.js';
 import { Resources } from '../../../operator/kube/resource.js';
 
@@ -124,30 +122,6 @@ describe('intent hash', () => {
       annotation,
     );
     expect(reordered.metadata?.annotations?.[annotation]).toBe(before.metadata?.annotations?.[annotation]);
-  });
-});
-
-describe('setCondition', () => {
-  const t0 = new Date('2026-01-01T00:00:00Z');
-  const t1 = new Date('2026-01-01T01:00:00Z');
-
-  it('moves lastTransitionTime only when the status changes, so re-setting is a no-op', () => {
-    const first = setCondition<ConditionLike>(
-      undefined,
-      { type: 'Ready', status: 'False', reason: 'Starting', message: '' },
-      t0,
-    );
-    const same = setCondition(first, { type: 'Ready', status: 'False', reason: 'Starting', message: '' }, t1);
-    expect(same).toEqual(first);
-    const reason = setCondition(
-      first,
-      { type: 'Ready', status: 'False', reason: 'Waiting', message: 'code' },
-      t1,
-    );
-    expect(reason[0]?.lastTransitionTime).toBe('2026-01-01T00:00:00Z');
-    const flipped = setCondition(first, { type: 'Ready', status: 'True', reason: 'Up', message: '' }, t1);
-    expect(flipped[0]?.lastTransitionTime).toBe('2026-01-01T01:00:00Z');
-    expect(first[0]?.status).toBe('False'); // input untouched
   });
 });
 

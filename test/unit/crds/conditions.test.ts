@@ -1,4 +1,9 @@
-import { nextCondition, sameCondition } from '../../../operator/conditions.js';
+import {
+  isTdlibErrorReason,
+  nextCondition,
+  sameCondition,
+  tdlibErrorReason,
+} from '../../../crds/conditions.js';
 
 describe('conditions', () => {
   const t0 = new Date('2026-11-28T10:00:00.123Z');
@@ -24,5 +29,15 @@ describe('conditions', () => {
     const flipped = nextCondition([first], { ...scheduled, status: 'False', reason: 'SecretNotFound' }, t1);
     expect(flipped.lastTransitionTime).toBe('2026-11-28T11:00:00Z');
     expect(sameCondition([first], flipped)).toBe(false);
+  });
+
+  it('tells TDLib error reasons from our own CamelCase ones', () => {
+    for (const r of ['PHONE_CODE_INVALID', 'PASSWORD_HASH_INVALID', 'ACCESS_TOKEN_INVALID', 'Error400'])
+      expect(isTdlibErrorReason(r)).toBe(true);
+    for (const r of ['WaitCode', 'PasswordRejected', 'Ready', undefined, 'A', 'Error'])
+      expect(isTdlibErrorReason(r)).toBe(false);
+    expect(tdlibErrorReason(400, 'PHONE_CODE_INVALID')).toBe('PHONE_CODE_INVALID');
+    expect(tdlibErrorReason(401, 'Unauthorized')).toBe('Error401');
+    expect(tdlibErrorReason(429, 'Too Many Requests: retry after 10')).toBe('Error429');
   });
 });

@@ -1,8 +1,8 @@
 /**
- * Names and labels of everything the operator derives from accounts and pools. The runtime imports these
- * through crds/ conventions only where it must find the same objects (labels, Lease and Secret names).
+ * Names and labels of everything derived from accounts and pools. They are API contract: the operator, the
+ * runtime and the kubectl plugin must all find the same objects (labels, Lease and Secret names).
  */
-import { GROUP } from '../crds/index.js';
+import { GROUP } from './common.js';
 
 export const MANAGED_BY = 'tdlib-operator';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';

@@ -1,12 +1,8 @@
-import {
-  CAMPAIGN_KIND,
-  CAMPAIGN_PLURAL,
-  GROUP,
-  TELEGRAM_ACCOUNT_KIND,
-  TELEGRAM_ACCOUNT_PLURAL,
-  VERSION,
-} from '../crds/index.js';
-import type { ResourceDescriptor } from './kube/resource.js';
+/** How the REST layer addresses our kinds (group, version, plural). */
+import { CAMPAIGN_KIND, CAMPAIGN_PLURAL } from './campaign.js';
+import { GROUP, VERSION } from './common.js';
+import { TELEGRAM_ACCOUNT_KIND, TELEGRAM_ACCOUNT_PLURAL } from './telegram-account.js';
+import type { ResourceDescriptor } from './kube-object.js';
 
 export const TelegramAccountResource: ResourceDescriptor = {
   group: GROUP,
