@@ -15,6 +15,13 @@ export const LABEL_PLACED_POD = `${GROUP}/pod`;
 /** On Secrets the operator or runtime create: which account they belong to. */
 export const LABEL_ACCOUNT = `${GROUP}/account`;
 export const FINALIZER = `${GROUP}/session`;
+/**
+ * On a Secret a TelegramAccount names (API credentials, bot token, 2FA password, proxy credentials): the
+ * owner's consent that runtime pods may read it. Without it a spec could make the runtime fetch any Secret
+ * of the namespace and send it somewhere (a proxy's credentials go to that proxy in clear text).
+ */
+export const LABEL_SECRET_OPT_IN = `${GROUP}/usable-by-accounts`;
+export const SECRET_OPT_IN_VALUE = 'true';
 
 const MAX_NAME = 63;
 

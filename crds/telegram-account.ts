@@ -238,6 +238,13 @@ export const telegramAccountStatus = object(
         { description: 'Where the account runs (written by the operator).' },
       ),
     ),
+    hostedBy: Type.Optional(
+      Type.String({
+        description:
+          'The runtime pod that wrote the runtime-owned fields below. Ready is True only while it equals placement.pod (written by the runtime).',
+        maxLength: 253,
+      }),
+    ),
     authorizationState: Type.Optional(
       Type.String({
         description:
@@ -307,7 +314,7 @@ export const telegramAccountStatus = object(
   },
   {
     description:
-      'Observed state. The operator writes placement, observedGeneration and Scheduled; the runtime writes the rest.',
+      'Observed state. The operator writes placement, observedGeneration, Scheduled and Ready (logged in, connected, and served by the pod it is placed on); the runtime pod hosting the account writes the rest.',
   },
 );
 

@@ -42,6 +42,23 @@ export interface TdJsonSenderStats {
   readonly threadId: number;
 }
 
+export interface TdJsonFenceStats {
+  /** Clients with a deadline that have not reached authorizationStateClosed. */
+  readonly fencedClients: number;
+  /** Requests dropped because their client's deadline had passed. */
+  readonly blockedRequests: number;
+  /** `close` requests the watchdog sent itself for clients past their deadline. */
+  readonly watchdogCloses: number;
+}
+
+export interface TdJsonFenceOptions {
+  /** How long past its deadline a client may take to reach authorizationStateClosed. Default 3000. */
+  readonly exitGraceMs?: number;
+}
+
+/** The exit code of a process the session fence watchdog ended (a client did not close in time). */
+export const FENCE_WATCHDOG_EXIT_CODE = 70;
+
 /** Called on the JS thread when batches are waiting; take them with takeBatch(). */
 export type TdJsonReadyCallback = () => void;
 /** A batch: the JSON text of an array of TDLib objects, and whether more batches are queued behind it. */
@@ -63,6 +80,9 @@ interface AddonExports {
   receiverStats(): TdJsonReceiverStats | null;
   setLogCallback(maxVerbosity: number, callback: TdJsonLogCallback | null): void;
   droppedLogMessages(): number;
+  setClientDeadline(clientId: number, remainingMs: number): void;
+  configureFence(options: TdJsonFenceOptions): void;
+  fenceStats(): TdJsonFenceStats;
 }
 
 export interface TdJsonOpenOptions {
@@ -229,5 +249,26 @@ export class TdJson {
 
   droppedLogMessages(): number {
     return this.addon.droppedLogMessages();
+  }
+
+  /**
+   * The session fence (process-global). `remainingMs` from now (on CLOCK_BOOTTIME, which also runs
+   * during suspend) the client's deadline passes: from then on only `close` is forwarded to TDLib for
+   * it, a watchdog thread sends `close` itself, and if the client has not reached
+   * authorizationStateClosed exitGraceMs after the deadline the process exits with
+   * FENCE_WATCHDOG_EXIT_CODE. Infinity clears the deadline, <= 0 means it has passed. A deadline that
+   * has passed is final: later calls for that client change nothing. Cheap enough for every renewal.
+   */
+  setClientDeadline(clientId: number, remainingMs: number): void {
+    this.addon.setClientDeadline(clientId, remainingMs);
+  }
+
+  /** Process-global: the last call wins. */
+  configureFence(options: TdJsonFenceOptions): void {
+    this.addon.configureFence(options);
+  }
+
+  fenceStats(): TdJsonFenceStats {
+    return this.addon.fenceStats();
   }
 }

@@ -78,10 +78,11 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     logger,
     registry,
   });
+  // The runtimes' Leases: pod heartbeats (labelled with their pool) and account fences (with their account).
   const leases = new Informer<HeartbeatLease>(rest, Resources.Lease, {
-    name: 'runtime-heartbeats',
+    name: 'runtime-leases',
     namespace,
-    labelSelector: `${LABEL_MANAGED_BY}=tdlib-runtime,${LABEL_POOL}`,
+    labelSelector: `${LABEL_MANAGED_BY}=tdlib-runtime`,
     logger,
     registry,
   });
@@ -91,7 +92,17 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   const events = new EventRecorder(rest, { component: 'tdlib-operator', host: identity, logger, registry });
   const pool = new Controller({
     name: 'runtimepool',
-    reconciler: new PoolReconciler({ rest, accounts, secrets, statefulSets, leases, events, config, logger }),
+    reconciler: new PoolReconciler({
+      rest,
+      accounts,
+      secrets,
+      statefulSets,
+      leases,
+      events,
+      config,
+      logger,
+      apiTroubleEndedAt: () => rest.apiTroubleEndedAt(),
+    }),
     workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
     logger,
     registry,
@@ -123,7 +134,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   });
   const account = new Controller({
     name: 'telegramaccount',
-    reconciler: new AccountReconciler({ rest, accounts, secrets, events }),
+    reconciler: new AccountReconciler({ rest, accounts, secrets, leases, events }),
     workers: config.WORKERS,
     logger,
     registry,
@@ -132,7 +143,16 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .watches(secrets, (s) => {
       const owner = s.metadata?.labels?.[LABEL_ACCOUNT];
       return owner ? [{ namespace: s.metadata?.namespace ?? '', name: owner }] : [];
-    });
+    })
+    // A deleted account Lease is made again (the runtime cannot create one).
+    .watches(
+      leases,
+      (lease) => {
+        const owner = lease.metadata?.labels?.[LABEL_ACCOUNT];
+        return owner ? [{ namespace: lease.metadata?.namespace ?? '', name: owner }] : [];
+      },
+      { types: ['DELETED'] },
+    );
   const controllers = [pool, account];
 
   let leading = false;

@@ -1,30 +1,52 @@
 /**
  * The runtime agent (CloudNativePG's instance manager is the model): watches the accounts placed on this pod
- * and makes the hosted TDLib clients match them, one level-triggered reconcile per account.
+ * and makes the hosted TDLib clients match them, with one level-triggered reconcile per account key through
+ * the same controller the operator uses (one worker per key, per-key exponential backoff on errors,
+ * requeue-after for polling). TDLib updates and request completions enqueue the key too, so the login moves
+ * on from TDLib's own events, never from our status write coming back through the watch.
+ *
+ * The pod's heartbeat Lease is the fence of every session here (see hosting/fence.ts). The operator reads
+ * it to tell whether this pod is alive; a lapse closes every client at once, and a renewal after a lapse
+ * brings them all back, each after re-taking its account Lease.
  */
 import { join } from 'node:path';
-import type { TelegramAccount } from '../crds/index.js';
+import {
+  LABEL_MANAGED_BY,
+  LABEL_PLACED_POD,
+  LABEL_POOL,
+  TelegramAccountResource,
+  type TelegramAccount,
+} from '../crds/index.js';
 import type { RestClient } from '../operator/kube/client.js';
-import { Controller, type ObjectKey, type Reconciler } from '../operator/kube/controller.js';
+import {
+  Controller,
+  type ObjectKey,
+  type ReconcileContext,
+  type ReconcileResult,
+  type Reconciler,
+} from '../operator/kube/controller.js';
 import type { EventRecorder } from '../operator/kube/events.js';
+import { LeaseLock } from '../operator/kube/lease.js';
 import type { Logger } from '../operator/kube/logging.js';
 import type { Registry } from '../operator/kube/metrics.js';
+import { ItemExponentialFailureRateLimiter } from '../operator/kube/rate-limiter.js';
 import { Informer } from '../operator/kube/reflector.js';
 import type { ApiObject } from '../operator/kube/resource.js';
-import { LABEL_MANAGED_BY, LABEL_PLACED_POD, LABEL_POOL } from '../crds/naming.js';
-import { TelegramAccountResource } from '../crds/resources.js';
+import { errorMessage, sleep } from '../operator/kube/util.js';
 import type { RuntimeConfig } from './config.js';
+import { desireFor, type StopReason } from './hosting/desire.js';
+import { HolderLiveness, PodFence, fenceTiming, incarnationIdentity } from './hosting/fence.js';
 import { HostedAccount } from './hosting/hosted-account.js';
-import { LeaseFence } from './hosting/lease.js';
 import { sweepSessionDirs } from './hosting/session-sweep.js';
 import { StatusWriter } from './hosting/status-writer.js';
+import { fencedBackend } from './tdlib/backend.js';
 import type { TdClientManager } from './tdlib/client.js';
 
 type Account = TelegramAccount & ApiObject;
 
 export interface AgentDeps {
   rest: RestClient;
-  /** A separate client for Lease renewals (see main.ts). */
+  /** A separate client for Leases: the heartbeat must never wait behind bulk work (see main.ts). */
   leaseRest: RestClient;
   manager: TdClientManager;
   events: EventRecorder;
@@ -38,10 +60,12 @@ export class RuntimeAgent implements Reconciler {
   readonly accounts: Informer<Account>;
   readonly hosted = new Map<string, HostedAccount>();
   readonly status: StatusWriter;
+  readonly fence: PodFence;
+  private readonly liveness: HolderLiveness;
   private readonly controller: Controller;
-  private readonly heartbeat: LeaseFence;
   private sweepTimer?: NodeJS.Timeout;
   private stopping = false;
+  private started = false;
 
   constructor(private readonly deps: AgentDeps) {
     const { config, rest, logger, registry } = deps;
@@ -52,91 +76,129 @@ export class RuntimeAgent implements Reconciler {
       logger,
       registry,
     });
-    this.status = new StatusWriter(rest, logger);
+    const timing = fenceTiming(config.RUNTIME_LEASE_SECONDS);
+    this.fence = new PodFence({
+      lock: new LeaseLock({
+        rest: deps.leaseRest,
+        namespace: config.POD_NAMESPACE,
+        name: config.POD_NAME,
+        identity: incarnationIdentity(config.POD_NAME, config.POD_UID),
+        durationSeconds: config.RUNTIME_LEASE_SECONDS,
+        // The operator creates each pod's heartbeat Lease; the runtime may only take and renew it.
+        create: false,
+        labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_POOL]: config.RUNTIME_POOL },
+      }),
+      timing,
+      logger,
+    });
+    this.liveness = new HolderLiveness(deps.leaseRest, config.POD_NAMESPACE, config.RUNTIME_LEASE_SECONDS);
+    this.status = new StatusWriter({
+      rest,
+      logger,
+      podName: config.POD_NAME,
+      fenceValid: () => config.RUNTIME_UNSAFE_DISABLE_FENCE || this.fence.valid(),
+      cached: (namespace, name) => this.accounts.get(namespace, name),
+    });
     this.controller = new Controller({
       name: 'runtime-accounts',
       reconciler: this,
-      workers: 4,
+      workers: config.RUNTIME_WORKERS,
       logger,
       registry,
+      // Per account: 0.5 s doubling to a minute; a start that fails for a missing Secret retries by itself.
+      rateLimiter: new ItemExponentialFailureRateLimiter<string>(500, 60_000),
     }).for(this.accounts);
-    // The pod's heartbeat: the operator moves this pod's accounts elsewhere when it expires.
-    this.heartbeat = new LeaseFence({
-      rest: deps.leaseRest,
-      namespace: config.POD_NAMESPACE,
-      name: config.POD_NAME,
-      holder: config.POD_NAME,
-      durationSeconds: config.RUNTIME_LEASE_SECONDS,
-      labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_POOL]: config.RUNTIME_POOL },
-      logger,
-      onLost: (reason) => logger.error({ reason }, 'pod heartbeat lease lost'),
-    });
+    this.fence.onValidityChange((valid) => this.onFenceChange(valid));
   }
 
   async start(): Promise<void> {
-    // The unsafe test mode skips every fence, the pod heartbeat included, to show what the fences prevent.
-    if (!this.deps.config.RUNTIME_UNSAFE_DISABLE_FENCE)
-      while (!(await this.heartbeat.tryAcquire())) await new Promise((r) => setTimeout(r, 1000));
+    // The heartbeat first: until this pod holds it, no account here may run (a previous incarnation might).
+    if (!this.deps.config.RUNTIME_UNSAFE_DISABLE_FENCE) await this.fence.start();
     this.accounts.start();
     await this.controller.start();
+    this.started = true;
     const sweepSeconds = Math.min(3600, this.deps.config.TDLIB_SESSION_TTL_SECONDS);
     this.sweepTimer = setInterval(() => this.sweepStaleSessions(), sweepSeconds * 1000);
     this.sweepTimer.unref();
   }
 
-  /** Caches synced and every hosted account past its start (running, or waiting for input/Lease). */
+  /** Caches synced and the fence valid: this pod can serve its accounts. */
   ready(): boolean {
-    return this.accounts.hasSynced() && !this.stopping;
+    return (
+      this.started &&
+      this.accounts.hasSynced() &&
+      !this.stopping &&
+      (this.deps.config.RUNTIME_UNSAFE_DISABLE_FENCE || this.fence.valid())
+    );
   }
 
-  async reconcile(key: ObjectKey): Promise<void> {
-    if (this.stopping) return;
+  async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
     const id = `${key.namespace}/${key.name}`;
     const account = this.accounts.get(key.namespace, key.name);
-    const hosted = this.hosted.get(id);
-    const deleting = account?.metadata.deletionTimestamp !== undefined;
-    const logOut = deleting && account?.spec.deletionPolicy === 'LogOut';
-    const wanted =
-      account !== undefined && !account.spec.suspend && !deleting && this.deps.config.TDLIB_ENABLED;
-
-    if (logOut && account) {
-      const target = hosted ?? this.host(id, account);
-      await target.logOut();
-      this.hosted.delete(id);
-      return;
+    const desire = desireFor(account, this.deps.config.POD_NAME, {
+      tdlibEnabled: this.deps.config.TDLIB_ENABLED,
+      shuttingDown: this.stopping,
+    });
+    let hosted = this.hosted.get(id);
+    if (!hosted) {
+      if (desire.kind === 'stop' || !account) return;
+      hosted = this.host(id, account);
     }
-    if (wanted && account) {
-      if (hosted) hosted.update(account);
-      else void this.host(id, account).start();
-      return;
-    }
-    if (hosted) {
-      this.hosted.delete(id);
-      await hosted.stop(account?.spec.suspend ? 'suspended' : deleting ? 'deleted' : 'moved');
-      if (!account) this.status.forget(hosted.namespace, hosted.name);
+    try {
+      const result = await hosted.reconcile(account, desire, context.signal);
+      if (result.done) {
+        this.hosted.delete(id);
+        if (!account || desire.kind === 'stop') this.status.forget(key.namespace, key.name);
+      }
+      return result.requeueAfterMs !== undefined ? { requeueAfterMs: result.requeueAfterMs } : undefined;
+    } catch (error) {
+      context.logger.warn(
+        { account: id, err: errorMessage(error) },
+        'reconcile failed; retrying with backoff',
+      );
+      throw error;
     }
   }
 
   private host(id: string, account: Account): HostedAccount {
+    const namespace = account.metadata.namespace ?? '';
+    const name = account.metadata.name ?? '';
     const hosted = new HostedAccount(account, {
       rest: this.deps.rest,
       leaseRest: this.deps.leaseRest,
       manager: this.deps.manager,
+      fencedBackend: fencedBackend(this.deps.manager.backend),
       events: this.deps.events,
       logger: this.deps.logger,
-      podName: this.deps.config.POD_NAME,
+      podFence: this.fence,
+      liveness: this.liveness,
       dataDir: this.deps.config.TDLIB_DATA_DIR,
-      leaseSeconds: this.deps.config.RUNTIME_LEASE_SECONDS,
       applicationVersion: this.deps.applicationVersion,
       unsafeNoFence: this.deps.config.RUNTIME_UNSAFE_DISABLE_FENCE,
-      onChange: (latest, view) => {
-        // Report against the newest cached object, whose conditions carry the last transition times.
-        const current = this.accounts.get(latest.metadata.namespace, latest.metadata.name ?? '') ?? latest;
-        this.status.report(current, view);
+      closeTimeoutMs: 30_000,
+      logOutTimeoutMs: 30_000,
+      enqueue: (afterMs) => {
+        if (!this.stopping) this.controller.enqueue(id, afterMs ? { afterMs } : {});
+      },
+      report: (view) => this.status.report(namespace, name, view),
+      reportNow: async (view) => {
+        this.status.report(namespace, name, view);
+        await this.status.flush();
       },
     });
     this.hosted.set(id, hosted);
     return hosted;
+  }
+
+  private onFenceChange(valid: boolean): void {
+    if (!valid) {
+      // Synchronously: every client closes now, before anything else runs.
+      for (const hosted of this.hosted.values()) hosted.fenceLapsed();
+    }
+    for (const hosted of this.hosted.values()) hosted.updateDeadline();
+    if (valid) this.status.resume();
+    if (!this.started || this.stopping) return;
+    for (const id of this.hosted.keys()) this.controller.enqueue(id);
   }
 
   /** TDLIB_SESSION_TTL_SECONDS: drop local databases of accounts not in use here and unused for that long. */
@@ -160,16 +222,45 @@ export class RuntimeAgent implements Reconciler {
     }
   }
 
-  /** SIGTERM: stop taking work, then close every client, back up sessions and release the Leases. */
-  async shutdown(): Promise<void> {
+  /**
+   * SIGTERM: stop taking work, then for every account close TDLib, back the session up and release its
+   * Lease; the heartbeat goes last. Bounded by `budgetMs`; what did not finish keeps its Lease (it expires).
+   */
+  async shutdown(budgetMs: number): Promise<{ unfinished: number }> {
     this.stopping = true;
     clearInterval(this.sweepTimer);
     await this.controller.stop();
     await this.accounts.stop();
-    const all = [...this.hosted.values()];
-    this.hosted.clear();
-    await Promise.all(all.map((h) => h.stop('shutdown')));
+    const deadline = AbortSignal.timeout(Math.max(1000, budgetMs));
+    const results = await Promise.all(
+      [...this.hosted.entries()].map(async ([id, hosted]) => {
+        const done = await this.stopHosted(hosted, 'shutdown', deadline);
+        if (done) this.hosted.delete(id);
+        return done;
+      }),
+    );
     await this.status.flush();
-    await this.heartbeat.release();
+    const unfinished = results.filter((done) => !done).length;
+    // Our identity may still name account Leases we could not release: keep the heartbeat, they expire with it.
+    if (unfinished === 0 && !this.deps.config.RUNTIME_UNSAFE_DISABLE_FENCE) await this.fence.release();
+    else await this.fence.abandon();
+    return { unfinished };
+  }
+
+  private async stopHosted(hosted: HostedAccount, reason: StopReason, signal: AbortSignal): Promise<boolean> {
+    while (!signal.aborted) {
+      try {
+        const result = await hosted.reconcile(undefined, { kind: 'stop', reason }, signal);
+        if (result.done) return true;
+        await sleep(Math.min(200, result.requeueAfterMs ?? 200), signal).catch(() => undefined);
+      } catch (error) {
+        this.deps.logger.warn(
+          { account: hosted.name, err: errorMessage(error) },
+          'stopping an account failed; retrying',
+        );
+        await sleep(500, signal).catch(() => undefined);
+      }
+    }
+    return false;
   }
 }

@@ -6,6 +6,10 @@ export const runtimeConfigSchema = {
     description: 'this runtime pod (downward API); accounts placed on it carry it as a label',
   },
   POD_NAMESPACE: { type: 'string', description: 'namespace of this runtime pod and its accounts' },
+  POD_UID: {
+    type: 'string',
+    description: 'UID of this runtime pod (downward API): part of the session fence holder identity',
+  },
   RUNTIME_POOL: { type: 'string', description: 'runtime pool of this pod', default: 'default' },
   KUBECONFIG: { type: 'string', description: 'kubeconfig file; in a pod the in-cluster config is used' },
   TDLIB_ENABLED: {
@@ -58,6 +62,13 @@ export const runtimeConfigSchema = {
     default: 15,
     minimum: 2,
     maximum: 300,
+  },
+  RUNTIME_WORKERS: {
+    type: 'integer',
+    description: 'accounts reconciled at once (each step is short: TDLib requests run in the background)',
+    default: 16,
+    minimum: 1,
+    maximum: 256,
   },
   SHUTDOWN_TIMEOUT_SECONDS: {
     type: 'integer',

@@ -1,6 +1,7 @@
 // Module glue: the JS-visible functions. Everything is process-global because libtdjson is.
 #include <napi.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "env_hooks.h"
+#include "fence.h"
 #include "json_sanitize.h"
 #include "log_bridge.h"
 #include "receiver.h"
@@ -194,6 +196,43 @@ Napi::Value SenderStats(const Napi::CallbackInfo &info) {
 
 void CleanupSender(void *) { StopProcessSender(); }
 
+Napi::Value SetClientDeadline(const Napi::CallbackInfo &info) {
+  auto env = info.Env();
+  const TdJsonApi *api = RequireApi(env);
+  int32_t client_id = 0;
+  if (info.Length() < 2 || !info[1].IsNumber() || napi_get_value_int32(env, info[0], &client_id) != napi_ok) {
+    throw Napi::TypeError::New(env, "setClientDeadline(clientId: number, remainingMs: number)");
+  }
+  double remaining_ms = info[1].As<Napi::Number>().DoubleValue();
+  if (std::isnan(remaining_ms)) throw Napi::TypeError::New(env, "remainingMs must not be NaN");
+  FenceSetDeadline(api, client_id, remaining_ms);
+  return env.Undefined();
+}
+
+Napi::Value ConfigureFence(const Napi::CallbackInfo &info) {
+  auto env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "configureFence({ exitGraceMs })");
+  Napi::Value grace = info[0].As<Napi::Object>().Get("exitGraceMs");
+  if (!grace.IsUndefined()) {
+    double ms = grace.IsNumber() ? grace.As<Napi::Number>().DoubleValue() : -1;
+    if (!(ms >= 0)) throw Napi::TypeError::New(env, "exitGraceMs must be a number >= 0");
+    FenceConfigure(ms);
+  }
+  return env.Undefined();
+}
+
+Napi::Value FenceStatsJs(const Napi::CallbackInfo &info) {
+  auto env = info.Env();
+  FenceCounters counters = FenceStats();
+  auto stats = Napi::Object::New(env);
+  stats.Set("fencedClients", Napi::Number::New(env, static_cast<double>(counters.fenced_clients)));
+  stats.Set("blockedRequests", Napi::Number::New(env, static_cast<double>(counters.blocked_requests)));
+  stats.Set("watchdogCloses", Napi::Number::New(env, static_cast<double>(counters.watchdog_closes)));
+  return stats;
+}
+
+void CleanupFence(void *) { StopFenceWatchdog(); }
+
 Napi::Value SetLogCallbackJs(const Napi::CallbackInfo &info) {
   auto env = info.Env();
   const TdJsonApi *api = RequireApi(env);
@@ -230,8 +269,13 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("senderStats", Napi::Function::New(env, SenderStats, "senderStats"));
   exports.Set("setLogCallback", Napi::Function::New(env, SetLogCallbackJs, "setLogCallback"));
   exports.Set("droppedLogMessages", Napi::Function::New(env, DroppedLogs, "droppedLogMessages"));
+  exports.Set("setClientDeadline", Napi::Function::New(env, SetClientDeadline, "setClientDeadline"));
+  exports.Set("configureFence", Napi::Function::New(env, ConfigureFence, "configureFence"));
+  exports.Set("fenceStats", Napi::Function::New(env, FenceStatsJs, "fenceStats"));
   // Queued requests are sent, and the thread ended, before the environment (and libtdjson) goes away.
   AddCleanupHookOnce(env, CleanupSender);
+  // The watchdog must not act on (or exit) a process whose environment is already being torn down.
+  AddCleanupHookOnce(env, CleanupFence);
   return exports;
 }
 

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "fence.h"
+
 namespace tdaddon {
 namespace {
 
@@ -80,6 +82,8 @@ std::unique_ptr<Batch> Receiver::Collect(const char *result) {
   // td_receive's result is only valid until the next call, so each object is copied before the next.
   while (result != nullptr) {
     size_t length = strlen(result);
+    // Here, not in JS: the fence must learn of a close even while JS is blocked.
+    FenceObserveReceived(result, length);
     if (!IsWakeAnswer(result, length)) {
       if (batch->count != 0) batch->json.push_back(',');
       batch->json.append(result, length);

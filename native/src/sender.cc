@@ -3,6 +3,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fence.h"
+
 namespace tdaddon {
 
 void Sender::Send(int32_t client_id, const char *text, size_t length, bool allow_direct) {
@@ -24,7 +26,7 @@ void Sender::Send(int32_t client_id, const char *text, size_t length, bool allow
   }
   // Direct: nothing is queued or in flight, and only this (JS) thread enqueues, so order holds.
   if (text != nullptr) {
-    api_->send(client_id, text);
+    if (FenceAllowsSend(client_id, text)) api_->send(client_id, text);
     return;
   }
   if (notify) wake_.notify_one();
@@ -50,7 +52,11 @@ void Sender::Loop() {
     entries.swap(entries_);
     busy_ = true;
     lock.unlock();
-    for (const Entry &entry : entries) api_->send(entry.client_id, text.data() + entry.offset);
+    // The fence is checked here, not when queued: a deadline may pass while the request waits.
+    for (const Entry &entry : entries) {
+      const char *request = text.data() + entry.offset;
+      if (FenceAllowsSend(entry.client_id, request)) api_->send(entry.client_id, request);
+    }
     text.clear();
     entries.clear();
     lock.lock();

@@ -3,6 +3,9 @@
  *  - the database encryption key Secret, generated once and never rewritten (a new key would make the
  *    session database unreadable);
  *  - the session backup Secret, created empty so the runtime needs only `update` on it, by name;
+ *  - the account Lease (the session fence), created free so the runtime needs only `update` on it, by name;
+ *  - never a new key while a session backup exists: that would orphan the session (the pool loop reports
+ *    SessionKeyMissing on Ready, and an Event says how to recover);
  *  - deletion per spec.deletionPolicy: LogOut waits for the runtime to log out; KeepSession orphans the
  *    key and session Secrets so a TelegramAccount of the same name adopts them later without a new login.
  */
@@ -21,10 +24,13 @@ import {
   LABEL_ACCOUNT,
   LABEL_MANAGED_BY,
   MANAGED_BY,
+  OperatorReason,
+  accountLeaseName,
   encryptionKeySecretName,
   sessionSecretName,
-} from '../../crds/naming.js';
+} from '../../crds/index.js';
 import { TelegramAccountResource } from '../../crds/resources.js';
+import type { LeaseObject } from '../kube/lease.js';
 
 export const FINALIZER_FIELD_MANAGER = 'tdlib-operator-finalizer';
 /** How long a LogOut deletion waits for the runtime before it warns (it keeps waiting: the session is live). */
@@ -42,6 +48,8 @@ export interface AccountReconcilerDeps {
   rest: RestClient;
   accounts: Informer<TelegramAccount & ApiObject>;
   secrets: Informer<SecretObject>;
+  /** Leases the runtimes use (label app.kubernetes.io/managed-by=tdlib-runtime). */
+  leases?: Informer<LeaseObject & ApiObject>;
   events: EventRecorder;
   now?: () => number;
 }
@@ -64,15 +72,65 @@ export class AccountReconciler implements Reconciler {
     setMaxListeners(64, context.signal);
     await Promise.all([
       hasFinalizer ? undefined : this.applyFinalizer(account, true, context.signal),
-      this.ensureSecret(
-        account,
-        encryptionKeySecretName(key.name),
-        () => ({ key: randomBytes(32).toString('base64') }),
-        context.signal,
-      ),
+      this.ensureKey(account, context.signal),
       this.ensureSecret(account, sessionSecretName(key.name), () => ({}), context.signal),
+      this.ensureLease(account, context.signal),
     ]);
     return undefined;
+  }
+
+  /** The key is generated once; if it is gone while a backup exists, making a new one would orphan the session. */
+  private async ensureKey(account: TelegramAccount, signal: AbortSignal): Promise<void> {
+    const namespace = account.metadata.namespace ?? '';
+    const name = account.metadata.name ?? '';
+    const keyName = encryptionKeySecretName(name);
+    if (!this.deps.secrets.get(namespace, keyName)) {
+      const session = this.deps.secrets.get(namespace, sessionSecretName(name));
+      if (session && Object.keys(session.data ?? {}).includes('session')) {
+        this.deps.events.event(
+          account,
+          'Warning',
+          OperatorReason.SessionKeyMissing,
+          `Secret ${keyName} was deleted while Secret ${sessionSecretName(name)} holds a session backup; no new key is made (it would orphan the session). Restore ${keyName}, or delete ${sessionSecretName(name)} to log in again`,
+        );
+        return;
+      }
+    }
+    await this.ensureSecret(account, keyName, () => ({ key: randomBytes(32).toString('base64') }), signal);
+  }
+
+  /** The account Lease, free, owned by the account (collected with it). */
+  private async ensureLease(account: TelegramAccount, signal: AbortSignal): Promise<void> {
+    if (!this.deps.leases) return;
+    const namespace = account.metadata.namespace ?? '';
+    const name = accountLeaseName(account.metadata.name ?? '');
+    if (this.deps.leases.get(namespace, name)) return;
+    try {
+      await this.deps.rest.create(
+        Resources.Lease,
+        {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: {
+            name,
+            namespace,
+            labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_ACCOUNT]: account.metadata.name ?? '' },
+            ownerReferences: [
+              {
+                apiVersion: account.apiVersion,
+                kind: account.kind,
+                name: account.metadata.name ?? '',
+                uid: account.metadata.uid ?? '',
+              },
+            ],
+          },
+          spec: { leaseTransitions: 0 },
+        } as ApiObject,
+        { signal },
+      );
+    } catch (error) {
+      if (!isAlreadyExists(error)) throw error;
+    }
   }
 
   private async finalize(
@@ -155,6 +213,20 @@ export class AccountReconciler implements Reconciler {
     if (existing) {
       const owners = existing.metadata?.ownerReferences ?? [];
       if (owners.some((o) => o.uid === owner.uid)) return;
+      const labels = existing.metadata?.labels ?? {};
+      if (
+        labels[LABEL_MANAGED_BY] !== MANAGED_BY ||
+        labels[LABEL_ACCOUNT] !== (account.metadata.name ?? '')
+      ) {
+        // Not one we made for an account of this name: adopting it could run someone else's session.
+        this.deps.events.event(
+          account,
+          'Warning',
+          'SecretNameTaken',
+          `Secret ${name} exists but was not created by tdlib-operator for TelegramAccount ${account.metadata.name}; rename or delete it`,
+        );
+        return;
+      }
       // A Secret kept by an earlier account of the same name (KeepSession): adopt it, keep its data.
       await this.deps.rest.mergePatch(
         Resources.Secret,

@@ -2,7 +2,7 @@
  * Which Secrets an account needs and whether they are usable: a pure function of the spec and what the
  * Secret cache holds, shared by every loop that must agree on it (placement, status, RBAC).
  */
-import type { TelegramAccount } from '../../crds/index.js';
+import { LABEL_SECRET_OPT_IN, SECRET_OPT_IN_VALUE, type TelegramAccount } from '../../crds/index.js';
 
 export interface SecretKeyNeed {
   secret: string;
@@ -52,17 +52,29 @@ export function secretNeeds(account: TelegramAccount): SecretKeyNeed[] {
 }
 
 export type InputsCheck =
-  { ok: true } | { ok: false; reason: 'SecretNotFound' | 'SecretKeyMissing'; message: string };
+  | { ok: true }
+  | { ok: false; reason: 'SecretNotFound' | 'SecretKeyMissing' | 'SecretNotOptedIn'; message: string };
 
-/** `lookup` returns the key names of a Secret in the account's namespace, or undefined if it does not exist. */
+/** What the Secret cache says of a Secret: its key names and labels (never its values). */
+export interface SecretFacts {
+  keys: readonly string[];
+  labels?: Readonly<Record<string, string>>;
+}
+
+export function optedIn(facts: SecretFacts | undefined): boolean {
+  return facts?.labels?.[LABEL_SECRET_OPT_IN] === SECRET_OPT_IN_VALUE;
+}
+
+/** `lookup` returns what is known of a Secret in the account's namespace, or undefined if it does not exist. */
 export function checkInputs(
   account: TelegramAccount,
-  lookup: (secret: string) => readonly string[] | undefined,
+  lookup: (secret: string) => SecretFacts | undefined,
 ): InputsCheck {
   const namespace = account.metadata.namespace ?? '';
   for (const need of secretNeeds(account)) {
-    const keys = lookup(need.secret);
-    if (keys === undefined) {
+    const facts = lookup(need.secret);
+    const keys = facts?.keys;
+    if (facts === undefined || keys === undefined) {
       const wanted =
         need.keys.length > 0 ? ` with key${need.keys.length > 1 ? 's' : ''} ${need.keys.join(' and ')}` : '';
       return {
@@ -71,6 +83,12 @@ export function checkInputs(
         message: `Secret "${need.secret}" named by ${need.field} does not exist in namespace "${namespace}"; create it${wanted}`,
       };
     }
+    if (!optedIn(facts))
+      return {
+        ok: false,
+        reason: 'SecretNotOptedIn',
+        message: `Secret "${need.secret}" named by ${need.field} is not labelled ${LABEL_SECRET_OPT_IN}=${SECRET_OPT_IN_VALUE}, so runtime pods may not read it; if it is meant for this account, label it: kubectl label secret ${need.secret} -n ${namespace} ${LABEL_SECRET_OPT_IN}=${SECRET_OPT_IN_VALUE}`,
+      };
     const missing = need.keys.filter((k) => !keys.includes(k));
     if (missing.length > 0)
       return {
@@ -82,7 +100,7 @@ export function checkInputs(
   return { ok: true };
 }
 
-/** Every Secret name an account references (for the Secret -> accounts index and the runtime's Role). */
+/** Every Secret name an account references (for the Secret -> accounts index; the Role grants only opted-in ones). */
 export function referencedSecrets(account: TelegramAccount): string[] {
   return [...new Set(secretNeeds(account).map((n) => n.secret))];
 }

@@ -84,6 +84,8 @@ export interface RestClientOptions {
   maxRetryAfterMs?: number;
   /** Timeout of one non-watch request attempt (default 30 s). */
   requestTimeoutMs?: number;
+  /** A request slower than this counts as API trouble (see apiTroubleEndedAt); default 5 s. */
+  slowRequestMs?: number;
   userAgent?: string;
 }
 
@@ -201,6 +203,7 @@ export class RestClient {
   private readonly userAgent: string;
   private writes = 0;
   private requestsSent = 0;
+  private troubleEndedAt = 0;
 
   constructor(
     readonly kubeConfig: KubeConfig,
@@ -222,6 +225,15 @@ export class RestClient {
   /** Every request attempt sent so far. */
   requestCount(): number {
     return this.requestsSent;
+  }
+
+  /**
+   * When (performance.now ms, 0 = never) the last sign of API trouble ended: a request that failed on the
+   * network, got 5xx/429, or took longer than slowRequestMs (a paused or overloaded apiserver). Whoever
+   * judges "unchanged for N seconds" from watched objects must not count time during which it could not see.
+   */
+  apiTroubleEndedAt(): number {
+    return this.troubleEndedAt;
   }
 
   /** The apiserver host (for logs and metric labels). */
@@ -569,13 +581,18 @@ export class RestClient {
         req.end(payload);
       });
       this.metrics.requests.inc({ code: String(response.statusCode ?? 0), method: request.method, host });
+      const code = response.statusCode ?? 0;
+      if (code >= 500 || code === 429) this.troubleEndedAt = performance.now();
       return response;
     } catch (error) {
       this.metrics.requests.inc({ code: '<error>', method: request.method, host });
+      if (!request.signal?.aborted) this.troubleEndedAt = performance.now();
       throw error;
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.metrics.duration.observe({ verb: request.method, host }, seconds);
+      if (!streaming && seconds * 1000 > (this.options.slowRequestMs ?? 5000))
+        this.troubleEndedAt = performance.now();
     }
   }
 

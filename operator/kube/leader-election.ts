@@ -14,31 +14,22 @@
  *   (client-go's ReleaseOnCancel), so a standby takes over within one retry period instead of a lease
  *   duration.
  *
+ * The Lease mechanics (observation, conditional writes, release) are operator/kube/lease.ts, shared with the
+ * runtime's session fences; this file is the elector's loop and callbacks.
+ *
  * client-go's caveat holds: this is an efficiency lock, not fencing. Anything that must never run twice
  * (a TDLib session) needs its own lease held by whoever runs it.
  */
 import type { Gauge, Registry } from 'prom-client';
 import type { RestClient } from './client.js';
-import { isConflict, isNotFound } from './errors.js';
+import { LeaseLock, microTime, type LeaseRecord } from './lease.js';
 import type { Logger } from './logging.js';
 import { defaultRegistry, gauge } from './metrics.js';
-import { Resources } from './resource.js';
 import { errorMessage, jitter, pause } from './util.js';
 
-export interface LeaseSpec {
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions?: number;
-}
-
-export interface LeaseObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
-  spec?: LeaseSpec;
-}
+export { microTime };
+export type LeaseSpec = LeaseRecord;
+export type { LeaseObject } from './lease.js';
 
 export interface LeaderElectorOptions {
   rest: RestClient;
@@ -72,38 +63,17 @@ export interface LeaderCallbacks {
 /** Why run() returned: lost (renew deadline passed: exit), released (release()), stopped (stop()). */
 export type LeaderElectionEnd = 'lost' | 'released' | 'stopped';
 
-/** MicroTime as the apiserver formats it: RFC 3339 with exactly six fractional digits. */
-export function microTime(date: Date): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
-
-function sameRecord(a: LeaseSpec | undefined, b: LeaseSpec | undefined): boolean {
-  if (!a || !b) return a === b;
-  return (
-    (a.holderIdentity ?? '') === (b.holderIdentity ?? '') &&
-    a.leaseDurationSeconds === b.leaseDurationSeconds &&
-    a.acquireTime === b.acquireTime &&
-    a.renewTime === b.renewTime &&
-    (a.leaseTransitions ?? 0) === (b.leaseTransitions ?? 0)
-  );
-}
-
 export class LeaderElector {
-  private readonly rest: RestClient;
-  private readonly namespace: string;
-  private readonly leaseName: string;
   readonly identity: string;
-  private readonly leaseDurationMs: number;
+  private readonly lock: LeaseLock;
+  private readonly leaseName: string;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
-  private readonly leaseDurationSeconds: number;
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly status: Gauge<'name'>;
 
-  private observedRecord?: LeaseSpec;
-  private observedResourceVersion?: string;
-  private observedTime = 0;
+  private reportedHolder?: string;
   private leading = false;
   private running = false;
   private stopAbort = new AbortController();
@@ -111,25 +81,31 @@ export class LeaderElector {
   private finished?: Promise<LeaderElectionEnd>;
 
   constructor(options: LeaderElectorOptions) {
-    this.rest = options.rest;
-    this.namespace = options.namespace;
     this.leaseName = options.name;
     this.identity = options.identity;
-    this.leaseDurationSeconds = options.leaseDurationSeconds ?? 15;
-    this.leaseDurationMs = this.leaseDurationSeconds * 1000;
+    const leaseDurationSeconds = options.leaseDurationSeconds ?? 15;
+    const leaseDurationMs = leaseDurationSeconds * 1000;
     this.renewDeadlineMs = (options.renewDeadlineSeconds ?? 10) * 1000;
     this.retryPeriodMs = (options.retryPeriodSeconds ?? 2) * 1000;
     // client-go's NewLeaderElector checks: a leader must give up before others may take over.
-    if (this.leaseDurationMs <= this.renewDeadlineMs)
+    if (leaseDurationMs <= this.renewDeadlineMs)
       throw new Error('leaseDuration must be greater than renewDeadline');
     if (this.renewDeadlineMs <= 1.2 * this.retryPeriodMs)
       throw new Error('renewDeadline must be greater than 1.2 * retryPeriod');
     if (!this.identity) throw new Error('leader election needs a non-empty identity');
+    this.now = options.now ?? (() => performance.now());
+    this.lock = new LeaseLock({
+      rest: options.rest,
+      namespace: options.namespace,
+      name: options.name,
+      identity: options.identity,
+      durationSeconds: leaseDurationSeconds,
+      now: this.now,
+    });
     this.logger = options.logger.child({
       lease: `${options.namespace}/${options.name}`,
       identity: options.identity,
     });
-    this.now = options.now ?? (() => performance.now());
     this.status = gauge(options.registry ?? defaultRegistry(), {
       name: 'leader_election_master_status',
       help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master.',
@@ -144,7 +120,7 @@ export class LeaderElector {
 
   /** The holder we last observed ('' when released, undefined before the first read). */
   leader(): string | undefined {
-    return this.observedRecord?.holderIdentity;
+    return this.lock.observedHolder;
   }
 
   /**
@@ -237,129 +213,32 @@ export class LeaderElector {
     }
   }
 
-  /** One round of client-go's tryAcquireOrRenew. */
+  /** One round of client-go's tryAcquireOrRenew, on the shared Lease lock. */
   private async tryAcquireOrRenew(callbacks: LeaderCallbacks, signal: AbortSignal): Promise<boolean> {
-    const wallNow = microTime(new Date());
-    let lease: LeaseObject;
+    let held = false;
     try {
-      lease = await this.rest.get<LeaseObject>(Resources.Lease, this.namespace, this.leaseName, { signal });
+      held = (await this.lock.tryAcquireOrRenew({ signal })).held;
     } catch (error) {
-      if (!isNotFound(error)) {
-        this.logger.warn({ err: errorMessage(error) }, 'reading the leader lease failed');
-        return false;
-      }
-      return this.create(callbacks, wallNow, signal);
+      this.logger.warn({ err: errorMessage(error) }, 'acquiring or renewing the leader lease failed');
     }
-
-    const record = lease.spec ?? {};
-    const now = this.now();
-    if (!sameRecord(record, this.observedRecord)) {
-      const previousHolder = this.observedRecord?.holderIdentity;
-      this.observedRecord = record;
-      this.observedTime = now;
-      if ((record.holderIdentity ?? '') !== (previousHolder ?? '') && record.holderIdentity) {
-        callbacks.onNewLeader?.(record.holderIdentity);
-      }
+    const holder = this.lock.observedHolder;
+    if (holder && holder !== this.reportedHolder) {
+      this.reportedHolder = holder;
+      callbacks.onNewLeader?.(holder);
     }
-    this.observedResourceVersion = lease.metadata?.resourceVersion;
-
-    const holder = record.holderIdentity ?? '';
-    const heldByUs = holder === this.identity;
-    const durationMs = (record.leaseDurationSeconds ?? this.leaseDurationSeconds) * 1000;
-    if (holder !== '' && !heldByUs && this.observedTime + durationMs > now) return false;
-
-    const spec: LeaseSpec = {
-      holderIdentity: this.identity,
-      leaseDurationSeconds: this.leaseDurationSeconds,
-      acquireTime: heldByUs ? (record.acquireTime ?? wallNow) : wallNow,
-      renewTime: wallNow,
-      leaseTransitions: heldByUs ? (record.leaseTransitions ?? 0) : (record.leaseTransitions ?? 0) + 1,
-    };
-    return this.update(callbacks, spec, signal);
-  }
-
-  private async create(callbacks: LeaderCallbacks, wallNow: string, signal: AbortSignal): Promise<boolean> {
-    const spec: LeaseSpec = {
-      holderIdentity: this.identity,
-      leaseDurationSeconds: this.leaseDurationSeconds,
-      acquireTime: wallNow,
-      renewTime: wallNow,
-      leaseTransitions: 0,
-    };
-    try {
-      const created = await this.rest.create<LeaseObject>(
-        Resources.Lease,
-        { metadata: { name: this.leaseName, namespace: this.namespace }, spec },
-        { signal },
-      );
-      this.observe(callbacks, created);
-      return true;
-    } catch (error) {
-      // 409 AlreadyExists: another candidate created it first; read it next round.
-      if (!isConflict(error))
-        this.logger.warn({ err: errorMessage(error) }, 'creating the leader lease failed');
-      return false;
-    }
-  }
-
-  private async update(callbacks: LeaderCallbacks, spec: LeaseSpec, signal: AbortSignal): Promise<boolean> {
-    try {
-      const updated = await this.rest.replace<LeaseObject>(
-        Resources.Lease,
-        {
-          metadata: {
-            name: this.leaseName,
-            namespace: this.namespace,
-            resourceVersion: this.observedResourceVersion,
-          },
-          spec,
-        },
-        { signal },
-      );
-      this.observe(callbacks, updated);
-      return true;
-    } catch (error) {
-      // 409: the lease changed since we read it (another candidate won the race, or the holder renewed).
-      if (!isConflict(error))
-        this.logger.warn({ err: errorMessage(error) }, 'updating the leader lease failed');
-      return false;
-    }
-  }
-
-  private observe(callbacks: LeaderCallbacks, lease: LeaseObject): void {
-    const previousHolder = this.observedRecord?.holderIdentity;
-    this.observedRecord = lease.spec ?? {};
-    this.observedResourceVersion = lease.metadata?.resourceVersion;
-    this.observedTime = this.now();
-    if (previousHolder !== this.identity) callbacks.onNewLeader?.(this.identity);
+    return held;
   }
 
   /** client-go's release(): empty holder, 1 s duration, transitions kept; only if we still hold it. */
   private async releaseLease(): Promise<void> {
-    if (this.observedRecord?.holderIdentity !== this.identity) return;
-    const wallNow = microTime(new Date());
     try {
-      const released = await this.rest.replace<LeaseObject>(
-        Resources.Lease,
-        {
-          metadata: {
-            name: this.leaseName,
-            namespace: this.namespace,
-            resourceVersion: this.observedResourceVersion,
-          },
-          spec: {
-            holderIdentity: '',
-            leaseDurationSeconds: 1,
-            acquireTime: wallNow,
-            renewTime: wallNow,
-            leaseTransitions: this.observedRecord.leaseTransitions ?? 0,
-          },
-        },
-        { signal: AbortSignal.timeout(Math.ceil(this.renewDeadlineMs)) },
-      );
-      this.observedRecord = released.spec ?? {};
-      this.observedResourceVersion = released.metadata?.resourceVersion;
-      this.logger.info('released leader lease');
+      if (
+        await this.lock.release({
+          signal: AbortSignal.timeout(Math.ceil(this.renewDeadlineMs)),
+          releaseDurationSeconds: 1,
+        })
+      )
+        this.logger.info('released leader lease');
     } catch (error) {
       this.logger.warn(
         { err: errorMessage(error) },

@@ -6,7 +6,13 @@
 import { setMaxListeners } from 'node:events';
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { TelegramAccount } from '../../crds/index.js';
-import { checkInputs, referencedSecrets, type InputsCheck } from '../account/inputs.js';
+import {
+  checkInputs,
+  optedIn,
+  referencedSecrets,
+  type InputsCheck,
+  type SecretFacts,
+} from '../account/inputs.js';
 import type { OperatorConfig } from '../config.js';
 import type { RestClient } from '../kube/client.js';
 import type { ObjectKey, ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
@@ -17,15 +23,21 @@ import { Resources, type ApiObject, type ResourceDescriptor } from '../kube/reso
 import { intentHash } from '../kube/apply.js';
 import { forEachLimited } from '../kube/util.js';
 import {
+  ConditionType,
+  LABEL_MANAGED_BY,
   LABEL_PLACED_POD,
   LABEL_POOL,
   accountLeaseName,
   encryptionKeySecretName,
+  findCondition,
   loginCodeSecretName,
   podOrdinal,
   runtimePodName,
   sessionSecretName,
-} from '../../crds/naming.js';
+} from '../../crds/index.js';
+import { isAlreadyExists } from '../kube/errors.js';
+import type { LeaseObject } from '../kube/lease.js';
+import { PodLiveness } from './liveness.js';
 import { place } from '../placement.js';
 import { TelegramAccountResource } from '../../crds/resources.js';
 import {
@@ -33,6 +45,7 @@ import {
   operatorStatusCurrent,
   statusApplyBody,
   type PlacementOutcome,
+  type PodHealth,
 } from './account-status.js';
 import {
   desiredPodDisruptionBudget,
@@ -47,8 +60,13 @@ import {
 export const PLACEMENT_FIELD_MANAGER = 'tdlib-operator-placement';
 export const STATUS_FIELD_MANAGER = 'tdlib-operator';
 export const WORKLOAD_FIELD_MANAGER = 'tdlib-operator-pool';
-/** A runtime pod is dead once its heartbeat Lease has not changed for this many Lease durations. */
-export const HEARTBEAT_GRACE = 2;
+/**
+ * A runtime pod is dead once its heartbeat Lease has not changed for this many Lease durations. One is
+ * enough: a runtime that cannot renew within a duration has already closed every client (its fence).
+ */
+export const HEARTBEAT_GRACE = 1;
+/** A pod with accounts placed on it that no runtime process took the heartbeat of for this long is dead. */
+export const POD_START_TIMEOUT_MS = 120_000;
 
 /** Index of accounts by "namespace/pool" on the account informer. */
 export const POOL_INDEX = 'pool';
@@ -65,15 +83,16 @@ export interface PoolReconcilerDeps {
   events: EventRecorder;
   config: OperatorConfig;
   logger?: Logger;
-  /** Heartbeat Leases of runtime pods (label app.kubernetes.io/managed-by=tdlib-runtime). */
+  /** Leases the runtimes use (label app.kubernetes.io/managed-by=tdlib-runtime): heartbeats carry the pool label. */
   leases?: Informer<HeartbeatLease>;
   now?: () => Date;
   monotonic?: () => number;
+  /** When the operator's own API trouble last ended (RestClient.apiTroubleEndedAt); default never. */
+  apiTroubleEndedAt?: () => number;
+  podStartTimeoutMs?: number;
 }
 
-export type HeartbeatLease = ApiObject & {
-  spec?: { holderIdentity?: string | null; renewTime?: string | null; leaseDurationSeconds?: number };
-};
+export type HeartbeatLease = ApiObject & LeaseObject;
 
 /** Writes per account run with this much concurrency (the REST client bounds the total anyway). */
 const WRITE_CONCURRENCY = 32;
@@ -88,13 +107,20 @@ export class PoolReconciler implements Reconciler {
   private readonly appliedWorkload = new Map<string, string>();
   private readonly now: () => Date;
   private readonly monotonic: () => number;
-  /** When each runtime heartbeat Lease was last seen to change, on our clock. */
-  private readonly observedHeartbeats = new Map<string, { record: string; at: number }>();
+  private readonly liveness: PodLiveness;
   private readonly reportedDead = new Set<string>();
+  /** Heartbeat Leases created by this process, until the informer shows them. */
+  private readonly heartbeatsCreated = new Set<string>();
 
   constructor(private readonly deps: PoolReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
     this.monotonic = deps.monotonic ?? (() => performance.now());
+    this.liveness = new PodLiveness({
+      graceFactor: HEARTBEAT_GRACE,
+      startTimeoutMs: deps.podStartTimeoutMs ?? POD_START_TIMEOUT_MS,
+      apiTroubleEndedAt: deps.apiTroubleEndedAt ?? (() => 0),
+      now: this.monotonic,
+    });
   }
 
   async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
@@ -106,27 +132,33 @@ export class PoolReconciler implements Reconciler {
 
     const inputs = new Map<string, InputsCheck>();
     const placeable: Array<{ key: string; pod?: number }> = [];
+    const load = new Map<number, number>();
     for (const account of accounts) {
       const accountKey = account.metadata.name ?? '';
-      const check = checkInputs(account, (secret) => this.secretKeys(namespace, secret));
+      const check = checkInputs(account, (secret) => this.secretFacts(namespace, secret));
       inputs.set(accountKey, check);
       const current = this.currentPod(account);
       const ordinal = current === undefined ? undefined : podOrdinal(pool, current);
-      // An account being deleted keeps its pod so the runtime can log it out; invalid inputs unplace it.
-      if (check.ok || account.metadata.deletionTimestamp) placeable.push({ key: accountKey, pod: ordinal });
+      if (ordinal !== undefined) load.set(ordinal, (load.get(ordinal) ?? 0) + 1);
+      // An account being deleted keeps its pod so the runtime can log it out; one that runs logged in keeps
+      // it too (a Secret deleted after login must not end a healthy session); other invalid inputs unplace.
+      if (check.ok || account.metadata.deletionTimestamp || this.servedWhereItIs(account))
+        placeable.push({ key: accountKey, pod: ordinal });
     }
-    const heartbeats = this.heartbeats(namespace, pool);
+    const health = this.podHealth(namespace, pool, load);
     const placement = place({
       accounts: placeable,
       accountsPerPod: config.RUNTIME_ACCOUNTS_PER_POD,
       minReplicas: placeable.length > 0 ? config.RUNTIME_MIN_REPLICAS : 0,
       maxReplicas: config.RUNTIME_MAX_REPLICAS,
-      drainingPods: heartbeats.dead,
+      drainingPods: health.dead,
     });
 
     await this.applyWorkload(namespace, pool, accounts, placement.replicas, context.signal);
+    await this.ensureHeartbeatLeases(namespace, pool, placement.replicas, context.signal);
 
     const now = this.now();
+    const podHealth = (pod: string): PodHealth | undefined => health.byPod.get(pod);
     await forEachLimited(accounts, WRITE_CONCURRENCY, async (account) => {
       if (context.signal.aborted) return;
       const accountName = account.metadata.name ?? '';
@@ -136,60 +168,112 @@ export class PoolReconciler implements Reconciler {
         ordinal !== undefined
           ? { pod: runtimePodName(pool, ordinal) }
           : { unplaced: check.ok ? 'PoolFull' : 'InputsInvalid' };
+      // Status first: a pod declared dead shows its accounts Ready=Unknown before they are re-placed.
+      await this.applyStatus(account, pool, check, outcome, podHealth, now, context.signal);
       await this.applyPlacementLabel(account, 'pod' in outcome ? outcome.pod : undefined, context.signal);
-      await this.applyStatus(account, pool, check, outcome, now, context.signal);
     });
     // Nothing announces that a heartbeat stopped changing: look again once it could have expired.
-    return heartbeats.live > 0 ? { requeueAfterMs: heartbeats.recheckMs } : undefined;
+    return health.recheckMs !== undefined ? { requeueAfterMs: health.recheckMs } : undefined;
+  }
+
+  /** Logged in and connected on the pod it is placed on: a running session a Secret change must not stop. */
+  private servedWhereItIs(account: TelegramAccount): boolean {
+    const pod = account.metadata.labels?.[LABEL_PLACED_POD];
+    return (
+      pod !== undefined &&
+      account.status?.hostedBy === pod &&
+      findCondition(account.status?.conditions, ConditionType.Authorized)?.status === 'True'
+    );
   }
 
   /**
-   * Runtime pods of the pool whose heartbeat Lease has not changed for longer than its duration (judged on
-   * our clock from when we last saw it change, as client-go does): they are dead, their accounts move.
-   * A pod that never had a heartbeat is starting, not dead.
+   * Runtime pods of the pool and their health from their heartbeat Leases (see liveness.ts). Dead pods
+   * get no accounts: theirs move. Logged once per death.
    */
-  private heartbeats(
+  private podHealth(
     namespace: string,
     pool: string,
-  ): { dead: Set<number>; live: number; recheckMs: number } {
+    load: ReadonlyMap<number, number>,
+  ): { dead: Set<number>; byPod: Map<string, PodHealth>; recheckMs?: number } {
     const dead = new Set<number>();
-    let live = 0;
-    let recheckMs = 30_000;
-    const nowMs = this.monotonic();
+    const byPod = new Map<string, PodHealth>();
+    let recheckMs: number | undefined;
+    const leases = new Map<number, HeartbeatLease>();
     for (const lease of this.deps.leases?.list(namespace) ?? []) {
       if (lease.metadata?.labels?.[LABEL_POOL] !== pool) continue;
       const ordinal = podOrdinal(pool, lease.metadata?.name ?? '');
-      if (ordinal === undefined) continue;
-      const spec = lease.spec ?? {};
-      const id = `${namespace}/${lease.metadata?.name}`;
-      const record = `${spec.holderIdentity ?? ''}|${spec.renewTime ?? ''}`;
-      const seen = this.observedHeartbeats.get(id);
-      if (seen?.record !== record) this.observedHeartbeats.set(id, { record, at: nowMs });
-      // Twice the duration: a runtime busy starting a thousand clients may renew late; moving its accounts
-      // would cost far more than a few seconds' later fail-over. (The account Leases still fence sessions.)
-      const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000 * HEARTBEAT_GRACE;
-      const age = nowMs - (this.observedHeartbeats.get(id)?.at ?? nowMs);
-      if (age > durationMs) {
+      if (ordinal !== undefined) leases.set(ordinal, lease);
+    }
+    const ordinals = new Set([...leases.keys(), ...load.keys()]);
+    for (const ordinal of ordinals) {
+      const pod = runtimePodName(pool, ordinal);
+      const id = `${namespace}/${pod}`;
+      const hasAccounts = (load.get(ordinal) ?? 0) > 0;
+      const judged = this.liveness.judge(id, leases.get(ordinal)?.spec, hasAccounts);
+      byPod.set(pod, judged.health);
+      if (judged.recheckMs !== undefined) recheckMs = Math.min(recheckMs ?? Infinity, judged.recheckMs);
+      if (judged.health.state === 'dead') {
         dead.add(ordinal);
         if (!this.reportedDead.has(id)) {
           this.reportedDead.add(id);
           this.deps.logger?.warn(
-            { pod: lease.metadata?.name, unchangedForMs: Math.round(age), renewTime: spec.renewTime ?? null },
-            'runtime pod heartbeat expired: moving its accounts to other pods',
+            { pod, why: judged.health.why },
+            'runtime pod declared dead: its accounts are Ready=Unknown and move to other pods',
           );
         }
-      } else {
-        this.reportedDead.delete(id);
-        live++;
-        recheckMs = Math.min(recheckMs, durationMs - age + 500);
-      }
+      } else this.reportedDead.delete(id);
     }
-    return { dead, live, recheckMs };
+    return { dead, byPod, recheckMs };
   }
 
-  private secretKeys(namespace: string, secret: string): readonly string[] | undefined {
+  /**
+   * Each pod's heartbeat Lease exists before its runtime starts: the runtime may take and renew it but not
+   * create Leases (a create cannot be limited by name, and a runtime could then squat another's Lease).
+   */
+  private async ensureHeartbeatLeases(
+    namespace: string,
+    pool: string,
+    replicas: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (!this.deps.leases) return;
+    for (let ordinal = 0; ordinal < replicas; ordinal++) {
+      const name = runtimePodName(pool, ordinal);
+      if (this.deps.leases.get(namespace, name) || this.heartbeatsCreated.has(`${namespace}/${name}`))
+        continue;
+      try {
+        await this.deps.rest.create(
+          Resources.Lease,
+          {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: {
+              name,
+              namespace,
+              labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_POOL]: pool },
+            },
+            spec: { leaseDurationSeconds: 15, leaseTransitions: 0 },
+          },
+          { signal },
+        );
+      } catch (error) {
+        if (!isAlreadyExists(error)) throw error;
+      }
+      this.heartbeatsCreated.add(`${namespace}/${name}`);
+    }
+  }
+
+  private secretFacts(namespace: string, secret: string): SecretFacts | undefined {
     const object = this.deps.secrets.get(namespace, secret);
-    return object ? Object.keys(object.data ?? {}) : undefined;
+    return object ? { keys: Object.keys(object.data ?? {}), labels: object.metadata?.labels } : undefined;
+  }
+
+  /** The key Secret is gone while a backup exists: say so (the account reconciler refuses a new key). */
+  private sessionKeyMissing(namespace: string, account: string): string | undefined {
+    if (this.deps.secrets.get(namespace, encryptionKeySecretName(account))) return undefined;
+    const session = this.deps.secrets.get(namespace, sessionSecretName(account));
+    if (!session || !Object.keys(session.data ?? {}).includes('session')) return undefined;
+    return `Secret ${encryptionKeySecretName(account)} (the session key) was deleted while Secret ${sessionSecretName(account)} holds a session backup: a new key would make that session unreadable. Restore the key Secret from your backup, or delete ${sessionSecretName(account)} to start over with a new login`;
   }
 
   private currentPod(account: TelegramAccount): string | undefined {
@@ -230,10 +314,24 @@ export class PoolReconciler implements Reconciler {
     pool: string,
     check: InputsCheck,
     outcome: PlacementOutcome,
+    podHealth: (pod: string) => PodHealth | undefined,
     now: Date,
     signal: AbortSignal,
   ): Promise<void> {
-    const desired = desiredOperatorStatus(account, pool, check, outcome, now);
+    const desired = desiredOperatorStatus(
+      account,
+      {
+        pool,
+        inputs: check,
+        outcome,
+        podHealth,
+        sessionKeyMissing: this.sessionKeyMissing(
+          account.metadata.namespace ?? '',
+          account.metadata.name ?? '',
+        ),
+      },
+      now,
+    );
     if (operatorStatusCurrent(account, desired)) return;
     const wasScheduled = account.status?.conditions?.find((c) => c.type === 'Scheduled');
     await this.deps.rest.applyStatus(TelegramAccountResource, statusApplyBody(account, desired), {
@@ -267,12 +365,14 @@ export class PoolReconciler implements Reconciler {
       storageSize: this.deps.config.RUNTIME_STORAGE_SIZE,
       storageClass: this.deps.config.RUNTIME_STORAGE_CLASS,
       backend: this.deps.config.RUNTIME_BACKEND === 'simulator' ? 'simulator' : 'native',
-      secretNames: [
-        ...accounts.flatMap((a) => referencedSecrets(a)),
-        ...names.map(encryptionKeySecretName),
-        ...names.map(loginCodeSecretName),
-      ],
+      // Only Secrets their owners opted in (a spec alone must not grant a runtime any Secret).
+      inputSecretNames: accounts
+        .flatMap((a) => referencedSecrets(a))
+        .filter((secret) => optedIn(this.secretFacts(namespace, secret))),
+      keySecretNames: names.map(encryptionKeySecretName),
+      loginCodeSecretNames: names.map(loginCodeSecretName),
       sessionSecretNames: names.map(sessionSecretName),
+      accountNames: names,
       // The account Leases (the session fence) and each pod's heartbeat Lease.
       leaseNames: [
         ...names.map(accountLeaseName),

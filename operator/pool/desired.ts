@@ -22,11 +22,17 @@ export interface PoolSettings {
   storageSize: string;
   storageClass: string;
   backend: 'native' | 'simulator';
-  /** Secrets the pool's runtimes may read: the accounts' inputs, keys, session backups and login codes. */
-  secretNames: readonly string[];
+  /** Secrets the accounts name (API credentials, bot tokens, 2FA passwords, proxy credentials) that opted in. */
+  inputSecretNames: readonly string[];
+  /** The accounts' session key Secrets (read only). */
+  keySecretNames: readonly string[];
+  /** The short-lived login-code Secrets (read and deleted once used). */
+  loginCodeSecretNames: readonly string[];
   /** Session backup Secrets the runtimes may update. */
   sessionSecretNames: readonly string[];
-  /** The per-account Leases the runtimes may hold. */
+  /** The pool's TelegramAccounts (their status is what the runtimes write). */
+  accountNames: readonly string[];
+  /** The per-account Leases and the pods' heartbeat Leases the runtimes may hold. */
   leaseNames: readonly string[];
 }
 
@@ -59,27 +65,46 @@ export function desiredService(s: PoolSettings): V1Service {
 const names = (list: readonly string[]): string[] => [...new Set(list)].sort();
 
 /**
- * Least privilege: a runtime reads the accounts of its namespace (it filters its own by label), writes their
- * status, reads only the Secrets its pool's accounts use, updates only their session backups, deletes only
- * consumed login codes, and holds only their Leases. Kubernetes cannot restrict `create` by name, hence the
- * one unrestricted create on Leases (a Lease confers nothing by itself) and Events.
+ * Least privilege, by name wherever Kubernetes allows it:
+ * - TelegramAccounts: list and watch in the namespace (a label-selected watch cannot be limited by name, so
+ *   other pools' accounts are visible to it), get and status writes only for the pool's accounts;
+ * - Secrets: read only the Secrets the pool's accounts name *and* whose owners opted in, their key and
+ *   login-code Secrets; update only session backups; delete only consumed login codes;
+ * - Leases: read any (a contender judges another pod's heartbeat, possibly of another pool), update only the
+ *   pool's account and heartbeat Leases. No create: the operator creates them, so a runtime cannot squat the
+ *   Lease of an account it does not host;
+ * - Events: create.
  */
 export function desiredRole(s: PoolSettings): V1Role {
   const rules: NonNullable<V1Role['rules']> = [
-    { apiGroups: [GROUP], resources: [TELEGRAM_ACCOUNT_PLURAL], verbs: ['get', 'list', 'watch'] },
-    {
-      apiGroups: [GROUP],
-      resources: [`${TELEGRAM_ACCOUNT_PLURAL}/status`],
-      verbs: ['get', 'patch', 'update'],
-    },
-    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    { apiGroups: [GROUP], resources: [TELEGRAM_ACCOUNT_PLURAL], verbs: ['list', 'watch'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] },
     { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   ];
-  if (s.secretNames.length > 0)
+  if (s.accountNames.length > 0) {
+    rules.push(
+      {
+        apiGroups: [GROUP],
+        resources: [TELEGRAM_ACCOUNT_PLURAL],
+        resourceNames: names(s.accountNames),
+        verbs: ['get'],
+      },
+      {
+        apiGroups: [GROUP],
+        resources: [`${TELEGRAM_ACCOUNT_PLURAL}/status`],
+        resourceNames: names(s.accountNames),
+        verbs: ['get', 'patch'],
+      },
+    );
+  }
+  const readable = names([...s.inputSecretNames, ...s.keySecretNames]);
+  if (readable.length > 0)
+    rules.push({ apiGroups: [''], resources: ['secrets'], resourceNames: readable, verbs: ['get'] });
+  if (s.loginCodeSecretNames.length > 0)
     rules.push({
       apiGroups: [''],
       resources: ['secrets'],
-      resourceNames: names(s.secretNames),
+      resourceNames: names(s.loginCodeSecretNames),
       verbs: ['get', 'delete'],
     });
   if (s.sessionSecretNames.length > 0)
@@ -87,14 +112,14 @@ export function desiredRole(s: PoolSettings): V1Role {
       apiGroups: [''],
       resources: ['secrets'],
       resourceNames: names(s.sessionSecretNames),
-      verbs: ['get', 'update', 'patch'],
+      verbs: ['get', 'update'],
     });
   if (s.leaseNames.length > 0)
     rules.push({
       apiGroups: ['coordination.k8s.io'],
       resources: ['leases'],
       resourceNames: names(s.leaseNames),
-      verbs: ['get', 'update', 'patch', 'delete'],
+      verbs: ['update'],
     });
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -162,6 +187,8 @@ export function desiredStatefulSet(s: PoolSettings): V1StatefulSet {
               env: [
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                // The session fence names the process incarnation: a recreated pod is a different holder.
+                { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
                 { name: 'RUNTIME_POOL', value: s.pool },
                 { name: 'TDLIB_BACKEND', value: s.backend },
                 { name: 'TDLIB_DATA_DIR', value: '/var/lib/tdlib' },

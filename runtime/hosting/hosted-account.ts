@@ -1,95 +1,143 @@
 /**
- * One account hosted on this pod, from fence to close. The order is what keeps sessions safe:
- *   hold the account Lease -> restore the session backup if it is newer -> start TDLib -> drive the login
- *   -> report status on transitions -> (on stop) close TDLib -> back up the session -> release the Lease.
- * Losing the Lease closes the client at once: another pod may be about to start the same session.
+ * One account hosted on this pod, reconciled like any controller-runtime object: `reconcile()` looks at what
+ * is wanted (run, log out, stop) and what is (fence, Lease, TDLib client, login state), takes the next step,
+ * and returns when to look again; errors retry with the agent's per-account backoff. Nothing here waits on
+ * TDLib inside a step: requests run in the background and their completion (like every TDLib update)
+ * enqueues the account again, so no state is ever dropped and no worker is ever blocked.
+ *
+ * The order that keeps sessions safe:
+ *   hold the account Lease (valid only while the pod's heartbeat is) -> wait the margin after a takeover ->
+ *   restore the newer session (by epoch) -> start TDLib -> drive the login -> report status;
+ *   stopping: close TDLib -> wait until it confirmed (the Lease is kept until then) -> back up (fenced,
+ *   epoch-checked) -> release the Lease.
+ * When the pod's fence lapses every client is closed at once; the account Lease is written again (a
+ * conditional update) before TDLib may start again.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TelegramAccount } from '../../crds/index.js';
-import type { RestClient } from '../../operator/kube/client.js';
-import { isNotFound } from '../../operator/kube/errors.js';
-import type { EventRecorder } from '../../operator/kube/events.js';
-import type { Logger } from '../../operator/kube/logging.js';
-import { Resources, type ApiObject } from '../../operator/kube/resource.js';
 import {
+  AuthReason,
+  RuntimeReason,
+  accountLeaseName,
   LABEL_ACCOUNT,
   LABEL_MANAGED_BY,
-  accountLeaseName,
-  encryptionKeySecretName,
-  loginCodeSecretName,
-  sessionSecretName,
-} from '../../crds/naming.js';
-import { nextAuthAction, shortStateName, type AuthInputs, type VersionedInput } from '../auth/driver.js';
-import { packSession, unpackSession, SESSION_SECRET_KEY } from '../session/backup.js';
-import type { TdObject } from '../tdlib/backend.js';
+  tdlibErrorReason,
+  type TelegramAccount,
+} from '../../crds/index.js';
+import type { RestClient } from '../../operator/kube/client.js';
+import type { EventRecorder } from '../../operator/kube/events.js';
+import { LeaseLock } from '../../operator/kube/lease.js';
+import type { Logger } from '../../operator/kube/logging.js';
+import type { ApiObject } from '../../operator/kube/resource.js';
+import { errorMessage } from '../../operator/kube/util.js';
+import { nextAuthAction, shortStateName } from '../auth/driver.js';
+import type { TdFencedBackend, TdObject } from '../tdlib/backend.js';
 import type { TdClient, TdClientManager } from '../tdlib/client.js';
-import { TdError } from '../tdlib/errors.js';
-import { LeaseFence } from './lease.js';
-import { ProxyManager } from './proxies.js';
+import { TdClientClosedError, TdError, TdFenceError, TdTimeoutError } from '../tdlib/errors.js';
+import type { Desire, StopReason } from './desire.js';
+import { heartbeatLeaseOf, type HolderLiveness, type PodFence } from './fence.js';
+import { ProxyConfigError, ProxyManager } from './proxies.js';
+import { InputError, SecretInputs } from './secret-inputs.js';
+import { SessionStore, StaleBackupError } from './session-store.js';
 import type { HostedView } from './status.js';
-
-type SecretObject = ApiObject & { data?: Record<string, string> };
-
-export const BACKUP_TIME_ANNOTATION = 'telegram.tdlib-operator.dev/backup-time';
-/** TDLib keeps the session (auth key, DC options) in td.binlog; the simulator mirrors that file. */
-export const SESSION_FILES = ['td.binlog'];
-const LOCAL_BACKUP_MARK = '.backup-time';
 
 export interface HostedAccountDeps {
   rest: RestClient;
+  /** The account Lease is written on the fence's own connection. */
   leaseRest: RestClient;
   manager: TdClientManager;
+  /** The backend's own fence (native watchdog, simulator), if it has one. */
+  fencedBackend?: TdFencedBackend;
   events: EventRecorder;
   logger: Logger;
-  podName: string;
+  podFence: PodFence;
+  liveness: HolderLiveness;
   dataDir: string;
-  leaseSeconds: number;
   applicationVersion: string;
-  /** Test-only: run without the Lease fence, to show what the fence prevents. */
+  /** TESTS ONLY: no Lease at all, to show what the fence prevents. */
   unsafeNoFence?: boolean;
-  /** Called whenever the view changed; the status writer decides whether that is a write. */
-  onChange: (account: TelegramAccount, view: HostedView) => void;
+  /** A close TDLib has not confirmed after this long is reported (the Lease stays held meanwhile). */
+  closeTimeoutMs: number;
+  logOutTimeoutMs: number;
+  /** Reconcile this account again (now, or after a delay). */
+  enqueue: (afterMs?: number) => void;
+  /** The view changed: the status writer decides whether that is a write. */
+  report: (view: HostedView) => void;
+  /** Writes the current view now and waits for it (before a Lease is released on log-out). */
+  reportNow: (view: HostedView) => Promise<void>;
 }
 
-export type StopReason = 'moved' | 'suspended' | 'deleted' | 'shutdown' | 'lease-lost';
+export interface StepResult {
+  /** Nothing more to do for this account here: the agent forgets it. */
+  done?: boolean;
+  requeueAfterMs?: number;
+}
+
+/** How often a login waiting for a user's input looks at its Secret again. */
+const INPUT_POLL_MS: Record<string, number> = {
+  [AuthReason.WaitCode]: 2000,
+  [AuthReason.WaitQrConfirmation]: 10_000,
+};
+const DEFAULT_INPUT_POLL_MS = 10_000;
+/** TDLib errors that say the API credentials themselves are wrong: fixed only by a new Secret. */
+const CREDENTIAL_ERRORS = new Set(['API_ID_INVALID', 'API_ID_PUBLISHED_FLOOD', 'API_HASH_INVALID']);
+
+type ClientPhase = 'none' | 'open' | 'closing' | 'closed';
 
 export class HostedAccount {
   readonly view: HostedView = {};
-  private client?: TdClient;
-  private readonly fence?: LeaseFence;
-  private readonly attempted = new Set<string>();
-  private stopped = false;
-  private started?: Promise<void>;
-  private pollTimer?: NodeJS.Timeout;
-  private driving = false;
-  private key?: Buffer;
+  private account: TelegramAccount;
   private readonly logger: Logger;
-  private backedUpOnce = false;
+  private readonly lease: LeaseLock;
+  private readonly store: SessionStore;
+  private readonly inputs: SecretInputs;
+  /** We hold the account Lease (a successful write under our identity since the last lapse). */
+  private holding = false;
+  /** The fence lapsed since we took the Lease: write it again before TDLib may run. */
+  private mustReacquire = false;
+  private epoch = 0;
+  private settleUntil = 0;
+  private client?: TdClient;
+  private key?: Buffer;
+  private credentials?: { apiId: number; apiHash: string; version: string };
   private proxies?: ProxyManager;
+  private readonly attempted = new Set<string>();
+  /** The auth or log-out request in flight (its completion enqueues us). */
+  private inFlight?: string;
+  private closeRequestedAt?: number;
+  private closeStuckReported = false;
+  /** This tenure ran TDLib on a session worth saving (restored one, or logged in). */
+  private sessionTouched = false;
+  private initialBackupDone = false;
+  private userChecked = false;
+  private logOutSent = false;
+  private unexpectedCloses = 0;
+  /** The session belongs to another user than spec says: do not run it until something changes. */
+  private mismatch?: string;
+  private credentialsRejected = false;
 
   constructor(
-    private account: TelegramAccount,
+    account: TelegramAccount,
     private readonly deps: HostedAccountDeps,
   ) {
+    this.account = account;
     const name = account.metadata.name ?? '';
-    this.logger = deps.logger.child({ account: `${account.metadata.namespace}/${name}` });
+    const namespace = account.metadata.namespace ?? '';
+    this.logger = deps.logger.child({ account: `${namespace}/${name}` });
     this.view.generation = account.metadata.generation;
-    this.view.session = { backupSecretName: sessionSecretName(name) };
-    if (!deps.unsafeNoFence)
-      this.fence = new LeaseFence({
-        rest: deps.leaseRest,
-        namespace: account.metadata.namespace ?? '',
-        name: accountLeaseName(name),
-        holder: deps.podName,
-        durationSeconds: deps.leaseSeconds,
-        labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_ACCOUNT]: name },
-        logger: this.logger,
-        onLost: (reason) => {
-          this.logger.error({ reason }, 'account lease lost: closing the client now');
-          void this.stop('lease-lost');
-        },
-      });
+    this.store = new SessionStore({ rest: deps.rest, namespace, account: name, dataDir: deps.dataDir });
+    this.view.session = { backupSecretName: this.store.secretName };
+    this.inputs = new SecretInputs(deps.rest, namespace);
+    this.lease = new LeaseLock({
+      rest: deps.leaseRest,
+      namespace,
+      name: accountLeaseName(name),
+      identity: deps.podFence.identity,
+      durationSeconds: Math.round(deps.podFence.timing.durationMs / 1000),
+      // The operator creates account Leases; the runtime may only take and give them back.
+      create: false,
+      labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_ACCOUNT]: name },
+      annotations: { 'telegram.tdlib-operator.dev/valid-while': 'the holder pod heartbeat Lease is renewed' },
+    });
   }
 
   get name(): string {
@@ -100,142 +148,495 @@ export class HostedAccount {
     return this.account.metadata.namespace ?? '';
   }
 
-  /** True once TDLib is running for this account (past the fence). */
-  get running(): boolean {
-    return this.client !== undefined && this.client.state === 'open';
+  /** The TDLib client id, while one exists (for the backend's deadlines). */
+  get clientId(): number | undefined {
+    return this.clientPhase() === 'none' || this.clientPhase() === 'closed' ? undefined : this.client?.id;
   }
 
-  /** A newer version of the account arrived (spec change, deletion): re-drive with it. */
-  update(account: TelegramAccount): void {
-    this.account = account;
-    if (this.view.generation !== account.metadata.generation) {
-      this.view.generation = account.metadata.generation;
-      this.changed();
-      void this.applyProxies();
-    }
-    void this.drive();
+  get holdsLease(): boolean {
+    return this.holding;
   }
 
-  start(): Promise<void> {
-    this.started ??= this.run().catch((error: unknown) => {
-      this.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'hosting failed');
-      this.view.authReason = 'HostingFailed';
-      this.view.authMessage = error instanceof Error ? error.message : String(error);
-      this.changed();
-    });
-    return this.started;
+  private clientPhase(): ClientPhase {
+    return this.client?.state ?? 'none';
   }
 
   private changed(): void {
-    this.deps.onChange(this.account, this.view);
+    this.deps.report(this.view);
   }
 
-  private async run(): Promise<void> {
-    if (this.fence) {
-      let waitingReported = false;
-      while (!this.stopped && !(await this.fence.tryAcquire())) {
-        if (!waitingReported) {
-          waitingReported = true;
-          this.view.authReason = 'WaitingForLease';
-          this.view.authMessage = 'waiting for the previous host to release the session (account Lease)';
-          this.changed();
-        }
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-      if (this.stopped) return;
+  /** Synchronous, from the pod fence's lapse: close now (TDLib's `close` is the one request a fence lets through). */
+  fenceLapsed(): void {
+    if (this.deps.unsafeNoFence) return;
+    if (this.holding) this.mustReacquire = true;
+    if (this.clientPhase() === 'open') {
+      this.logger.error('session fence lapsed: closing the client');
+      this.requestClose();
     }
-    this.key = await this.readKey();
-    await this.restoreSession();
-    if (this.stopped) return;
-    const client = this.deps.manager.createClient();
+  }
+
+  /** Why TDLib requests are refused now (the gate of this account's client), or undefined. */
+  private gateReason(): string | undefined {
+    if (this.deps.unsafeNoFence) return undefined;
+    if (!this.deps.podFence.valid()) return 'the pod heartbeat Lease is not valid';
+    if (!this.holding || this.mustReacquire) return `Lease ${accountLeaseName(this.name)} is not held`;
+    return undefined;
+  }
+
+  async reconcile(
+    account: TelegramAccount | undefined,
+    desire: Desire,
+    signal: AbortSignal,
+  ): Promise<StepResult> {
+    if (account) this.observe(account);
+    if (!this.deps.unsafeNoFence && !this.deps.podFence.valid()) {
+      this.fenceLapsed();
+      // Nothing is allowed until the heartbeat is renewed; a stop must still let go of the Lease.
+      if (desire.kind === 'stop' && this.clientPhase() !== 'open' && this.clientPhase() !== 'closing')
+        return this.finishStop(desire.reason, signal);
+      return { requeueAfterMs: 1000 };
+    }
+    if (desire.kind === 'stop') return this.stopStep(desire.reason, signal);
+    if (!(await this.holdLease(signal))) return { requeueAfterMs: 1000 };
+    const settle = this.settleUntil - performance.now();
+    if (settle > 0) return { requeueAfterMs: Math.ceil(settle) };
+    if (this.mismatch && desire.kind === 'run') {
+      // Stays down until the user deletes the backup (or changes spec): then the local copy is set aside.
+      if ((await this.store.backupEpoch(signal)) !== undefined) return { requeueAfterMs: 30_000 };
+      this.store.setAsideLocal('mismatched');
+      this.logger.warn('session backup deleted after a session mismatch: starting a new login');
+      this.mismatch = undefined;
+    }
+    const phase = this.clientPhase();
+    if (phase === 'none' || phase === 'closed') {
+      if (phase === 'closed' && desire.kind === 'logout' && this.logOutSent) return this.finishLogOut(signal);
+      if (phase === 'closed' && this.closeRequestedAt === undefined) {
+        // TDLib closed by itself (the session was ended elsewhere, AUTH_KEY_DUPLICATED...): start over, gently.
+        this.unexpectedCloses++;
+        this.client = undefined;
+        return { requeueAfterMs: Math.min(60_000, 1000 * 2 ** Math.min(this.unexpectedCloses, 6)) };
+      }
+      return this.startClient(signal);
+    }
+    if (phase === 'closing') return { requeueAfterMs: 1000 };
+    if (desire.kind === 'logout') return this.logOutStep(signal);
+    return this.runStep(signal);
+  }
+
+  private observe(account: TelegramAccount): void {
+    const specChanged = this.account.metadata.generation !== account.metadata.generation;
+    this.account = account;
+    if (specChanged) {
+      this.view.generation = account.metadata.generation;
+      // A new spec may fix what stopped the account (a mismatched session, a bad proxy).
+      this.mismatch = undefined;
+      this.changed();
+    }
+  }
+
+  // ---- the fence ------------------------------------------------------------------------------------
+
+  private async holdLease(signal: AbortSignal): Promise<boolean> {
+    if (this.deps.unsafeNoFence) return true;
+    if (this.holding && !this.mustReacquire) return true;
+    const attempt = await this.lease.tryAcquireOrRenew({ signal, mayTakeOver: this.deps.liveness.rule });
+    if (!attempt.held) {
+      this.setWaiting(
+        RuntimeReason.WaitingForLease,
+        attempt.missing
+          ? `waiting for Lease ${accountLeaseName(this.name)} (the operator creates it)`
+          : `waiting for the previous host to let the session go (Lease ${accountLeaseName(this.name)} held by ${heartbeatLeaseOf(attempt.holder)})`,
+      );
+      return false;
+    }
+    // The holder check and the write happened after the fence was last checked: check it again.
+    if (!this.deps.podFence.valid()) return false;
+    const took = attempt.acquired && attempt.previousHolder !== '';
+    if (took) {
+      // The previous holder stopped no later than a margin before we could take it; wait one more.
+      this.settleUntil = performance.now() + this.deps.podFence.timing.marginMs;
+      this.logger.info(
+        { from: heartbeatLeaseOf(attempt.previousHolder), epoch: attempt.epoch },
+        'took over the session fence',
+      );
+    }
+    this.holding = true;
+    this.mustReacquire = false;
+    this.epoch = attempt.epoch;
+    this.updateDeadline();
+    return true;
+  }
+
+  /** Mirrors the fence's validity into the backend's own watchdog for this client. */
+  updateDeadline(): void {
+    const id = this.clientId;
+    if (id === undefined || !this.deps.fencedBackend || this.deps.unsafeNoFence) return;
+    const remaining = this.gateReason() === undefined ? this.deps.podFence.remainingMs() : 0;
+    this.deps.fencedBackend.setClientDeadline(id, remaining);
+  }
+
+  // ---- start ----------------------------------------------------------------------------------------
+
+  private setWaiting(reason: string, message: string): void {
+    if (this.view.authReason === reason && this.view.authMessage === message) return;
+    this.view.authReason = reason;
+    this.view.authMessage = message;
+    this.changed();
+  }
+
+  private async startClient(signal: AbortSignal): Promise<StepResult> {
+    this.setWaiting(RuntimeReason.Starting, 'starting the TDLib client');
+    try {
+      this.key = await this.inputs.sessionKey(this.name, signal);
+      this.credentials = await this.inputs.apiCredentials(this.account, signal);
+    } catch (error) {
+      if (error instanceof InputError) {
+        this.setWaiting(error.reason, error.message);
+        this.warnOnce(error.reason, error.message);
+      }
+      throw error;
+    }
+    const restored = await this.store.restore(this.key, this.epoch, signal);
+    if (restored.unreadable) {
+      this.warnOnce(
+        RuntimeReason.BackupUnreadable,
+        `the session backup in Secret ${this.store.secretName} cannot be read (${restored.unreadable}); using ${restored.choice === 'local' ? "this pod's local session" : 'a new login'}`,
+      );
+    }
+    if (
+      !this.deps.unsafeNoFence &&
+      restored.backupEpoch !== undefined &&
+      restored.backupEpoch >= this.epoch
+    ) {
+      // The Lease object was recreated since that backup: keep our epoch ahead of it, or we could never write.
+      const raised = await this.lease.raiseEpoch(restored.backupEpoch + 1, signal);
+      if (raised === undefined) {
+        this.holding = false;
+        return { requeueAfterMs: 1000 };
+      }
+      this.epoch = raised;
+    }
+    this.sessionTouched = restored.choice !== 'fresh';
+    if (restored.choice === 'backup')
+      this.logger.info({ epoch: restored.backupEpoch }, 'session restored from backup');
+    const client = this.deps.manager.createClient({ gate: () => this.gateReason() });
     this.client = client;
-    client.subscribe((update) => this.onUpdate(update as TdObject));
-    // The first request starts the client; TDLib then reports authorizationStateWaitTdlibParameters.
-    await client.invokeUnchecked({ '@type': 'getOption', name: 'version' }).catch(() => undefined);
+    this.closeRequestedAt = undefined;
+    this.closeStuckReported = false;
+    this.inFlight = undefined;
+    this.logOutSent = false;
+    this.userChecked = false;
+    this.attempted.clear();
+    this.updateDeadline();
+    client.subscribe((update) => this.onUpdate(client, update as TdObject));
     this.proxies = new ProxyManager(
       client,
-      (name) => this.secretData(name),
+      (name) => this.inputs.all(name),
       this.logger,
       (proxy) => {
         this.view.proxy = proxy;
         this.changed();
       },
     );
-    await this.applyProxies();
+    // The first request starts the client; TDLib then reports authorizationStateWaitTdlibParameters.
+    this.track(client, 'getOption', client.invokeUnchecked({ '@type': 'getOption', name: 'version' }));
+    return {};
   }
 
-  private async readKey(): Promise<Buffer> {
-    const secret = await this.deps.rest.get<SecretObject>(
-      Resources.Secret,
-      this.namespace,
-      encryptionKeySecretName(this.name),
+  // ---- running --------------------------------------------------------------------------------------
+
+  private async runStep(signal: AbortSignal): Promise<StepResult> {
+    const client = this.client;
+    const state = client?.authorizationState as TdObject | undefined;
+    if (!client || !state || this.inFlight) return {};
+    // The proxy comes before anything that connects: a proxy that cannot be used keeps the client offline.
+    if (!(await this.applyProxy(client))) return {};
+    if (state['@type'] === 'authorizationStateReady') return this.afterLogin(client, signal);
+    if (this.credentialsRejected) {
+      const now = await this.inputs.apiCredentials(this.account, signal).catch(() => undefined);
+      if (now && now.version !== this.credentials?.version) {
+        // A fixed Secret: TDLib takes api_id/api_hash only at start, so start again with them.
+        this.credentialsRejected = false;
+        this.logger.info('API credentials Secret changed: restarting the client');
+        this.requestClose();
+        return {};
+      }
+      return { requeueAfterMs: DEFAULT_INPUT_POLL_MS };
+    }
+    const inputs = await this.inputs.authInputs(this.account, state['@type'], signal);
+    const credentials = this.credentials;
+    const action = nextAuthAction(state, inputs, this.attempted, () => ({
+      databaseDirectory: this.store.databaseDir,
+      filesDirectory: this.store.filesDir,
+      databaseEncryptionKey: this.key?.toString('base64') ?? '',
+      apiId: credentials?.apiId ?? 0,
+      apiHash: credentials?.apiHash ?? '',
+      applicationVersion: this.deps.applicationVersion,
+    }));
+    if (action.kind === 'wait') {
+      // A TDLib error stays visible until a new input is tried (it says what to fix).
+      if (!this.isErrorReason(this.view.authReason)) this.setWaiting(action.reason, action.message);
+      return { requeueAfterMs: INPUT_POLL_MS[action.reason] ?? DEFAULT_INPUT_POLL_MS };
+    }
+    if (action.kind !== 'send') return {};
+    if (action.attempt) this.attempted.add(action.attempt);
+    if (action.request['@type'] === 'checkAuthenticationCode')
+      await this.inputs.consumeLoginCode(this.name, signal);
+    const method = String(action.request['@type']);
+    this.track(client, method, client.invokeUnchecked(action.request), action.attempt);
+    return {};
+  }
+
+  /** Runs `request` in the background; its end enqueues us, its error lands in the view. */
+  private track(client: TdClient, method: string, request: Promise<TdObject>, attempt?: string): void {
+    if (method !== 'getOption') this.inFlight = method;
+    request.then(
+      () => {
+        if (this.inFlight === method) this.inFlight = undefined;
+        if (this.client === client) this.deps.enqueue();
+      },
+      (error: unknown) => {
+        if (this.inFlight === method) this.inFlight = undefined;
+        if (this.client !== client) return;
+        const retryInMs = this.onRequestError(method, error, attempt);
+        this.deps.enqueue(retryInMs);
+      },
     );
-    const key = Buffer.from(secret.data?.key ?? '', 'base64');
-    if (key.length !== 32) throw new Error(`Secret ${encryptionKeySecretName(this.name)} has no 32-byte key`);
-    return key;
   }
 
-  private databaseDir(): string {
-    return join(this.deps.dataDir, this.namespace, this.name, 'db');
-  }
-
-  /** Restores the backup when it is newer than what this pod's volume holds (or the volume holds nothing). */
-  private async restoreSession(): Promise<void> {
-    const secret = await this.deps.rest.get<SecretObject>(
-      Resources.Secret,
-      this.namespace,
-      sessionSecretName(this.name),
+  /** Returns when to try again (for errors that say nothing about the input), else undefined. */
+  private onRequestError(method: string, error: unknown, attempt: string | undefined): number | undefined {
+    if (error instanceof TdFenceError || error instanceof TdClientClosedError) return undefined;
+    if (error instanceof TdTimeoutError) {
+      if (attempt) this.attempted.delete(attempt);
+      return 1000;
+    }
+    if (!(error instanceof TdError)) {
+      this.logger.warn({ method, err: errorMessage(error) }, 'TDLib request failed');
+      return 5000;
+    }
+    if (method === 'getOption') return undefined;
+    const retryAfter = transientRetryAfterMs(error);
+    if (retryAfter !== undefined) {
+      // A flood wait or a server error says nothing about the input: try the same input again later.
+      if (attempt) this.attempted.delete(attempt);
+      this.logger.info(
+        { tdlibCode: error.code, retryInMs: Math.round(retryAfter) },
+        'login step throttled; retrying',
+      );
+      return retryAfter;
+    }
+    const reason = tdlibErrorReason(error.code, error.message);
+    if (CREDENTIAL_ERRORS.has(reason)) {
+      this.credentialsRejected = true;
+      const ref = this.account.spec.apiCredentialsSecretRef;
+      this.view.authReason = RuntimeReason.ApiCredentialsInvalid;
+      this.view.authMessage = `Telegram rejected the API credentials (${reason}): fix Secret ${ref.name} keys ${ref.apiIdKey ?? 'api_id'} and ${ref.apiHashKey ?? 'api_hash'} (spec.apiCredentialsSecretRef) with the values from my.telegram.org; the client restarts when the Secret changes`;
+    } else {
+      // TDLib's message is the reason users search for (PHONE_CODE_INVALID, PASSWORD_HASH_INVALID, ...).
+      this.view.authReason = reason;
+      this.view.authMessage = `${method} failed: ${error.code} ${error.message}; waiting for a new input${this.inputHint(method)}`;
+    }
+    this.deps.events.event(
+      this.account as unknown as ApiObject,
+      'Warning',
+      this.view.authReason,
+      this.view.authMessage,
     );
-    const blob = secret.data?.[SESSION_SECRET_KEY];
-    const backupTime = secret.metadata?.annotations?.[BACKUP_TIME_ANNOTATION] ?? '';
-    if (!blob || !this.key) return;
-    const dir = this.databaseDir();
-    const markFile = join(dir, LOCAL_BACKUP_MARK);
-    const localTime = existsSync(markFile) ? readFileSync(markFile, 'utf8') : '';
-    const hasLocal = SESSION_FILES.some((f) => existsSync(join(dir, f)));
-    if (hasLocal && localTime >= backupTime) return;
-    mkdirSync(dir, { recursive: true });
-    const restored = unpackSession(Buffer.from(blob, 'base64'), this.key, dir);
-    writeFileSync(markFile, backupTime);
-    this.logger.info({ files: restored.length }, 'session restored from backup');
-  }
-
-  /** Saves the session files to the account's session Secret (encrypted with the account key). */
-  async backupSession(): Promise<void> {
-    if (!this.key) return;
-    const dir = this.databaseDir();
-    if (!SESSION_FILES.some((f) => existsSync(join(dir, f)))) return;
-    const blob = packSession(dir, SESSION_FILES, this.key);
-    const at = new Date().toISOString();
-    await this.deps.rest.mergePatch(Resources.Secret, this.namespace, sessionSecretName(this.name), {
-      metadata: { annotations: { [BACKUP_TIME_ANNOTATION]: at } },
-      data: { [SESSION_SECRET_KEY]: blob.toString('base64') },
-    });
-    writeFileSync(join(dir, LOCAL_BACKUP_MARK), at);
-    this.view.session = {
-      backupSecretName: sessionSecretName(this.name),
-      lastBackupTime: at.replace(/\.\d{3}Z$/, 'Z'),
-    };
     this.changed();
+    return undefined;
   }
 
-  private onUpdate(update: TdObject): void {
+  private inputHint(method: string): string {
+    const spec = this.account.spec;
+    if (method === 'checkAuthenticationBotToken' && spec.botTokenSecretRef)
+      return ` (Secret ${spec.botTokenSecretRef.name} key ${spec.botTokenSecretRef.key ?? 'token'}, spec.botTokenSecretRef)`;
+    if (method === 'checkAuthenticationPassword' && spec.passwordSecretRef)
+      return ` (Secret ${spec.passwordSecretRef.name} key ${spec.passwordSecretRef.key ?? 'password'}, spec.passwordSecretRef)`;
+    if (method === 'setAuthenticationPhoneNumber') return ' (spec.phoneNumber)';
+    if (method === 'checkAuthenticationCode') return ' (kubectl telegram login)';
+    return '';
+  }
+
+  private isErrorReason(reason: string | undefined): boolean {
+    return (
+      reason !== undefined &&
+      (/^[A-Z][A-Z0-9_]+$/.test(reason) ||
+        /^Error\d{3}$/.test(reason) ||
+        reason === RuntimeReason.ApiCredentialsInvalid)
+    );
+  }
+
+  private async applyProxy(client: TdClient): Promise<boolean> {
+    const proxies = this.proxies;
+    const spec = this.account.spec.proxy;
+    if (!proxies || proxies.isConfigured(spec)) return true;
+    try {
+      await proxies.configure(spec);
+      if (this.view.connectionBlocked) {
+        this.view.connectionBlocked = undefined;
+        await client.invokeUnchecked({ '@type': 'setNetworkType', type: { '@type': 'networkTypeOther' } });
+        this.changed();
+      }
+      return true;
+    } catch (error) {
+      if (!(error instanceof ProxyConfigError)) throw error;
+      // Never a silent direct connection: no network at all until spec.proxy is fixed.
+      await client.invokeUnchecked({ '@type': 'setNetworkType', type: { '@type': 'networkTypeNone' } });
+      const message = `${error.message}; the client stays offline until it is fixed`;
+      if (this.view.connectionBlocked?.message !== message) {
+        this.view.connectionBlocked = { reason: RuntimeReason.ProxyInvalid, message };
+        this.view.proxy = { inUse: 'none', message };
+        this.deps.events.event(
+          this.account as unknown as ApiObject,
+          'Warning',
+          RuntimeReason.ProxyInvalid,
+          message,
+        );
+        this.changed();
+      }
+      // Still logs in (offline steps), but nothing connects; a spec change re-runs this.
+      return true;
+    }
+  }
+
+  private async afterLogin(client: TdClient, signal: AbortSignal): Promise<StepResult> {
+    if (!this.userChecked) {
+      this.inFlight = 'getMe';
+      let me: TdObject;
+      try {
+        me = await client.invokeUnchecked({ '@type': 'getMe' }, { timeoutMs: 30_000 });
+      } finally {
+        this.inFlight = undefined;
+      }
+      const user = me as TdObject & {
+        id: number;
+        first_name?: string;
+        last_name?: string;
+        phone_number?: string;
+        usernames?: { active_usernames?: string[] };
+        type?: { '@type'?: string };
+      };
+      const mismatch = await this.sessionMismatch(user, signal);
+      if (mismatch) {
+        this.mismatch = mismatch;
+        this.view.authReason = RuntimeReason.SessionMismatch;
+        this.view.authMessage = mismatch;
+        this.deps.events.event(
+          this.account as unknown as ApiObject,
+          'Warning',
+          RuntimeReason.SessionMismatch,
+          mismatch,
+        );
+        this.requestClose();
+        this.changed();
+        return {};
+      }
+      this.userChecked = true;
+      this.view.user = {
+        id: user.id,
+        username: user.usernames?.active_usernames?.[0],
+        firstName: user.first_name || undefined,
+        lastName: user.last_name || undefined,
+        isBot: user.type?.['@type'] === 'userTypeBot',
+      };
+      this.changed();
+    }
+    if (!this.initialBackupDone) {
+      // A fresh login is worth a backup at once: until then only this pod's volume could spare a new login.
+      await this.backup(signal);
+      this.initialBackupDone = true;
+    }
+    return {};
+  }
+
+  /** A message when the logged-in user is not the one spec names (never the numbers themselves). */
+  private async sessionMismatch(
+    user: { id: number; phone_number?: string },
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
+    const spec = this.account.spec;
+    const secret = this.store.secretName;
+    if (spec.type === 'User' && spec.phoneNumber && user.phone_number) {
+      const digits = (s: string): string => s.replace(/\D/g, '');
+      if (digits(spec.phoneNumber) !== digits(user.phone_number))
+        return `the session is logged in with a different phone number than spec.phoneNumber; delete Secret ${secret} (and the account's local data) to log in again, or set spec.phoneNumber to the session's number`;
+    }
+    if (spec.type === 'Bot') {
+      const token = await this.inputs.value(spec.botTokenSecretRef, 'token', signal);
+      const botId = Number(token?.value.split(':')[0]);
+      if (Number.isInteger(botId) && botId > 0 && botId !== user.id)
+        return `the session belongs to another bot than the token in spec.botTokenSecretRef; delete Secret ${secret} to log in with the token, or restore the matching token`;
+    }
+    return undefined;
+  }
+
+  private async backup(signal: AbortSignal): Promise<void> {
+    if (this.deps.unsafeNoFence || !this.key) return;
+    try {
+      const at = await this.store.backup(
+        this.key,
+        this.epoch,
+        () => {
+          const refused = this.gateReason();
+          if (refused) throw new StaleBackupError(`session backup refused: ${refused}`);
+        },
+        signal,
+      );
+      if (at) {
+        this.view.session = { backupSecretName: this.store.secretName, lastBackupTime: at };
+        this.changed();
+      }
+    } catch (error) {
+      if (error instanceof StaleBackupError) {
+        this.logger.warn({ err: error.message }, 'session backup skipped');
+        return;
+      }
+      this.warnOnce(
+        'BackupFailed',
+        `backing up the session to Secret ${this.store.secretName} failed: ${errorMessage(error)}; retrying`,
+      );
+      throw error;
+    }
+  }
+
+  private warned = new Set<string>();
+
+  private warnOnce(reason: string, message: string): void {
+    const key = `${reason}:${message}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.deps.events.event(this.account as unknown as ApiObject, 'Warning', reason, message);
+  }
+
+  // ---- TDLib updates ---------------------------------------------------------------------------------
+
+  private onUpdate(client: TdClient, update: TdObject): void {
+    if (this.client !== client) return;
     switch (update['@type']) {
       case 'updateAuthorizationState': {
         const state = update.authorization_state as TdObject;
-        this.view.authorizationState = shortStateName(state['@type']);
-        this.view.authReason = undefined;
-        this.view.authMessage = undefined;
-        if (state['@type'] === 'authorizationStateWaitCode') {
+        const type = state['@type'];
+        this.view.authorizationState = shortStateName(type);
+        if (!this.mismatch && !this.credentialsRejected) {
+          this.view.authReason = undefined;
+          this.view.authMessage = undefined;
+        }
+        this.view.stoppedReason = undefined;
+        if (type === 'authorizationStateWaitCode') {
           const info = state.code_info as { type?: { '@type'?: string } } | undefined;
           this.view.codeDelivery =
             (info?.type?.['@type'] ?? '').replace(/^authenticationCodeType/, '') || undefined;
         }
-        if (state['@type'] === 'authorizationStateWaitOtherDeviceConfirmation')
+        if (type === 'authorizationStateWaitOtherDeviceConfirmation')
           this.view.qrCodeLink = String(state.link ?? '');
-        if (state['@type'] === 'authorizationStateReady') void this.onReady();
+        if (type === 'authorizationStateReady') {
+          this.sessionTouched = true;
+          this.unexpectedCloses = 0;
+        }
+        if (type === 'authorizationStateClosed') this.view.connectionState = undefined;
         this.changed();
-        void this.drive(state);
+        this.deps.enqueue();
         break;
       }
       case 'updateConnectionState': {
@@ -248,251 +649,127 @@ export class HostedAccount {
     }
   }
 
-  private async onReady(): Promise<void> {
-    try {
-      const me = (await this.client?.invokeUnchecked({ '@type': 'getMe' })) as
-        | {
-            id: number;
-            first_name?: string;
-            last_name?: string;
-            usernames?: { active_usernames?: string[] };
-            type?: { '@type'?: string };
-          }
-        | undefined;
-      if (me) {
-        this.view.user = {
-          id: me.id,
-          username: me.usernames?.active_usernames?.[0],
-          firstName: me.first_name || undefined,
-          lastName: me.last_name || undefined,
-          isBot: me.type?.['@type'] === 'userTypeBot',
-        };
-        this.changed();
-      }
-      // A fresh login is worth a backup at once: until then only this pod's volume could spare a new login.
-      if (!this.backedUpOnce) {
-        this.backedUpOnce = true;
-        await this.backupSession();
-      }
-    } catch (error) {
-      this.logger.warn(
-        { err: error instanceof Error ? error.message : String(error) },
-        'after-login steps failed',
-      );
-    }
-  }
+  // ---- log-out ---------------------------------------------------------------------------------------
 
-  private async applyProxies(): Promise<void> {
-    try {
-      await this.proxies?.apply(this.account.spec.proxy);
-    } catch (error) {
-      // A bad link or a missing credentials Secret: report it, keep the client running.
-      this.view.proxy = {
-        inUse: 'direct',
-        message: `proxy not applied: ${error instanceof Error ? error.message : String(error)}`,
-      };
-      this.changed();
-    }
-  }
-
-  private async secretData(name: string): Promise<Record<string, string> | undefined> {
-    try {
-      const secret = await this.deps.rest.get<SecretObject>(Resources.Secret, this.namespace, name);
-      return Object.fromEntries(
-        Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
-      );
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
-  }
-
-  private async secretValue(
-    ref: { name: string; key?: string } | undefined,
-    defaultKey: string,
-  ): Promise<VersionedInput | undefined> {
-    if (!ref) return undefined;
-    try {
-      const secret = await this.deps.rest.get<SecretObject>(Resources.Secret, this.namespace, ref.name);
-      const raw = secret.data?.[ref.key ?? defaultKey];
-      if (raw === undefined) return undefined;
-      return {
-        value: Buffer.from(raw, 'base64').toString('utf8').trim(),
-        version: `${ref.name}@${secret.metadata?.resourceVersion ?? ''}`,
-      };
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
-  }
-
-  private async inputs(stateType: string): Promise<AuthInputs> {
-    const spec = this.account.spec;
-    const inputs: AuthInputs = {
-      type: spec.type,
-      loginMethod: spec.loginMethod === 'QR' ? 'QR' : 'Code',
-      phoneNumber: spec.phoneNumber,
-    };
-    if (stateType === 'authorizationStateWaitPhoneNumber' && spec.type === 'Bot')
-      inputs.botToken = await this.secretValue(spec.botTokenSecretRef, 'token');
-    if (stateType === 'authorizationStateWaitPassword')
-      inputs.password = await this.secretValue(spec.passwordSecretRef, 'password');
-    if (stateType === 'authorizationStateWaitCode')
-      inputs.code = await this.secretValue({ name: loginCodeSecretName(this.name) }, 'code');
-    return inputs;
-  }
-
-  private async apiCredentials(): Promise<{ apiId: number; apiHash: string }> {
-    const ref = this.account.spec.apiCredentialsSecretRef;
-    const id = await this.secretValue({ name: ref.name, key: ref.apiIdKey }, 'api_id');
-    const hash = await this.secretValue({ name: ref.name, key: ref.apiHashKey }, 'api_hash');
-    const apiId = Number(id?.value);
-    if (!Number.isInteger(apiId) || apiId <= 0 || !hash?.value)
-      throw new Error(
-        `Secret ${ref.name} (spec.apiCredentialsSecretRef) needs a numeric api_id and an api_hash`,
-      );
-    return { apiId, apiHash: hash.value };
-  }
-
-  /** Runs one step of the login for the current state; never two at a time. */
-  private async drive(
-    state: TdObject | undefined = this.client?.authorizationState as TdObject | undefined,
-  ): Promise<void> {
-    if (!state || !this.client || this.stopped || this.driving) return;
-    this.driving = true;
-    clearTimeout(this.pollTimer);
-    try {
-      const inputs = await this.inputs(state['@type']);
-      const credentials =
-        state['@type'] === 'authorizationStateWaitTdlibParameters' ? await this.apiCredentials() : undefined;
-      const action = nextAuthAction(state, inputs, this.attempted, () => ({
-        databaseDirectory: this.databaseDir(),
-        filesDirectory: join(this.deps.dataDir, this.namespace, this.name, 'files'),
-        databaseEncryptionKey: this.key?.toString('base64') ?? '',
-        apiId: credentials?.apiId ?? 0,
-        apiHash: credentials?.apiHash ?? '',
-        applicationVersion: this.deps.applicationVersion,
-      }));
-      if (action.kind === 'wait') {
-        if (this.view.authReason !== action.reason && !this.isErrorReason(this.view.authReason)) {
-          this.view.authReason = action.reason;
-          this.view.authMessage = action.message;
-          this.changed();
-        }
-        this.pollTimer = setTimeout(
-          () => void this.drive(),
-          state['@type'] === 'authorizationStateWaitCode' ? 1000 : 5000,
-        );
-        this.pollTimer.unref();
-        return;
-      }
-      if (action.kind !== 'send') return;
-      if (action.attempt) this.attempted.add(action.attempt);
-      if (action.request['@type'] === 'checkAuthenticationCode') await this.consumeLoginCode();
-      try {
-        await this.client.invokeUnchecked(action.request);
-      } catch (error) {
-        if (!(error instanceof TdError)) throw error;
-        const retryAfter = transientRetryAfterMs(error);
-        if (retryAfter !== undefined) {
-          // A flood wait or a server error says nothing about the input: try the same input again later.
-          if (action.attempt) this.attempted.delete(action.attempt);
-          this.logger.info({ code: error.code, retryInMs: retryAfter }, 'login step throttled; retrying');
-          this.pollTimer = setTimeout(() => void this.drive(), retryAfter);
-          this.pollTimer.unref();
-          return;
-        }
-        // TDLib's message is the reason users search for (PHONE_CODE_INVALID, PASSWORD_HASH_INVALID, ...).
-        this.view.authReason =
-          error.message.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 64) || `Error${error.code}`;
-        this.view.authMessage = `${String(action.request['@type'])} failed: ${error.code} ${error.message}; waiting for a new input`;
+  private async logOutStep(signal: AbortSignal): Promise<StepResult> {
+    const client = this.client;
+    const state = client?.authorizationState?.['@type'];
+    if (!client || !state || this.inFlight) return {};
+    // TDLib refuses logOut before it has its parameters: finish that step first.
+    if (state === 'authorizationStateWaitTdlibParameters') return this.runStep(signal);
+    if (state === 'authorizationStateLoggingOut' || state === 'authorizationStateClosing') return {};
+    if (this.logOutSent) return {};
+    this.logOutSent = true;
+    this.inFlight = 'logOut';
+    client.invokeUnchecked({ '@type': 'logOut' }, { timeoutMs: this.deps.logOutTimeoutMs }).then(
+      () => {
+        this.inFlight = undefined;
+        this.deps.enqueue();
+      },
+      (error: unknown) => {
+        this.inFlight = undefined;
+        if (this.client !== client) return;
+        const message = `logOut failed: ${errorMessage(error)}; closing the client and retrying`;
+        this.logger.warn({ err: errorMessage(error) }, 'logOut failed');
         this.deps.events.event(
           this.account as unknown as ApiObject,
           'Warning',
-          this.view.authReason,
-          this.view.authMessage,
+          RuntimeReason.LogOutFailed,
+          message,
         );
+        this.view.authReason = RuntimeReason.LogOutFailed;
+        this.view.authMessage = message;
         this.changed();
-        this.pollTimer = setTimeout(() => void this.drive(), 1000);
-        this.pollTimer.unref();
-      }
-    } catch (error) {
-      this.logger.warn(
-        { err: error instanceof Error ? error.message : String(error) },
-        'login step failed; retrying',
-      );
-      this.pollTimer = setTimeout(() => void this.drive(), 5000);
-      this.pollTimer.unref();
-    } finally {
-      this.driving = false;
-    }
+        // Close and start over: a fresh client retries the log-out (with the agent's backoff).
+        this.logOutSent = false;
+        this.requestClose();
+        this.deps.enqueue(5000);
+      },
+    );
+    return { requeueAfterMs: this.deps.logOutTimeoutMs };
   }
 
-  private isErrorReason(reason: string | undefined): boolean {
-    return reason !== undefined && /^[A-Z0-9_]+$/.test(reason);
+  private async finishLogOut(signal: AbortSignal): Promise<StepResult> {
+    this.store.removeLocal();
+    this.view.authorizationState = 'LoggedOut';
+    this.view.authReason = RuntimeReason.LoggedOut;
+    this.view.authMessage = 'logged out: the Telegram session is ended';
+    this.view.stoppedReason = RuntimeReason.LoggedOut;
+    this.view.user = undefined;
+    this.view.connectionState = undefined;
+    await this.deps.reportNow(this.view);
+    await this.release(signal);
+    return { done: true };
   }
 
-  /** The login-code Secret is single-use: delete it before the code is tried, so it is never tried twice. */
-  private async consumeLoginCode(): Promise<void> {
-    await this.deps.rest
-      .delete(Resources.Secret, this.namespace, loginCodeSecretName(this.name))
-      .catch((error: unknown) => {
-        if (!isNotFound(error)) throw error;
-      });
-  }
+  // ---- stop ------------------------------------------------------------------------------------------
 
-  /** deletionPolicy LogOut: end the Telegram session, then forget the backup. */
-  async logOut(): Promise<void> {
-    await this.start();
+  private requestClose(): void {
     const client = this.client;
     if (!client || client.state !== 'open') return;
-    try {
-      await client.invokeUnchecked({ '@type': 'logOut' });
-    } catch (error) {
-      this.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'logOut failed');
-    }
-    await client.closed;
-    rmSync(join(this.deps.dataDir, this.namespace, this.name), { recursive: true, force: true });
-    this.view.authorizationState = 'LoggedOut';
-    this.view.user = undefined;
-    this.view.stoppedReason = 'LoggedOut';
-    this.changed();
-    await this.release();
+    this.proxies?.stop();
+    this.closeRequestedAt = performance.now();
+    client.close({ timeoutMs: 24 * 3600_000 }).then(
+      () => this.deps.enqueue(),
+      () => this.deps.enqueue(),
+    );
   }
 
-  /** Closes TDLib, backs the session up (unless the Lease was lost: another pod may own it now), releases. */
-  async stop(reason: StopReason): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearTimeout(this.pollTimer);
-    this.proxies?.stop();
-    const client = this.client;
-    if (client && client.state !== 'closed') {
-      await client.close().catch((error: unknown) => {
-        this.logger.warn(
-          { err: error instanceof Error ? error.message : String(error) },
-          'closing the client failed',
-        );
-      });
+  private async stopStep(reason: StopReason, signal: AbortSignal): Promise<StepResult> {
+    const phase = this.clientPhase();
+    if (phase === 'open') {
+      this.requestClose();
+      return { requeueAfterMs: this.deps.closeTimeoutMs };
     }
-    if (reason !== 'lease-lost' && this.view.authorizationState === 'Ready') {
-      await this.backupSession().catch((error: unknown) => {
-        this.logger.error(
-          { err: error instanceof Error ? error.message : String(error) },
-          'session backup failed',
+    if (phase === 'closing') {
+      const waited = performance.now() - (this.closeRequestedAt ?? performance.now());
+      if (waited > this.deps.closeTimeoutMs && !this.closeStuckReported) {
+        this.closeStuckReported = true;
+        const message = `TDLib has not closed the client within ${Math.round(waited / 1000)} s; the session fence (Lease ${accountLeaseName(this.name)}) is kept until it does`;
+        this.logger.error(message);
+        this.deps.events.event(
+          this.account as unknown as ApiObject,
+          'Warning',
+          RuntimeReason.Closing,
+          message,
         );
-      });
+      }
+      return { requeueAfterMs: 1000 };
+    }
+    return this.finishStop(reason, signal);
+  }
+
+  /** TDLib is closed (or never ran): save the session, report, give the Lease back. */
+  private async finishStop(reason: StopReason, signal: AbortSignal): Promise<StepResult> {
+    if (this.holding && this.sessionTouched && this.deps.podFence.valid() && !this.mustReacquire) {
+      await this.backup(signal);
+      this.sessionTouched = false;
+    } else if (this.holding && this.sessionTouched) {
+      this.logger.warn(
+        'session not backed up: the fence is not valid; the local copy on this volume is kept',
+      );
     }
     if (reason === 'suspended') {
-      this.view.stoppedReason = 'Suspended';
+      this.view.stoppedReason = RuntimeReason.Suspended;
       this.view.connectionState = undefined;
       this.changed();
+      await this.deps.reportNow(this.view).catch(() => undefined);
     }
-    if (reason !== 'lease-lost') await this.release();
+    await this.release(signal);
+    return { done: true };
   }
 
-  private async release(): Promise<void> {
-    await this.fence?.release();
+  private async release(signal: AbortSignal): Promise<void> {
+    this.proxies?.stop();
+    if (!this.holding || this.deps.unsafeNoFence) return;
+    await this.lease.release({ signal });
+    this.holding = false;
+    this.mustReacquire = false;
+  }
+
+  /** For tests and shutdown diagnostics. */
+  get databaseDir(): string {
+    return join(this.store.databaseDir);
   }
 }
 

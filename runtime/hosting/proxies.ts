@@ -1,12 +1,24 @@
 /**
- * The proxies of one hosted client: spec.proxy (primary + failover) added to TDLib, checked with pingProxy,
- * and the one to use chosen by selectProxy (which keeps a healthy proxy and fails over only after repeated
- * failures). Removing spec.proxy removes them all and reconnects directly.
+ * The proxies of one hosted client: spec.proxy (primary + failover) added to TDLib with the primary enabled
+ * at once (so the client never connects directly while health checks run), checked with pingProxy in the
+ * background, and the one to use chosen by selectProxy (which keeps a healthy proxy and fails over only
+ * after repeated failures). Removing spec.proxy removes them all and reconnects directly.
+ *
+ * A proxy that cannot be used as configured (a bad link, a missing credentials Secret or key) is a
+ * ProxyConfigError naming the spec field; the caller then keeps the client offline rather than direct.
  */
 import type { TelegramAccountSpec } from '../../crds/index.js';
 import type { Logger } from '../../operator/kube/logging.js';
-import { parseProxyLink, proxyLabel, toTdProxy, type ParsedProxy } from '../proxy/links.js';
-import { DEFAULT_FAIL_AFTER, recordPing, selectProxy, type ProxyHealth } from '../proxy/select.js';
+import { errorMessage } from '../../operator/kube/util.js';
+import {
+  ProxyLinkError,
+  checkProxyServer,
+  parseProxyLink,
+  proxyLabel,
+  toTdProxy,
+  type ParsedProxy,
+} from '../proxy/links.js';
+import { DEFAULT_RECOVER_AFTER, recordPing, selectProxy, type ProxyHealth } from '../proxy/select.js';
 import type { TdObject } from '../tdlib/backend.js';
 import type { TdClient } from '../tdlib/client.js';
 
@@ -22,13 +34,27 @@ interface Candidate {
 
 export type SecretReader = (name: string) => Promise<Record<string, string> | undefined>;
 
+/** spec.proxy cannot be used as written; `field` is the spec path to fix. Never carries a secret. */
+export class ProxyConfigError extends Error {
+  override readonly name = 'ProxyConfigError';
+
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+  }
+}
+
 export class ProxyManager {
   private candidates: Candidate[] = [];
-  private configured = '';
+  private configured?: string;
   private health = new Map<string, ProxyHealth>();
   private current?: string;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private intervalSeconds = 60;
+  private rounds = 0;
 
   constructor(
     private readonly client: TdClient,
@@ -37,63 +63,117 @@ export class ProxyManager {
     private readonly report: (proxy: { inUse: string; message?: string }) => void,
   ) {}
 
+  /** True once `spec` (the same text) was configured successfully. */
+  isConfigured(spec: ProxySpec | undefined): boolean {
+    return this.configured === JSON.stringify(spec ?? null);
+  }
+
   private async candidate(entry: ProxyEntry, index: number): Promise<Candidate> {
+    const field = index === 0 ? 'spec.proxy' : `spec.proxy.failover[${index - 1}]`;
     let proxy: ParsedProxy;
-    if (entry.link) proxy = parseProxyLink(entry.link);
-    else
-      proxy = {
-        type: entry.type ?? 'Socks5',
-        server: entry.server ?? '',
-        port: entry.port ?? 0,
-        httpOnly: entry.httpOnly,
-      };
-    if (entry.credentialsSecretRef) {
-      const data = (await this.readSecret(entry.credentialsSecretRef.name)) ?? {};
-      if (proxy.type === 'MTProto') proxy = { ...proxy, secret: data.secret ?? proxy.secret };
+    try {
+      if (entry.link) proxy = parseProxyLink(entry.link);
       else
+        proxy = {
+          type: entry.type ?? 'Socks5',
+          server: checkProxyServer(entry.server ?? ''),
+          port: entry.port ?? 0,
+          httpOnly: entry.httpOnly,
+        };
+    } catch (error) {
+      if (error instanceof ProxyLinkError)
+        throw new ProxyConfigError(`${field}.${entry.link ? 'link' : 'server'}`, error.message);
+      throw error;
+    }
+    if (entry.credentialsSecretRef) {
+      const secretField = `${field}.credentialsSecretRef`;
+      const name = entry.credentialsSecretRef.name;
+      const data = await this.readSecret(name);
+      if (data === undefined)
+        throw new ProxyConfigError(
+          secretField,
+          `Secret ${name} does not exist (or is not opted in for accounts)`,
+        );
+      if (proxy.type === 'MTProto') {
+        if (!data.secret && !proxy.secret)
+          throw new ProxyConfigError(secretField, `Secret ${name} has no key "secret" for the MTProto proxy`);
+        proxy = { ...proxy, secret: data.secret ?? proxy.secret };
+      } else {
+        if (data.username === undefined && data.password === undefined)
+          throw new ProxyConfigError(secretField, `Secret ${name} has neither "username" nor "password"`);
         proxy = {
           ...proxy,
           username: data.username ?? proxy.username,
           password: data.password ?? proxy.password,
         };
+      }
+    }
+    try {
+      toTdProxy(proxy);
+    } catch (error) {
+      if (error instanceof ProxyLinkError) throw new ProxyConfigError(field, error.message);
+      throw error;
     }
     return { id: `${index}:${proxyLabel(proxy)}`, label: proxyLabel(proxy), proxy };
   }
 
-  /** Applies spec.proxy (undefined = direct). Idempotent: an unchanged spec only re-checks health. */
-  async apply(spec: ProxySpec | undefined): Promise<void> {
+  /**
+   * Makes TDLib's proxy list match `spec` (undefined = direct), the primary enabled. Idempotent. Throws
+   * ProxyConfigError when spec cannot be used; TDLib errors propagate (the caller retries).
+   */
+  async configure(spec: ProxySpec | undefined): Promise<void> {
     const wanted = JSON.stringify(spec ?? null);
-    if (wanted !== this.configured) {
+    if (wanted === this.configured) return;
+    // Build every candidate first: a bad entry must not leave half a list behind.
+    const entries: ProxyEntry[] = spec ? [spec, ...(spec.failover ?? [])] : [];
+    const built: Candidate[] = [];
+    for (const [i, entry] of entries.entries()) built.push(await this.candidate(entry, i));
+    for (const c of this.candidates)
+      if (c.tdId !== undefined)
+        await this.client
+          .invokeUnchecked({ '@type': 'removeProxy', proxy_id: c.tdId })
+          .catch(() => undefined);
+    this.candidates = [];
+    this.health.clear();
+    this.current = undefined;
+    this.rounds = 0;
+    clearTimeout(this.timer);
+    if (!spec) {
+      await this.client.invokeUnchecked({ '@type': 'disableProxy' });
       this.configured = wanted;
-      for (const c of this.candidates)
-        if (c.tdId !== undefined)
-          await this.client
-            .invokeUnchecked({ '@type': 'removeProxy', proxy_id: c.tdId })
-            .catch(() => undefined);
-      this.candidates = [];
-      this.health.clear();
-      this.current = undefined;
-      clearTimeout(this.timer);
-      if (!spec) {
-        await this.client.invokeUnchecked({ '@type': 'disableProxy' }).catch(() => undefined);
-        this.report({ inUse: 'direct', message: 'no proxy configured: connecting directly' });
-        return;
-      }
-      const entries: ProxyEntry[] = [spec, ...(spec.failover ?? [])];
-      for (const [i, entry] of entries.entries()) {
-        const c = await this.candidate(entry, i);
-        const added = (await this.client.invokeUnchecked({
-          '@type': 'addProxy',
-          proxy: toTdProxy(c.proxy),
-          enable: false,
-        })) as TdObject & { id?: number };
-        c.tdId = added.id;
-        this.candidates.push(c);
-      }
-      // Enough pings up front that a dead primary is never enabled first.
-      for (let round = 1; round < DEFAULT_FAIL_AFTER; round++) await this.pingAll();
+      this.report({ inUse: 'direct', message: 'no proxy configured: connecting directly' });
+      return;
     }
-    await this.check(spec?.checkIntervalSeconds ?? 60);
+    for (const [i, c] of built.entries()) {
+      const added = (await this.client.invokeUnchecked({
+        '@type': 'addProxy',
+        proxy: toTdProxy(c.proxy),
+        enable: i === 0,
+      })) as TdObject & { id?: number };
+      c.tdId = added.id;
+      this.candidates.push(c);
+    }
+    this.current = this.candidates[0]?.id;
+    this.configured = wanted;
+    this.intervalSeconds = spec.checkIntervalSeconds ?? 60;
+    this.report({
+      inUse: this.candidates[0]?.label ?? 'direct',
+      message: 'using the primary proxy; checking health',
+    });
+    this.scheduleCheck(0);
+  }
+
+  private scheduleCheck(ms: number): void {
+    clearTimeout(this.timer);
+    if (this.stopped || this.candidates.length === 0) return;
+    this.timer = setTimeout(
+      () =>
+        void this.check().catch((e: unknown) =>
+          this.logger.warn({ err: errorMessage(e) }, 'proxy check failed'),
+        ),
+      ms,
+    );
+    this.timer.unref();
   }
 
   private async pingAll(): Promise<void> {
@@ -112,20 +192,17 @@ export class ProxyManager {
         } catch (error) {
           this.health.set(
             c.id,
-            recordPing(this.health.get(c.id), {
-              ok: false,
-              at,
-              error: error instanceof Error ? error.message : String(error),
-            }),
+            recordPing(this.health.get(c.id), { ok: false, at, error: errorMessage(error) }),
           );
         }
       }),
     );
   }
 
-  private async check(intervalSeconds: number): Promise<void> {
+  private async check(): Promise<void> {
     if (this.stopped || this.candidates.length === 0) return;
     await this.pingAll();
+    if (this.stopped) return;
     const selection = selectProxy({
       candidates: this.candidates,
       health: this.health,
@@ -140,15 +217,9 @@ export class ProxyManager {
     }
     const inUse = this.candidates.find((c) => c.id === this.current)?.label ?? 'direct';
     this.report({ inUse, message: selection.message });
-    clearTimeout(this.timer);
-    this.timer = setTimeout(
-      () =>
-        void this.check(intervalSeconds).catch((e: unknown) =>
-          this.logger.warn({ err: String(e) }, 'proxy check failed'),
-        ),
-      intervalSeconds * 1000,
-    );
-    this.timer.unref();
+    // The first rounds come quickly, so a dead primary is left within seconds; then at the interval.
+    this.rounds++;
+    this.scheduleCheck(this.rounds < DEFAULT_RECOVER_AFTER ? 1000 : this.intervalSeconds * 1000);
   }
 
   stop(): void {

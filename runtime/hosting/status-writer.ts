@@ -1,78 +1,206 @@
 /**
  * Writes the runtime's part of account status with server-side apply, only when something a reader sees
- * changed, and coalesces bursts (TDLib often reports Connecting -> Updating -> Ready within milliseconds).
+ * changed, coalescing bursts (TDLib often reports Connecting -> Updating -> Ready within milliseconds).
+ *
+ * A pod that lost or moved an account must never write its status again, even a write it decided on just
+ * before. So every write is, in order: allowed only while this pod's fence is valid and the cached account is
+ * placed here, and sent with the resourceVersion it was decided on as a precondition: if anything changed the
+ * account since (the operator moving it, the new pod's first write), the API server refuses it (409) and the
+ * decision is made again on the fresh object. Failed writes retry with per-account exponential backoff.
  */
-import { API_VERSION, TELEGRAM_ACCOUNT_KIND, type TelegramAccount } from '../../crds/index.js';
+import {
+  API_VERSION,
+  LABEL_PLACED_POD,
+  TELEGRAM_ACCOUNT_KIND,
+  type TelegramAccount,
+} from '../../crds/index.js';
+import { TelegramAccountResource } from '../../crds/resources.js';
 import type { RestClient } from '../../operator/kube/client.js';
-import { isNotFound } from '../../operator/kube/errors.js';
+import { isConflict, isNotFound } from '../../operator/kube/errors.js';
 import type { Logger } from '../../operator/kube/logging.js';
 import type { ApiObject } from '../../operator/kube/resource.js';
-import { TelegramAccountResource } from '../../crds/resources.js';
+import { errorMessage } from '../../operator/kube/util.js';
 import { RUNTIME_FIELD_MANAGER, desiredRuntimeStatus, statusFingerprint, type HostedView } from './status.js';
+
+export interface StatusWriterOptions {
+  rest: RestClient;
+  logger: Logger;
+  /** This pod: only accounts labelled with it are written, and status.hostedBy says so. */
+  podName: string;
+  /** The session fence: no write while it is not valid. */
+  fenceValid: () => boolean;
+  /** The informer's current object for an account. */
+  cached: (namespace: string, name: string) => TelegramAccount | undefined;
+  coalesceMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+interface Pending {
+  view: HostedView;
+  failures: number;
+  retryAt: number;
+}
+
+/** resourceVersions are etcd revisions; the larger is the newer (used only to pick a precondition). */
+function newer(a: TelegramAccount | undefined, b: TelegramAccount | undefined): TelegramAccount | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  const ra = Number(a.metadata.resourceVersion);
+  const rb = Number(b.metadata.resourceVersion);
+  if (!Number.isFinite(ra) || !Number.isFinite(rb)) return a;
+  return rb > ra ? b : a;
+}
 
 export class StatusWriter {
   private readonly written = new Map<string, string>();
-  private readonly pending = new Map<string, { account: TelegramAccount; view: HostedView }>();
+  private readonly pending = new Map<string, Pending>();
+  /** The object our own last write returned, until the informer delivers it (or something newer). */
+  private readonly returned = new Map<string, TelegramAccount>();
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   writes = 0;
+  refused = 0;
+  conflicts = 0;
+  failures = 0;
 
-  constructor(
-    private readonly rest: RestClient,
-    private readonly logger: Logger,
-    private readonly coalesceMs = 50,
-  ) {}
+  constructor(private readonly options: StatusWriterOptions) {}
 
-  report(account: TelegramAccount, view: HostedView): void {
-    const key = `${account.metadata.namespace}/${account.metadata.name}`;
-    this.pending.set(key, { account, view: { ...view } });
-    this.timer ??= setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, this.coalesceMs);
+  report(namespace: string, name: string, view: HostedView): void {
+    const key = `${namespace}/${name}`;
+    const existing = this.pending.get(key);
+    this.pending.set(key, {
+      view: { ...view },
+      failures: existing?.failures ?? 0,
+      retryAt: existing?.retryAt ?? 0,
+    });
+    this.schedule(this.options.coalesceMs ?? 50);
   }
 
-  /** Writes everything pending now; resolves when done (used at shutdown). */
+  /** Writes everything pending that is due now; resolves when done (used at shutdown and by tests). */
   async flush(): Promise<void> {
     await this.flushing;
-    const batch = [...this.pending.entries()];
-    this.pending.clear();
-    this.flushing = Promise.all(batch.map(([key, { account, view }]) => this.write(key, account, view))).then(
-      () => undefined,
-    );
+    const now = performance.now();
+    const batch = [...this.pending.entries()].filter(([, p]) => p.retryAt <= now);
+    for (const [key] of batch) this.pending.delete(key);
+    this.flushing = Promise.all(batch.map(([key, p]) => this.write(key, p))).then(() => undefined);
     await this.flushing;
+    this.reschedule();
   }
 
-  /** Drops what was written for an account that no longer exists, so its memory is not kept forever. */
+  /** Drops an account's bookkeeping (it is gone, or no longer hosted here). */
   forget(namespace: string, name: string): void {
-    this.written.delete(`${namespace}/${name}`);
-    this.pending.delete(`${namespace}/${name}`);
+    const key = `${namespace}/${name}`;
+    this.written.delete(key);
+    this.pending.delete(key);
+    this.returned.delete(key);
   }
 
-  private async write(key: string, account: TelegramAccount, view: HostedView): Promise<void> {
-    const status = desiredRuntimeStatus(view, account.status?.conditions, new Date());
-    const fingerprint = statusFingerprint(status);
-    if (this.written.get(key) === fingerprint) return;
-    try {
-      await this.rest.applyStatus(
-        TelegramAccountResource,
-        {
-          apiVersion: API_VERSION,
-          kind: TELEGRAM_ACCOUNT_KIND,
-          metadata: { name: account.metadata.name, namespace: account.metadata.namespace },
-          status,
-        } as ApiObject,
-        { fieldManager: RUNTIME_FIELD_MANAGER, force: true },
+  /** Pending writes waiting for the fence are tried again (call when it becomes valid). */
+  resume(): void {
+    if (this.pending.size > 0) this.schedule(0);
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, ms);
+  }
+
+  private reschedule(): void {
+    if (this.pending.size === 0 || this.timer) return;
+    const next = Math.min(...[...this.pending.values()].map((p) => p.retryAt));
+    this.schedule(Math.max(0, next - performance.now()));
+  }
+
+  private async write(key: string, pending: Pending): Promise<void> {
+    const slash = key.indexOf('/');
+    const namespace = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const cached = this.options.cached(namespace, name);
+      const base = newer(cached, this.returned.get(key));
+      if (!base) return this.forget(namespace, name);
+      if (base.metadata.labels?.[LABEL_PLACED_POD] !== this.options.podName) {
+        // Moved (or unplaced): the account is no longer ours to report on.
+        this.refused++;
+        return this.forget(namespace, name);
+      }
+      if (!this.options.fenceValid()) {
+        this.refused++;
+        // Kept: written once the fence is valid again (resume()).
+        this.pending.set(key, { ...pending, retryAt: Number.POSITIVE_INFINITY });
+        return;
+      }
+      const status = desiredRuntimeStatus(
+        pending.view,
+        base.status?.conditions,
+        new Date(),
+        this.options.podName,
       );
-      this.writes++;
-      this.written.set(key, fingerprint);
-    } catch (error) {
-      if (isNotFound(error)) return;
-      this.logger.warn(
-        { account: key, err: error instanceof Error ? error.message : String(error) },
-        'status write failed; retrying',
-      );
-      this.report(account, view);
+      const fingerprint = statusFingerprint(status);
+      if (this.written.get(key) === fingerprint && base.status?.hostedBy === this.options.podName) return;
+      try {
+        const result = await this.options.rest.applyStatus<TelegramAccount & ApiObject>(
+          TelegramAccountResource,
+          {
+            apiVersion: API_VERSION,
+            kind: TELEGRAM_ACCOUNT_KIND,
+            metadata: { name, namespace, resourceVersion: base.metadata.resourceVersion },
+            status,
+          } as ApiObject,
+          { fieldManager: RUNTIME_FIELD_MANAGER, force: true },
+        );
+        this.writes++;
+        this.written.set(key, fingerprint);
+        this.returned.set(key, result);
+        return;
+      } catch (error) {
+        if (isNotFound(error)) return this.forget(namespace, name);
+        if (isConflict(error) && attempt === 0) {
+          // Changed since we decided: read it afresh and decide again (placement and fence included).
+          this.conflicts++;
+          try {
+            const fresh = await this.options.rest.get<TelegramAccount & ApiObject>(
+              TelegramAccountResource,
+              namespace,
+              name,
+            );
+            this.returned.set(key, fresh);
+            continue;
+          } catch (readError) {
+            if (isNotFound(readError)) return this.forget(namespace, name);
+            return this.retryLater(key, pending, readError);
+          }
+        }
+        return this.retryLater(key, pending, error);
+      }
     }
+  }
+
+  private retryLater(key: string, pending: Pending, error: unknown): void {
+    this.failures++;
+    const failures = pending.failures + 1;
+    const min = this.options.minBackoffMs ?? 500;
+    const max = this.options.maxBackoffMs ?? 60_000;
+    const delay = Math.min(max, min * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4);
+    // A newer report that arrived meanwhile replaces the view but keeps the backoff.
+    const latest = this.pending.get(key);
+    this.pending.set(key, {
+      view: latest?.view ?? pending.view,
+      failures,
+      retryAt: performance.now() + delay,
+    });
+    if (failures === 1 || failures % 5 === 0)
+      this.options.logger.warn(
+        { account: key, err: errorMessage(error), failures, retryInMs: Math.round(delay) },
+        'status write failed; retrying with backoff',
+      );
   }
 }

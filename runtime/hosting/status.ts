@@ -1,9 +1,17 @@
 /**
  * The runtime-owned part of a TelegramAccount's status, as a pure function of what the hosted client knows.
- * The runtime is its only writer (field manager RUNTIME_FIELD_MANAGER); the operator owns placement,
- * observedGeneration and Scheduled.
+ * The runtime pod hosting the account is its only writer (field manager RUNTIME_FIELD_MANAGER): hostedBy,
+ * authorizationState, codeDelivery, qrCodeLink, user, connectionState, proxy, session and the conditions
+ * Authorized and Connected. The operator owns placement, observedGeneration, Scheduled and Ready (which it
+ * derives from these, the placement and the pod's health).
  */
-import type { Condition, TelegramAccountStatus } from '../../crds/index.js';
+import {
+  ConditionType,
+  RuntimeReason,
+  nextCondition,
+  type Condition,
+  type TelegramAccountStatus,
+} from '../../crds/index.js';
 
 export const RUNTIME_FIELD_MANAGER = 'tdlib-runtime';
 
@@ -11,96 +19,89 @@ export interface HostedView {
   generation?: number;
   /** Short TDLib state name (WaitCode, Ready, ...) or undefined before TDLib reported one. */
   authorizationState?: string;
-  /** The latest reason the login waits or failed (WaitCode, PHONE_CODE_INVALID, ...). */
+  /** The latest reason the login waits or failed (WaitCode, PHONE_CODE_INVALID, WaitingForLease, ...). */
   authReason?: string;
   authMessage?: string;
   connectionState?: string;
+  /** The client runs but may not connect: spec.proxy names a proxy that cannot be used. */
+  connectionBlocked?: { reason: string; message: string };
   codeDelivery?: string;
   qrCodeLink?: string;
   user?: { id: number; username?: string; firstName?: string; lastName?: string; isBot?: boolean };
   proxy?: { inUse: string; message?: string };
   session?: { backupSecretName: string; lastBackupTime?: string };
-  /** The client is stopped on purpose (suspend, logged out): no Ready expected. */
+  /** The client is stopped on purpose (suspend, logged out): no connection expected. */
   stoppedReason?: string;
 }
 
-type RuntimeStatus = Pick<
+export type RuntimeStatus = Pick<
   TelegramAccountStatus,
-  'authorizationState' | 'codeDelivery' | 'qrCodeLink' | 'user' | 'connectionState' | 'proxy' | 'session'
+  | 'hostedBy'
+  | 'authorizationState'
+  | 'codeDelivery'
+  | 'qrCodeLink'
+  | 'user'
+  | 'connectionState'
+  | 'proxy'
+  | 'session'
 > & { conditions: Condition[] };
-
-function condition(
-  previous: readonly Condition[] | undefined,
-  type: string,
-  status: 'True' | 'False' | 'Unknown',
-  reason: string,
-  message: string,
-  generation: number | undefined,
-  now: Date,
-): Condition {
-  const old = previous?.find((c) => c.type === type);
-  const lastTransitionTime =
-    old && old.status === status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  return {
-    type,
-    status,
-    reason,
-    message,
-    lastTransitionTime,
-    ...(generation === undefined ? {} : { observedGeneration: generation }),
-  };
-}
 
 export function desiredRuntimeStatus(
   view: HostedView,
   previous: readonly Condition[] | undefined,
   now: Date,
+  hostedBy: string,
 ): RuntimeStatus {
-  const authorized = view.authorizationState === 'Ready';
-  const connected = view.connectionState === 'Ready';
+  const authorized = view.authorizationState === 'Ready' && !view.stoppedReason;
+  const connected = authorized && view.connectionState === 'Ready' && !view.connectionBlocked;
   const g = view.generation;
   const authReason = authorized
-    ? 'Authorized'
-    : (view.stoppedReason ?? view.authReason ?? view.authorizationState ?? 'Starting');
+    ? RuntimeReason.Authorized
+    : (view.stoppedReason ?? view.authReason ?? view.authorizationState ?? RuntimeReason.Starting);
   const authMessage = authorized
     ? `logged in${view.user?.username ? ` as @${view.user.username}` : ''}`
     : (view.authMessage ??
       (view.stoppedReason ? `the client is stopped: ${view.stoppedReason}` : 'the TDLib client is starting'));
-  const connReason = view.stoppedReason ?? view.connectionState ?? 'Unknown';
+  const connReason =
+    view.stoppedReason ?? view.connectionBlocked?.reason ?? view.connectionState ?? RuntimeReason.Unknown;
+  const connMessage = connected
+    ? `connected${view.proxy && view.proxy.inUse !== 'direct' ? ` through ${view.proxy.inUse}` : ' directly'}`
+    : (view.connectionBlocked?.message ?? `connection state: ${connReason}`);
   const conditions = [
-    condition(previous, 'Authorized', authorized ? 'True' : 'False', authReason, authMessage, g, now),
-    condition(
+    nextCondition(
       previous,
-      'Connected',
-      connected ? 'True' : view.connectionState ? 'False' : 'Unknown',
-      connReason,
-      connected
-        ? `connected${view.proxy && view.proxy.inUse !== 'direct' ? ` through ${view.proxy.inUse}` : ' directly'}`
-        : `connection state: ${connReason}`,
-      g,
+      {
+        type: ConditionType.Authorized,
+        status: authorized ? 'True' : 'False',
+        reason: authReason,
+        message: authMessage,
+        ...(g === undefined ? {} : { observedGeneration: g }),
+      },
       now,
     ),
-    condition(
+    nextCondition(
       previous,
-      'Ready',
-      authorized && connected ? 'True' : 'False',
-      authorized && connected ? 'Ready' : !authorized ? authReason : connReason,
-      authorized && connected
-        ? 'logged in and connected'
-        : !authorized
-          ? authMessage
-          : `logged in, connection state: ${connReason}`,
-      g,
+      {
+        type: ConditionType.Connected,
+        status: connected
+          ? 'True'
+          : view.connectionState || view.connectionBlocked || view.stoppedReason
+            ? 'False'
+            : 'Unknown',
+        reason: connReason,
+        message: connMessage,
+        ...(g === undefined ? {} : { observedGeneration: g }),
+      },
       now,
     ),
   ];
-  const status: RuntimeStatus = { conditions };
+  const status: RuntimeStatus = { hostedBy, conditions };
   if (view.authorizationState) status.authorizationState = view.authorizationState;
   if (view.codeDelivery && view.authorizationState === 'WaitCode') status.codeDelivery = view.codeDelivery;
   if (view.qrCodeLink && view.authorizationState === 'WaitOtherDeviceConfirmation')
     status.qrCodeLink = view.qrCodeLink;
   if (view.user) status.user = view.user;
-  if (view.connectionState) status.connectionState = view.connectionState;
+  if (view.connectionState && !view.stoppedReason) status.connectionState = view.connectionState;
   if (view.proxy) status.proxy = view.proxy;
   if (view.session) status.session = view.session;
   return status;

@@ -184,6 +184,11 @@ function safeParamName(name: string): string {
   return /^[a-z_]{1,16}$/.test(name) ? name : 'a';
 }
 
+/** A proxy host as TDLib takes it (host name, IPv4 or IPv6); the error never repeats the value. */
+export function checkProxyServer(server: string): string {
+  return checkServer(server);
+}
+
 function checkServer(server: string): string {
   let host = server;
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);

@@ -6,14 +6,18 @@
  *
  *   magic "TGSB" (4) | version (1) | iv (12) | auth tag (16) | ciphertext
  *
- * ciphertext = AES-256-GCM(key, iv, gzip(payload)), with magic + version as additional authenticated data,
- * so a changed header fails authentication like any other changed byte. payload is
+ * ciphertext = AES-256-GCM(backup key, iv, gzip(payload)). Version 2 (written now): the backup key is
+ * HKDF-SHA256 of the account key (the raw key stays TDLib's database key: one secret, two uses, two keys),
+ * and the additional authenticated data is magic + version + the context: the account ("namespace/name")
+ * and the fencing epoch of the writer. A blob replayed onto another account, or an older blob presented
+ * with a newer epoch, fails authentication. Version 1 (read only): the raw key, magic + version as AAD.
+ * payload is
  *
  *   file count (u32) | per file: name length (u16) | name (UTF-8) | data length (u32) | data
  *
  * Pure: node:fs, node:zlib and node:crypto only; nothing here knows about Kubernetes.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
@@ -38,7 +42,25 @@ export const SESSION_SECRET_KEY = 'session';
 export const SESSION_KEY_BYTES = 32;
 
 const MAGIC = Buffer.from('TGSB', 'ascii');
-const VERSION = 1;
+const VERSION = 2;
+const LEGACY_VERSION = 1;
+const HKDF_INFO = Buffer.from('tdlib-operator session backup v2', 'utf8');
+
+/** What a backup is bound to: the account it belongs to and the fencing epoch of the holder that wrote it. */
+export interface BackupContext {
+  /** "namespace/name" of the TelegramAccount. */
+  readonly account: string;
+  /** The account Lease's epoch (leaseTransitions) when the writer held it. */
+  readonly epoch: number;
+}
+
+function contextBytes(context: BackupContext): Buffer {
+  return Buffer.from(`${context.account}|${context.epoch}`, 'utf8');
+}
+
+function backupKey(key: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), HKDF_INFO, 32));
+}
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const HEADER_BYTES = MAGIC.length + 1;
@@ -80,7 +102,12 @@ export class SessionBackupError extends Error {
  * skipped; any other read error throws. Throws SessionBackupError('TooLarge') naming the sizes when the
  * blob would exceed MAX_BACKUP_BYTES.
  */
-export function packSession(dir: string, files: readonly string[], key: Buffer): Buffer {
+export function packSession(
+  dir: string,
+  files: readonly string[],
+  key: Buffer,
+  context: BackupContext,
+): Buffer {
   checkKey(key);
   const entries: Array<{ name: string; data: Buffer }> = [];
   const seen = new Set<string>();
@@ -105,8 +132,8 @@ export function packSession(dir: string, files: readonly string[], key: Buffer):
   const compressed = gzipSync(payload, { level: zlibConstants.Z_BEST_COMPRESSION });
   const iv = randomBytes(IV_BYTES);
   const header = Buffer.concat([MAGIC, Buffer.from([VERSION])]);
-  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-  cipher.setAAD(header);
+  const cipher = createCipheriv('aes-256-gcm', backupKey(key), iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(Buffer.concat([header, contextBytes(context)]));
   const ciphertext = Buffer.concat([cipher.update(compressed), cipher.final()]);
   const blob = Buffer.concat([header, iv, cipher.getAuthTag(), ciphertext]);
 
@@ -126,9 +153,9 @@ export function packSession(dir: string, files: readonly string[], key: Buffer):
  * each atomically (temporary file, fsync, rename). Nothing is written unless the whole blob authenticates
  * and every name stays inside `dir`. Returns the restored names, in the order they were packed.
  */
-export function unpackSession(blob: Buffer, key: Buffer, dir: string): string[] {
+export function unpackSession(blob: Buffer, key: Buffer, dir: string, context: BackupContext): string[] {
   checkKey(key);
-  const entries = decodePayload(decrypt(blob, key));
+  const entries = decodePayload(decrypt(blob, key, context));
   for (const entry of entries) safeName(entry.name);
 
   const root = resolve(dir);
@@ -226,7 +253,7 @@ function decodePayload(payload: Buffer): Array<{ name: string; data: Buffer }> {
   return entries;
 }
 
-function decrypt(blob: Buffer, key: Buffer): Buffer {
+function decrypt(blob: Buffer, key: Buffer, context: BackupContext): Buffer {
   if (!Buffer.isBuffer(blob) || blob.length < MIN_BLOB_BYTES) {
     throw new SessionBackupError('Malformed', 'not a session backup: too short');
   }
@@ -234,10 +261,10 @@ function decrypt(blob: Buffer, key: Buffer): Buffer {
     throw new SessionBackupError('Malformed', 'not a session backup: bad magic bytes');
   }
   const version = blob[MAGIC.length];
-  if (version !== VERSION) {
+  if (version !== VERSION && version !== LEGACY_VERSION) {
     throw new SessionBackupError(
       'UnsupportedVersion',
-      `session backup has format version ${String(version)}; this runtime reads version ${VERSION}`,
+      `session backup has format version ${String(version)}; this runtime reads versions ${LEGACY_VERSION} and ${VERSION}`,
     );
   }
   const header = blob.subarray(0, HEADER_BYTES);
@@ -246,14 +273,17 @@ function decrypt(blob: Buffer, key: Buffer): Buffer {
   const ciphertext = blob.subarray(MIN_BLOB_BYTES);
   let compressed: Buffer;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(header);
+    const legacy = version === LEGACY_VERSION;
+    const decipher = createDecipheriv('aes-256-gcm', legacy ? key : backupKey(key), iv, {
+      authTagLength: TAG_BYTES,
+    });
+    decipher.setAAD(legacy ? header : Buffer.concat([header, contextBytes(context)]));
     decipher.setAuthTag(tag);
     compressed = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
   } catch (error) {
     throw new SessionBackupError(
       'AuthenticationFailed',
-      'session backup failed authentication: wrong key, or the backup was modified or corrupted',
+      "session backup failed authentication: wrong key, another account's or epoch's backup, or the backup was modified or corrupted",
       { cause: error },
     );
   }

@@ -4,9 +4,10 @@
  * receive thread does. Any number of backends, in any number of processes, can share one world.
  */
 import type { Logger } from '../../operator/kube/logging.js';
-import type { TdBackend, TdBatchListener } from '../tdlib/backend.js';
+import type { TdBackend, TdBatchListener, TdFencedBackend, TdFenceStats } from '../tdlib/backend.js';
 import type { SimClient } from './client.js';
 import { executeRequest } from './execute.js';
+import { SessionFence } from './fence.js';
 import * as O from './objects.js';
 import { parseRequest, TdApiError } from './protocol.js';
 import { SimRuntime, type Clock } from './runtime.js';
@@ -25,13 +26,14 @@ export interface SimulatorBackendOptions {
   readonly clock?: Clock;
 }
 
-export class SimulatorBackend implements TdBackend {
+export class SimulatorBackend implements TdBackend, TdFencedBackend {
   readonly kind = 'simulator';
   readonly world: World;
   private readonly rt: SimRuntime;
   private readonly clients = new Map<number, SimClient>();
   /** Ids of clients that reached authorizationStateClosed; their objects are dropped. */
   private readonly closedIds = new Set<number>();
+  private readonly fence = new SessionFence();
   private nextClientId = 1;
   private ticker: NodeJS.Timeout | undefined;
   private lastHeartbeat = 0;
@@ -62,6 +64,7 @@ export class SimulatorBackend implements TdBackend {
 
   send(clientId: number, requestJson: string): void {
     if (this.closed) return;
+    if (!this.fence.allows(clientId, requestJson)) return;
     const client = this.clients.get(clientId);
     if (client === undefined && this.closedIds.has(clientId)) {
       this.rt.emit(clientId, O.error(500, 'Request aborted'), parseRequest(requestJson).extra);
@@ -114,6 +117,32 @@ export class SimulatorBackend implements TdBackend {
     this.rt.registry.unregister();
   }
 
+  /**
+   * TdFencedBackend. Ids this backend did not create, or that have closed, are ignored: there is nothing
+   * to fence. A close is synchronous here (the client's marks in the world go at once), so unlike the
+   * native watchdog this fence never needs to end the process.
+   */
+  setClientDeadline(clientId: number, remainingMs: number): void {
+    if (!this.clients.has(clientId)) {
+      if (Number.isNaN(remainingMs)) throw new TypeError('remainingMs must not be NaN');
+      return;
+    }
+    this.fence.setDeadline(clientId, remainingMs);
+  }
+
+  fenceStats(): TdFenceStats {
+    let fencedClients = 0;
+    for (const clientId of this.fence.clientIds()) {
+      if (this.clients.get(clientId)?.phase === 'closed') this.fence.forget(clientId);
+      else fencedClients++;
+    }
+    return {
+      fencedClients,
+      blockedRequests: this.fence.blockedRequests,
+      watchdogCloses: this.fence.watchdogCloses,
+    };
+  }
+
   /** The world as this backend sees it now (re-read at most once per poll interval). */
   worldView(): WorldView {
     return this.rt.view();
@@ -133,6 +162,7 @@ export class SimulatorBackend implements TdBackend {
       if (client.phase === 'closed') {
         this.clients.delete(client.id);
         this.closedIds.add(client.id);
+        this.fence.forget(client.id);
         continue;
       }
       if (client.started) open = true;
@@ -141,7 +171,26 @@ export class SimulatorBackend implements TdBackend {
     else this.ticker.unref();
   }
 
+  /**
+   * Closes every client past its deadline, through the path a `close` request takes, so its live mark on
+   * the session is gone before anything else happens.
+   */
+  private enforceFence(): void {
+    for (const clientId of this.fence.takeOverdue()) {
+      const client = this.clients.get(clientId);
+      // Already closing by another path (lost authorization): its marks are gone.
+      if (client === undefined || client.phase !== 'open') continue;
+      this.fence.watchdogCloses++;
+      router.receive(client, '{"@type":"close"}');
+    }
+  }
+
   private tick(): void {
+    // First, before the heartbeat and the clients' own checks: a process resuming from a pause past a
+    // deadline would otherwise renew its instance, and with it the liveness of its stale session marks,
+    // while another process may already hold that session: both would then count as live holders
+    // (AUTH_KEY_DUPLICATED).
+    this.enforceFence();
     const now = Date.now();
     const sim = this.rt.refreshView().config.simulation;
     if (now - this.lastHeartbeat >= sim.heartbeat_interval_ms) {

@@ -39,3 +39,31 @@ export interface TdBackend {
    */
   close(): Promise<void>;
 }
+
+export interface TdFenceStats {
+  /** Clients with a deadline that have not reached authorizationStateClosed. */
+  readonly fencedClients: number;
+  /** Requests dropped because their client's deadline had passed. */
+  readonly blockedRequests: number;
+  /** Overdue clients the backend closed itself. */
+  readonly watchdogCloses: number;
+}
+
+/** A session fence enforced by the backend itself, below the caller's own checks. */
+export interface TdFencedBackend {
+  /**
+   * After `remainingMs` (Infinity: never) the backend forwards nothing but `close` for this client,
+   * closes it itself, and (native) ends the process if it has not closed exitGraceMs later. A deadline
+   * that has passed is final: later calls for that client, even with a fresh Lease, change nothing.
+   */
+  setClientDeadline(clientId: number, remainingMs: number): void;
+  fenceStats(): TdFenceStats;
+}
+
+/** The backend's session fence, if it has one. */
+export function fencedBackend(backend: TdBackend): TdFencedBackend | undefined {
+  const candidate = backend as TdBackend & Partial<TdFencedBackend>;
+  return typeof candidate.setClientDeadline === 'function' && typeof candidate.fenceStats === 'function'
+    ? (candidate as TdFencedBackend)
+    : undefined;
+}

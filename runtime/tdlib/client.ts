@@ -7,7 +7,7 @@
  */
 import type { TdBackend, TdObject, TdReceived } from './backend.js';
 import { DeadlineQueue, type Expirable } from './deadlines.js';
-import { TdClientClosedError, TdError, TdTimeoutError } from './errors.js';
+import { TdClientClosedError, TdError, TdFenceError, TdTimeoutError } from './errors.js';
 import type { TdRequestHooks } from './metrics-hooks.js';
 import type {
   TdAuthorizationState,
@@ -38,6 +38,16 @@ export interface TdClientManagerOptions {
 }
 
 export type TdUpdateListener = (update: TdUpdate) => void;
+
+/**
+ * Asked synchronously before every request except `close`: undefined lets it through, a text refuses it
+ * (with TdFenceError) and says why. The session fence of the account the client runs.
+ */
+export type TdClientGate = () => string | undefined;
+
+export interface CreateClientOptions {
+  readonly gate?: TdClientGate;
+}
 export type TdClientState = 'open' | 'closing' | 'closed';
 
 /** A request whose method is checked against TDLib's schema; '@type' selects the method. */
@@ -212,6 +222,7 @@ export class TdClient {
   constructor(
     private readonly dispatcher: Dispatcher,
     readonly id: number,
+    private readonly gate?: TdClientGate,
   ) {
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
@@ -245,6 +256,10 @@ export class TdClient {
   invokeUnchecked(request: TdObject, options?: InvokeOptions): Promise<TdObject> {
     const method = request['@type'];
     if (this.currentState !== 'open') return Promise.reject(new TdClientClosedError(method, this.id));
+    if (this.gate !== undefined && method !== 'close') {
+      const refused = this.gate();
+      if (refused !== undefined) return Promise.reject(new TdFenceError(method, this.id, refused));
+    }
     const timeoutMs = options?.timeoutMs ?? this.dispatcher.defaultTimeoutMs;
     return this.dispatcher.request(this, method, JSON.stringify(request), timeoutMs);
   }
@@ -387,9 +402,9 @@ export class TdClientManager {
   }
 
   /** Reserves a TDLib client id; TDLib starts the client with its first request. */
-  createClient(): TdClient {
+  createClient(options: CreateClientOptions = {}): TdClient {
     const id = this.backend.createClientId();
-    const client = new TdClient(this.dispatcher, id);
+    const client = new TdClient(this.dispatcher, id, options.gate);
     this.dispatcher.clients.set(id, client);
     return client;
   }

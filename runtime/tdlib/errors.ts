@@ -56,10 +56,27 @@ export class TdClientClosedError extends Error {
   }
 }
 
+/**
+ * The session fence refused the request before it left the process: the client's session may be held
+ * elsewhere now. Only `close` is ever let through a closed fence.
+ */
+export class TdFenceError extends Error {
+  override readonly name = 'TdFenceError';
+
+  constructor(
+    readonly method: string,
+    readonly clientId: number,
+    reason: string,
+  ) {
+    super(`TDLib request ${method} on client ${clientId} refused by the session fence: ${reason}`);
+  }
+}
+
 /** The label metrics use for a failed request: TDLib's code, or the local outcome. */
 export function errorCodeLabel(error: unknown): string {
   if (error instanceof TdError) return String(error.code);
   if (error instanceof TdTimeoutError) return 'timeout';
   if (error instanceof TdClientClosedError) return 'closed';
+  if (error instanceof TdFenceError) return 'fenced';
   return 'unknown';
 }

@@ -7,7 +7,7 @@ import {
   type TdJsonReceiverStats,
   type TdJsonSenderStats,
 } from '../../native/index.js';
-import type { TdBackend, TdBatchListener, TdReceived } from './backend.js';
+import type { TdBackend, TdBatchListener, TdFencedBackend, TdFenceStats, TdReceived } from './backend.js';
 import type { TdTaggedSender } from './client.js';
 import type { TdLogHandler } from './td-log.js';
 
@@ -34,12 +34,18 @@ export interface NativeBackendOptions {
    * so each message is logged once; fatal messages are still written to stderr before TDLib aborts.
    */
   readonly onLog?: TdLogHandler;
+  /**
+   * Session fence: how long past its deadline a client may take to reach authorizationStateClosed
+   * before the watchdog ends the process (exit code FENCE_WATCHDOG_EXIT_CODE). Default 3000. The
+   * setting is process-global, like libtdjson: the last backend that sets it wins.
+   */
+  readonly fenceExitGraceMs?: number;
 }
 
 const DEFAULT_LOG_VERBOSITY = 1;
 const DEFAULT_MAX_BATCH_OBJECTS = 256;
 
-export class NativeBackend implements TdBackend, TdTaggedSender {
+export class NativeBackend implements TdBackend, TdTaggedSender, TdFencedBackend {
   readonly kind = 'native';
   readonly libraryPath: string;
   private readonly td: TdJson;
@@ -63,6 +69,9 @@ export class NativeBackend implements TdBackend, TdTaggedSender {
       timeoutSeconds: options.receiveTimeoutSeconds ?? 1,
     };
     this.directSendsPerTurn = options.directSendsPerTurn ?? 1;
+    if (options.fenceExitGraceMs !== undefined) {
+      this.td.configureFence({ exitGraceMs: options.fenceExitGraceMs });
+    }
     const verbosity = options.logVerbosity ?? DEFAULT_LOG_VERBOSITY;
     this.executeChecked({ '@type': 'setLogVerbosityLevel', new_verbosity_level: verbosity });
     if (options.onLog) {
@@ -125,6 +134,15 @@ export class NativeBackend implements TdBackend, TdTaggedSender {
 
   droppedLogMessages(): number {
     return this.td.droppedLogMessages();
+  }
+
+  /** TdFencedBackend: enforced in the addon, right before td_send, and by its watchdog thread. */
+  setClientDeadline(clientId: number, remainingMs: number): void {
+    this.td.setClientDeadline(clientId, remainingMs);
+  }
+
+  fenceStats(): TdFenceStats {
+    return this.td.fenceStats();
   }
 
   /**

@@ -154,13 +154,21 @@ async function main(): Promise<void> {
     await rest.create(Resources.Secret, {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name: 'api', namespace: NAMESPACE },
+      metadata: {
+        name: 'api',
+        namespace: NAMESPACE,
+        labels: { 'telegram.tdlib-operator.dev/usable-by-accounts': 'true' },
+      },
       stringData: { api_id: '1', api_hash: 'x' },
     } as ApiObject);
     await rest.create(Resources.Secret, {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name: 'bot', namespace: NAMESPACE },
+      metadata: {
+        name: 'bot',
+        namespace: NAMESPACE,
+        labels: { 'telegram.tdlib-operator.dev/usable-by-accounts': 'true' },
+      },
       stringData: { token: '1:x' },
     } as ApiObject);
 

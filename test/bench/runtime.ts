@@ -101,7 +101,11 @@ async function main(): Promise<void> {
     await rest.create(Resources.Secret, {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name: 'api', namespace: NAMESPACE },
+      metadata: {
+        name: 'api',
+        namespace: NAMESPACE,
+        labels: { 'telegram.tdlib-operator.dev/usable-by-accounts': 'true' },
+      },
       stringData: { api_id: '94575', api_hash: 'a3406de8d171bb422bb6ddf3bbd800e2' },
     } as ApiObject);
     const ids = Array.from({ length: args.accounts }, (_, i) => i);
@@ -109,7 +113,11 @@ async function main(): Promise<void> {
       await rest.create(Resources.Secret, {
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: { name: `bot-${i}`, namespace: NAMESPACE },
+        metadata: {
+          name: `bot-${i}`,
+          namespace: NAMESPACE,
+          labels: { 'telegram.tdlib-operator.dev/usable-by-accounts': 'true' },
+        },
         stringData: { token: token(i) },
       } as ApiObject);
       await rest.create(TelegramAccountResource, {

@@ -20,6 +20,7 @@ import {
   startSimulatorScene,
   DEMO_API_CREDENTIALS,
   DEMO_BOT_TOKEN,
+  SECRET_OPT_IN,
 } from '../support/runtime.js';
 
 const run = promisify(execFile);
@@ -69,7 +70,10 @@ describe('runtime login flows (simulator backend, runtime processes as kwok pods
       },
     );
   const secret = (name: string, data: Record<string, string>) =>
-    core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: data } });
+    core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name, labels: SECRET_OPT_IN }, stringData: data },
+    });
   const login = (account: string, code: string) =>
     run(process.execPath, [
       plugin,

@@ -11,6 +11,7 @@ import {
   type RuntimeProcess,
   getTelegramAccount,
   startSimulatorScene,
+  SECRET_OPT_IN,
 } from '../support/runtime.js';
 
 describe('proxies: failover and removal', () => {
@@ -38,7 +39,7 @@ describe('proxies: failover and removal', () => {
     await core.createNamespacedSecret({
       namespace,
       body: {
-        metadata: { name: 'socks-login' },
+        metadata: { name: 'socks-login', labels: SECRET_OPT_IN },
         stringData: { username: 'demo', password: 'proxy-secret-pw' },
       },
     });

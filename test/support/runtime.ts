@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { GROUP, VERSION, type TelegramAccount } from '../../crds/index.js';
+import {
+  GROUP,
+  LABEL_SECRET_OPT_IN,
+  SECRET_OPT_IN_VALUE,
+  VERSION,
+  type TelegramAccount,
+} from '../../crds/index.js';
 import { waitFor } from '../cluster/wait.js';
 import { createTestNamespace } from './cluster.js';
 import { installCrds } from './crds.js';
@@ -23,6 +29,9 @@ export function demoWorld(): string {
   cpSync(resolve('config/samples/simulator-world.yaml'), join(dir, 'world.yaml'));
   return dir;
 }
+
+/** The label with which a Secret's owner lets runtime pods read it for the accounts that name it. */
+export const SECRET_OPT_IN = { [LABEL_SECRET_OPT_IN]: SECRET_OPT_IN_VALUE };
 
 /** The demo world's bot token and API credentials (config/samples/simulator-world.yaml). */
 export const DEMO_BOT_TOKEN = '7000000001:AAH-demo-simulator-token';
@@ -49,11 +58,11 @@ export async function startSimulatorScene(kc: k8s.KubeConfig, prefix: string): P
   const core = kc.makeApiClient(k8s.CoreV1Api);
   await core.createNamespacedSecret({
     namespace,
-    body: { metadata: { name: 'api' }, stringData: DEMO_API_CREDENTIALS },
+    body: { metadata: { name: 'api', labels: SECRET_OPT_IN }, stringData: DEMO_API_CREDENTIALS },
   });
   await core.createNamespacedSecret({
     namespace,
-    body: { metadata: { name: 'bot-token' }, stringData: { token: DEMO_BOT_TOKEN } },
+    body: { metadata: { name: 'bot-token', labels: SECRET_OPT_IN }, stringData: { token: DEMO_BOT_TOKEN } },
   });
   return { namespace, worldDir, operator };
 }

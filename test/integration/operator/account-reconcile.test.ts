@@ -18,7 +18,13 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
   let operator: OperatorProcess;
 
   const secret = (name: string, data: Record<string, string>) =>
-    core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: data } });
+    core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name, labels: { 'telegram.tdlib-operator.dev/usable-by-accounts': 'true' } },
+        stringData: data,
+      },
+    });
   const createAccount = (name: string, spec: Spec) =>
     custom.createNamespacedCustomObject({
       group: GROUP,
@@ -105,14 +111,46 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     expect(sts.spec?.replicas).toBe(1);
     expect(sts.spec?.template.spec?.serviceAccountName).toBe('tdlib-runtime-default');
     const role = await rbac.readNamespacedRole({ namespace, name: 'tdlib-runtime-default' });
-    const secretRule = role.rules?.find((r) => r.resources?.includes('secrets') && r.verbs.includes('get'));
-    expect(secretRule?.resourceNames).toEqual(
-      expect.arrayContaining(['api', 'bot', 'news-tdlib-key', 'news-login-code']),
+    const rules = role.rules ?? [];
+    const named = (resource: string, verb: string): string[] =>
+      rules
+        .filter((r) => r.resources?.includes(resource) && r.verbs.includes(verb))
+        .flatMap((r) => r.resourceNames ?? ['<any>']);
+    // Secrets: read the opted-in inputs and the account's key; delete only the consumed login code;
+    // update only the session backup; never list, never any Secret by default (F7, F18).
+    expect(named('secrets', 'get')).toEqual(
+      expect.arrayContaining(['api', 'bot', 'news-tdlib-key', 'news-login-code', 'news-tdlib-session']),
     );
-    expect(secretRule?.verbs).not.toContain('list');
-    expect(
-      role.rules?.some((r) => r.resources?.includes('pods') || r.resources?.includes('statefulsets')),
-    ).toBe(false);
+    expect(named('secrets', 'get')).not.toContain('<any>');
+    expect(named('secrets', 'delete')).toEqual(['news-login-code']);
+    expect(named('secrets', 'update')).toEqual(['news-tdlib-session']);
+    expect(named('secrets', 'list')).toEqual([]);
+    // Leases: read any (heartbeats of other pods), write only this pool's, create none (the operator does).
+    expect(named('leases', 'get')).toEqual(['<any>']);
+    expect(named('leases', 'update')).toEqual(
+      expect.arrayContaining(['tga-news', 'tdlib-runtime-default-0']),
+    );
+    expect(named('leases', 'update')).not.toContain('<any>');
+    expect(named('leases', 'create')).toEqual([]);
+    expect(named('leases', 'delete')).toEqual([]);
+    // Accounts: watch the namespace (a label-selected watch cannot be limited by name), write only the pool's.
+    expect(named('telegramaccounts', 'watch')).toEqual(['<any>']);
+    expect(named('telegramaccounts/status', 'patch')).toEqual(['news']);
+    expect(named('telegramaccounts', 'update')).toEqual([]);
+    expect(rules.some((r) => r.resources?.includes('pods') || r.resources?.includes('statefulsets'))).toBe(
+      false,
+    );
+    // The fence Leases exist before any runtime runs: the runtime cannot create them.
+    const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+    await waitFor(
+      'the account and heartbeat Leases',
+      async () => {
+        await coordination.readNamespacedLease({ namespace, name: 'tga-news' });
+        await coordination.readNamespacedLease({ namespace, name: 'tdlib-runtime-default-0' });
+        return true;
+      },
+      { timeoutMs: 10_000 },
+    );
     await core.readNamespacedServiceAccount({ namespace, name: 'tdlib-runtime-default' });
     await rbac.readNamespacedRoleBinding({ namespace, name: 'tdlib-runtime-default' });
   });

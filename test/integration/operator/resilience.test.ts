@@ -141,7 +141,11 @@ describe('operator resilience on a private control plane', () => {
       await rest.create(Resources.Secret, {
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: { name, namespace: NAMESPACE },
+        metadata: {
+          name,
+          namespace: NAMESPACE,
+          labels: { 'telegram.tdlib-operator.dev/usable-by-accounts': 'true' },
+        },
         stringData: data,
       } as ApiObject);
     accounts = new Informer<Account>(rest, TelegramAccountResource, {

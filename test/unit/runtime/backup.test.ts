@@ -52,6 +52,8 @@ function entry(name: string, data: Buffer): Buffer {
   return Buffer.concat([head, data]);
 }
 
+const ctx = { account: 'ns/acct', epoch: 4 };
+
 describe('session backup codec', () => {
   let root: string;
   let src: string;
@@ -77,13 +79,13 @@ describe('session backup codec', () => {
     mkdirSync(join(src, 'db'));
     writeFileSync(join(src, 'db', 'empty'), Buffer.alloc(0));
 
-    const blob = packSession(src, ['td.binlog', 'notes.txt', 'db/empty', 'missing.bin'], key);
+    const blob = packSession(src, ['td.binlog', 'notes.txt', 'db/empty', 'missing.bin'], key, ctx);
     expect(blob.subarray(0, 4).toString('ascii')).toBe('TGSB');
     // Encrypted: the plaintext never shows in the blob.
     expect(blob.includes(Buffer.from('auth_key'))).toBe(false);
 
     const dest = join(root, 'restore', 'nested');
-    const restored = unpackSession(blob, key, dest);
+    const restored = unpackSession(blob, key, dest, ctx);
     expect(restored).toEqual(['td.binlog', 'notes.txt', 'db/empty']);
     expect(readFileSync(join(dest, 'td.binlog')).equals(binlog)).toBe(true);
     expect(readFileSync(join(dest, 'notes.txt'), 'utf8')).toBe(text);
@@ -95,14 +97,16 @@ describe('session backup codec', () => {
 
   it('compresses: a large compressible binlog packs far below its size', () => {
     writeFileSync(join(src, 'td.binlog'), Buffer.alloc(3_000_000, 'ab'));
-    const blob = packSession(src, ['td.binlog'], key);
+    const blob = packSession(src, ['td.binlog'], key, ctx);
     expect(blob.length).toBeLessThan(100_000);
-    expect(unpackSession(blob, key, join(root, 'out'))).toEqual(['td.binlog']);
+    expect(unpackSession(blob, key, join(root, 'out'), ctx)).toEqual(['td.binlog']);
   });
 
   it('uses a fresh IV per pack: the same files never give the same blob', () => {
     writeFileSync(join(src, 'td.binlog'), 'same');
-    expect(packSession(src, ['td.binlog'], key).equals(packSession(src, ['td.binlog'], key))).toBe(false);
+    expect(packSession(src, ['td.binlog'], key, ctx).equals(packSession(src, ['td.binlog'], key, ctx))).toBe(
+      false,
+    );
   });
 
   it('replaces existing files on restore', () => {
@@ -110,23 +114,23 @@ describe('session backup codec', () => {
     const dest = join(root, 'dest');
     mkdirSync(dest);
     writeFileSync(join(dest, 'td.binlog'), 'old contents that are longer');
-    unpackSession(packSession(src, ['td.binlog'], key), key, dest);
+    unpackSession(packSession(src, ['td.binlog'], key, ctx), key, dest, ctx);
     expect(readFileSync(join(dest, 'td.binlog'), 'utf8')).toBe('new contents');
   });
 
   it('round-trips an empty file list to nothing (and creates the directory)', () => {
-    const blob = packSession(src, [], key);
+    const blob = packSession(src, [], key, ctx);
     const dest = join(root, 'empty-restore');
-    expect(unpackSession(blob, key, dest)).toEqual([]);
+    expect(unpackSession(blob, key, dest, ctx)).toEqual([]);
     expect(readdirSync(dest)).toEqual([]);
   });
 
   it('refuses a wrong key with a typed error and writes nothing', () => {
     writeFileSync(join(src, 'td.binlog'), 'secret session');
-    const blob = packSession(src, ['td.binlog'], key);
+    const blob = packSession(src, ['td.binlog'], key, ctx);
     const dest = join(root, 'wrong-key');
     expectBackupError(
-      () => unpackSession(blob, randomBytes(32), dest),
+      () => unpackSession(blob, randomBytes(32), dest, ctx),
       'AuthenticationFailed',
       /wrong key|modified/,
     );
@@ -135,34 +139,34 @@ describe('session backup codec', () => {
 
   it('detects any tampered byte: header, IV, tag and ciphertext', () => {
     writeFileSync(join(src, 'td.binlog'), randomBytes(2000));
-    const blob = packSession(src, ['td.binlog'], key);
+    const blob = packSession(src, ['td.binlog'], key, ctx);
     const dest = join(root, 'tampered');
     // Byte 4 is the version: changing it is reported as an unsupported version, never decrypted as garbage.
     for (const index of [5, 12, 20, 30, 40, blob.length - 1]) {
       const copy = Buffer.from(blob);
       copy[index] = (copy[index] ?? 0) ^ 0x01;
-      expectBackupError(() => unpackSession(copy, key, dest), 'AuthenticationFailed');
+      expectBackupError(() => unpackSession(copy, key, dest, ctx), 'AuthenticationFailed');
     }
     const magic = Buffer.from(blob);
     magic[0] = 0x00;
-    expectBackupError(() => unpackSession(magic, key, dest), 'Malformed', /magic/);
+    expectBackupError(() => unpackSession(magic, key, dest, ctx), 'Malformed', /magic/);
     const version = Buffer.from(blob);
-    version[4] = 2;
-    expectBackupError(() => unpackSession(version, key, dest), 'UnsupportedVersion', /version 2/);
-    expectBackupError(() => unpackSession(blob.subarray(0, 20), key, dest), 'Malformed', /too short/);
+    version[4] = 3;
+    expectBackupError(() => unpackSession(version, key, dest, ctx), 'UnsupportedVersion', /version 3/);
+    expectBackupError(() => unpackSession(blob.subarray(0, 20), key, dest, ctx), 'Malformed', /too short/);
     expect(existsSync(join(dest, 'td.binlog'))).toBe(false);
   });
 
   it('refuses keys that are not 32 bytes', () => {
-    expectBackupError(() => packSession(src, [], Buffer.alloc(16)), 'InvalidKey', /32 bytes, got 16/);
-    const blob = packSession(src, [], key);
-    expectBackupError(() => unpackSession(blob, Buffer.alloc(31), root), 'InvalidKey');
+    expectBackupError(() => packSession(src, [], Buffer.alloc(16), ctx), 'InvalidKey', /32 bytes, got 16/);
+    const blob = packSession(src, [], key, ctx);
+    expectBackupError(() => unpackSession(blob, Buffer.alloc(31), root, ctx), 'InvalidKey');
   });
 
   it('throws TooLarge naming the sizes when the blob would not fit a Secret', () => {
     writeFileSync(join(src, 'td.binlog'), randomBytes(MAX_BACKUP_BYTES + 10)); // random data does not compress
     expectBackupError(
-      () => packSession(src, ['td.binlog'], key),
+      () => packSession(src, ['td.binlog'], key, ctx),
       'TooLarge',
       /session backup is \d+ bytes \(1 files, 1000010 bytes before compression\), over the limit of 1000000 bytes/,
     );
@@ -179,7 +183,7 @@ describe('session backup codec', () => {
       'C:\\x',
       'a\\..\\b',
     ]) {
-      expectBackupError(() => packSession(src, [name], key), 'UnsafePath');
+      expectBackupError(() => packSession(src, [name], key, ctx), 'UnsafePath');
     }
   });
 
@@ -193,7 +197,7 @@ describe('session backup codec', () => {
         entry('fine.txt', Buffer.from('x')),
         entry(name, Buffer.from('y')),
       ]);
-      expectBackupError(() => unpackSession(forge(key, payload), key, dest), 'UnsafePath');
+      expectBackupError(() => unpackSession(forge(key, payload), key, dest, ctx), 'UnsafePath');
     }
     expect(existsSync(join(dest, 'fine.txt'))).toBe(false);
     expect(existsSync(join(root, 'escaped'))).toBe(false);
@@ -203,9 +207,31 @@ describe('session backup codec', () => {
     const count = Buffer.alloc(4);
     count.writeUInt32BE(3);
     expectBackupError(
-      () => unpackSession(forge(key, Buffer.concat([count, entry('a', Buffer.from('x'))])), key, root),
+      () => unpackSession(forge(key, Buffer.concat([count, entry('a', Buffer.from('x'))])), key, root, ctx),
       'Malformed',
       /truncated/,
     );
+  });
+
+  it('binds a backup to its account and epoch: another account, or an older blob claiming a newer epoch, fails (F9)', () => {
+    writeFileSync(join(src, 'td.binlog'), randomBytes(1000));
+    const blob = packSession(src, ['td.binlog'], key, ctx);
+    const dest = join(root, 'bound');
+    expectBackupError(
+      () => unpackSession(blob, key, dest, { account: 'ns/other', epoch: 4 }),
+      'AuthenticationFailed',
+    );
+    expectBackupError(() => unpackSession(blob, key, dest, { ...ctx, epoch: 5 }), 'AuthenticationFailed');
+    expect(existsSync(join(dest, 'td.binlog'))).toBe(false);
+    expect(unpackSession(blob, key, dest, ctx)).toEqual(['td.binlog']);
+  });
+
+  it('still reads version-1 backups (raw key, header-only AAD) written before the epoch existed', () => {
+    const count = Buffer.alloc(4);
+    count.writeUInt32BE(1);
+    const legacy = forge(key, Buffer.concat([count, entry('td.binlog', Buffer.from('old'))]));
+    const dest = join(root, 'legacy');
+    expect(unpackSession(legacy, key, dest, ctx)).toEqual(['td.binlog']);
+    expect(readFileSync(join(dest, 'td.binlog'), 'utf8')).toBe('old');
   });
 });

@@ -1,0 +1,137 @@
+/**
+ * Reads what an account's Secrets hold for its TDLib client: the session key, the API credentials, the
+ * login inputs (bot token, 2FA password, login code) and proxy credentials. Every failure names the Secret,
+ * the key and the spec field to fix, and never the value.
+ */
+import { encryptionKeySecretName, loginCodeSecretName, type TelegramAccount } from '../../crds/index.js';
+import type { RestClient } from '../../operator/kube/client.js';
+import { isNotFound } from '../../operator/kube/errors.js';
+import { Resources, type ApiObject } from '../../operator/kube/resource.js';
+import type { AuthInputs, VersionedInput } from '../auth/driver.js';
+import { SESSION_KEY_BYTES } from '../session/backup.js';
+
+type SecretObject = ApiObject & { data?: Record<string, string> };
+
+/** An input problem a user must fix: `reason` for the condition, `message` naming Secret, key and field. */
+export class InputError extends Error {
+  override readonly name = 'InputError';
+
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class SecretInputs {
+  constructor(
+    private readonly rest: RestClient,
+    private readonly namespace: string,
+  ) {}
+
+  private async read(name: string, signal?: AbortSignal): Promise<SecretObject | undefined> {
+    try {
+      return await this.rest.get<SecretObject>(Resources.Secret, this.namespace, name, { signal });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** The account's 32-byte database/backup key (the operator creates it once). */
+  async sessionKey(account: string, signal?: AbortSignal): Promise<Buffer> {
+    const name = encryptionKeySecretName(account);
+    const secret = await this.read(name, signal);
+    if (!secret)
+      throw new InputError(
+        'SessionKeyMissing',
+        `Secret ${name} (the session key the operator creates) does not exist yet or was deleted; the operator recreates it only while no session backup exists`,
+      );
+    const key = Buffer.from(secret.data?.key ?? '', 'base64');
+    if (key.length !== SESSION_KEY_BYTES)
+      throw new InputError(
+        'SessionKeyMissing',
+        `Secret ${name} has no ${SESSION_KEY_BYTES}-byte key under "key"; restore it from your backup`,
+      );
+    return key;
+  }
+
+  async value(
+    ref: { name: string; key?: string } | undefined,
+    defaultKey: string,
+    signal?: AbortSignal,
+  ): Promise<VersionedInput | undefined> {
+    if (!ref) return undefined;
+    const secret = await this.read(ref.name, signal);
+    const raw = secret?.data?.[ref.key ?? defaultKey];
+    if (!secret || raw === undefined) return undefined;
+    return {
+      value: Buffer.from(raw, 'base64').toString('utf8').trim(),
+      version: `${ref.name}@${secret.metadata?.resourceVersion ?? ''}`,
+    };
+  }
+
+  /** All keys of a Secret as text (proxy credentials), or undefined if it does not exist. */
+  async all(name: string, signal?: AbortSignal): Promise<Record<string, string> | undefined> {
+    const secret = await this.read(name, signal);
+    if (!secret) return undefined;
+    return Object.fromEntries(
+      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+    );
+  }
+
+  /** api_id and api_hash, with the version they were read at (a changed Secret restarts the client). */
+  async apiCredentials(
+    account: TelegramAccount,
+    signal?: AbortSignal,
+  ): Promise<{ apiId: number; apiHash: string; version: string }> {
+    const ref = account.spec.apiCredentialsSecretRef;
+    const idKey = ref.apiIdKey ?? 'api_id';
+    const hashKey = ref.apiHashKey ?? 'api_hash';
+    const id = await this.value({ name: ref.name, key: idKey }, idKey, signal);
+    const hash = await this.value({ name: ref.name, key: hashKey }, hashKey, signal);
+    const apiId = Number(id?.value);
+    if (!id || !Number.isInteger(apiId) || apiId <= 0 || apiId > 2 ** 31 - 1)
+      throw new InputError(
+        'ApiCredentialsInvalid',
+        `Secret ${ref.name} key ${idKey} (spec.apiCredentialsSecretRef) must hold the numeric api_id from my.telegram.org`,
+      );
+    if (!hash?.value)
+      throw new InputError(
+        'ApiCredentialsInvalid',
+        `Secret ${ref.name} key ${hashKey} (spec.apiCredentialsSecretRef) must hold the api_hash from my.telegram.org`,
+      );
+    return { apiId, apiHash: hash.value, version: `${id.version}` };
+  }
+
+  /** What the auth driver needs in `stateType`, read only when that state needs it. */
+  async authInputs(account: TelegramAccount, stateType: string, signal?: AbortSignal): Promise<AuthInputs> {
+    const spec = account.spec;
+    const inputs: AuthInputs = {
+      type: spec.type,
+      loginMethod: spec.loginMethod === 'QR' ? 'QR' : 'Code',
+      phoneNumber: spec.phoneNumber,
+    };
+    if (stateType === 'authorizationStateWaitPhoneNumber' && spec.type === 'Bot')
+      inputs.botToken = await this.value(spec.botTokenSecretRef, 'token', signal);
+    if (stateType === 'authorizationStateWaitPassword')
+      inputs.password = await this.value(spec.passwordSecretRef, 'password', signal);
+    if (stateType === 'authorizationStateWaitCode')
+      inputs.code = await this.value(
+        { name: loginCodeSecretName(account.metadata.name ?? '') },
+        'code',
+        signal,
+      );
+    return inputs;
+  }
+
+  /** The login-code Secret is single-use: deleted before the code is tried, so it is never tried twice. */
+  async consumeLoginCode(account: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.rest.delete(Resources.Secret, this.namespace, loginCodeSecretName(account), { signal });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+}
