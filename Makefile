@@ -48,7 +48,7 @@ test-unit: deps
 	npm run -s test:unit
 
 .PHONY: test-native
-test-native: native build
+test-native: native build controlplane
 	npm run -s test:native
 
 .PHONY: test-integration

@@ -231,7 +231,7 @@ export class RuntimeAgent implements Reconciler {
     clearInterval(this.sweepTimer);
     await this.controller.stop();
     await this.accounts.stop();
-    const deadline = AbortSignal.timeout(Math.max(1000, budgetMs));
+    const deadline = AbortSignal.timeout(Math.max(1000, Math.ceil(budgetMs)));
     const results = await Promise.all(
       [...this.hosted.entries()].map(async ([id, hosted]) => {
         const done = await this.stopHosted(hosted, 'shutdown', deadline);

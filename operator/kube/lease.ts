@@ -81,15 +81,6 @@ export class LeaseObserver {
     this.seen.delete(lease);
   }
 
-  /**
-   * Restarts every observation clock now. For an observer whose view had a gap (a watch that was down, a
-   * process that was paused): "unchanged for D" must never be concluded across a stretch it did not see.
-   */
-  restartAll(): void {
-    const now = this.now();
-    for (const entry of this.seen.values()) entry.at = now;
-  }
-
   get size(): number {
     return this.seen.size;
   }

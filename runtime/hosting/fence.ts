@@ -138,7 +138,9 @@ export class PodFence {
     clearTimeout(this.lapseTimer);
     this.setValidUntil(Number.NEGATIVE_INFINITY);
     try {
-      await this.options.lock.release({ signal: AbortSignal.timeout(this.options.timing.renewEveryMs) });
+      await this.options.lock.release({
+        signal: AbortSignal.timeout(Math.ceil(this.options.timing.renewEveryMs)),
+      });
     } catch (error) {
       this.options.logger.warn(
         { err: errorMessage(error) },
@@ -161,15 +163,26 @@ export class PodFence {
       // An attempt never outlives the validity it is meant to extend; unheld, it gets one period.
       const budget = this.valid() ? this.remainingMs() : timing.renewEveryMs;
       let attempt: LeaseAttempt | undefined;
+      // A timer we hold, not AbortSignal.any([signal, AbortSignal.timeout(...)]): on Node 20 a timeout signal
+      // inside any() can be garbage collected before it fires (nodejs/node#57736), and the attempt would
+      // then hang past its deadline, holding up every later renewal.
+      const deadline = new AbortController();
+      const timer = setTimeout(
+        () => deadline.abort(new DOMException('renewal attempt deadline', 'TimeoutError')),
+        Math.max(50, Math.ceil(budget)),
+      );
+      const onStop = (): void => deadline.abort(signal.reason);
+      signal.addEventListener('abort', onStop, { once: true });
       try {
-        attempt = await lock.tryAcquireOrRenew({
-          signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(50, Math.ceil(budget)))]),
-        });
+        attempt = await lock.tryAcquireOrRenew({ signal: deadline.signal });
       } catch (error) {
         if (signal.aborted) break;
         this.failures++;
         this.lastError = errorMessage(error);
         logger.warn({ lease: lock.name, err: this.lastError }, 'renewing the pod heartbeat Lease failed');
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onStop);
       }
       if (signal.aborted) break;
       let wait: number;

@@ -114,6 +114,8 @@ export class HostedAccount {
   /** The session belongs to another user than spec says: do not run it until something changes. */
   private mismatch?: string;
   private credentialsRejected = false;
+  /** The spec.proxy text found unusable (the client is offline until spec.proxy changes). */
+  private blockedSpec?: string;
 
   constructor(
     account: TelegramAccount,
@@ -326,6 +328,8 @@ export class HostedAccount {
     this.inFlight = undefined;
     this.logOutSent = false;
     this.userChecked = false;
+    this.blockedSpec = undefined;
+    this.view.connectionBlocked = undefined;
     this.attempted.clear();
     this.updateDeadline();
     client.subscribe((update) => this.onUpdate(client, update as TdObject));
@@ -350,7 +354,7 @@ export class HostedAccount {
     const state = client?.authorizationState as TdObject | undefined;
     if (!client || !state || this.inFlight) return {};
     // The proxy comes before anything that connects: a proxy that cannot be used keeps the client offline.
-    if (!(await this.applyProxy(client))) return {};
+    if (this.blockedSpec !== JSON.stringify(this.account.spec.proxy ?? null)) await this.applyProxy(client);
     if (state['@type'] === 'authorizationStateReady') return this.afterLogin(client, signal);
     if (this.credentialsRejected) {
       const now = await this.inputs.apiCredentials(this.account, signal).catch(() => undefined);
@@ -467,22 +471,35 @@ export class HostedAccount {
     );
   }
 
-  private async applyProxy(client: TdClient): Promise<boolean> {
+  /**
+   * Sends spec.proxy to TDLib (before anything connects: the first call comes before setTdlibParameters).
+   * A proxy that cannot be used keeps the client offline (networkTypeNone), never silently direct.
+   */
+  private async applyProxy(client: TdClient): Promise<void> {
     const proxies = this.proxies;
     const spec = this.account.spec.proxy;
-    if (!proxies || proxies.isConfigured(spec)) return true;
+    if (!proxies || proxies.isConfigured(spec)) return;
     try {
-      await proxies.configure(spec);
+      const answered = await proxies.configure(spec);
+      this.blockedSpec = undefined;
       if (this.view.connectionBlocked) {
         this.view.connectionBlocked = undefined;
-        await client.invokeUnchecked({ '@type': 'setNetworkType', type: { '@type': 'networkTypeOther' } });
+        void client
+          .invokeUnchecked({ '@type': 'setNetworkType', type: { '@type': 'networkTypeOther' } })
+          .catch(() => undefined);
         this.changed();
       }
-      return true;
+      answered().catch((error: unknown) => {
+        this.logger.warn({ err: errorMessage(error) }, 'applying the proxy settings failed; retrying');
+        proxies.forget();
+        this.deps.enqueue(5000);
+      });
     } catch (error) {
       if (!(error instanceof ProxyConfigError)) throw error;
-      // Never a silent direct connection: no network at all until spec.proxy is fixed.
-      await client.invokeUnchecked({ '@type': 'setNetworkType', type: { '@type': 'networkTypeNone' } });
+      void client
+        .invokeUnchecked({ '@type': 'setNetworkType', type: { '@type': 'networkTypeNone' } })
+        .catch(() => undefined);
+      proxies.forget();
       const message = `${error.message}; the client stays offline until it is fixed`;
       if (this.view.connectionBlocked?.message !== message) {
         this.view.connectionBlocked = { reason: RuntimeReason.ProxyInvalid, message };
@@ -495,8 +512,7 @@ export class HostedAccount {
         );
         this.changed();
       }
-      // Still logs in (offline steps), but nothing connects; a spec change re-runs this.
-      return true;
+      this.blockedSpec = JSON.stringify(spec ?? null);
     }
   }
 

@@ -119,48 +119,55 @@ export class ProxyManager {
 
   /**
    * Makes TDLib's proxy list match `spec` (undefined = direct), the primary enabled. Idempotent. Throws
-   * ProxyConfigError when spec cannot be used; TDLib errors propagate (the caller retries).
+   * ProxyConfigError when spec cannot be used. Every TDLib request goes out before this returns a
+   * promise for their answers: sent before setTdlibParameters, TDLib applies them (in order) before it
+   * connects, and waiting for their answers there would wait forever (TDLib answers them only after init).
    */
-  async configure(spec: ProxySpec | undefined): Promise<void> {
+  async configure(spec: ProxySpec | undefined): Promise<() => Promise<void>> {
     const wanted = JSON.stringify(spec ?? null);
-    if (wanted === this.configured) return;
-    // Build every candidate first: a bad entry must not leave half a list behind.
+    if (wanted === this.configured) return async () => undefined;
+    // Build every candidate first (Secret reads): a bad entry must not leave half a list behind.
     const entries: ProxyEntry[] = spec ? [spec, ...(spec.failover ?? [])] : [];
     const built: Candidate[] = [];
     for (const [i, entry] of entries.entries()) built.push(await this.candidate(entry, i));
+    const sent: Array<Promise<unknown>> = [];
     for (const c of this.candidates)
       if (c.tdId !== undefined)
-        await this.client
-          .invokeUnchecked({ '@type': 'removeProxy', proxy_id: c.tdId })
-          .catch(() => undefined);
-    this.candidates = [];
+        sent.push(
+          this.client.invokeUnchecked({ '@type': 'removeProxy', proxy_id: c.tdId }).catch(() => undefined),
+        );
+    this.candidates = built;
     this.health.clear();
-    this.current = undefined;
     this.rounds = 0;
     clearTimeout(this.timer);
-    if (!spec) {
-      await this.client.invokeUnchecked({ '@type': 'disableProxy' });
-      this.configured = wanted;
-      this.report({ inUse: 'direct', message: 'no proxy configured: connecting directly' });
-      return;
-    }
-    for (const [i, c] of built.entries()) {
-      const added = (await this.client.invokeUnchecked({
-        '@type': 'addProxy',
-        proxy: toTdProxy(c.proxy),
-        enable: i === 0,
-      })) as TdObject & { id?: number };
-      c.tdId = added.id;
-      this.candidates.push(c);
-    }
-    this.current = this.candidates[0]?.id;
     this.configured = wanted;
+    if (!spec) {
+      this.current = undefined;
+      sent.push(this.client.invokeUnchecked({ '@type': 'disableProxy' }));
+      this.report({ inUse: 'direct', message: 'no proxy configured: connecting directly' });
+      return async () => {
+        await Promise.all(sent);
+      };
+    }
+    const added = built.map((c, i) =>
+      this.client
+        .invokeUnchecked({ '@type': 'addProxy', proxy: toTdProxy(c.proxy), enable: i === 0 })
+        .then((answer) => {
+          c.tdId = (answer as TdObject & { id?: number }).id;
+        }),
+    );
+    this.current = built[0]?.id;
     this.intervalSeconds = spec.checkIntervalSeconds ?? 60;
-    this.report({
-      inUse: this.candidates[0]?.label ?? 'direct',
-      message: 'using the primary proxy; checking health',
-    });
-    this.scheduleCheck(0);
+    this.report({ inUse: built[0]?.label ?? 'direct', message: 'using the primary proxy; checking health' });
+    return async () => {
+      await Promise.all([...sent, ...added]);
+      this.scheduleCheck(0);
+    };
+  }
+
+  /** Forget what was configured, so the next configure() applies spec again (after a failure). */
+  forget(): void {
+    this.configured = undefined;
   }
 
   private scheduleCheck(ms: number): void {

@@ -57,8 +57,9 @@ export class StatusWriter {
   private readonly pending = new Map<string, Pending>();
   /** The object our own last write returned, until the informer delivers it (or something newer). */
   private readonly returned = new Map<string, TelegramAccount>();
+  /** Accounts with a write in flight: never two at once for one account, or an older view could land last. */
+  private readonly inFlight = new Map<string, Promise<void>>();
   private timer?: NodeJS.Timeout;
-  private flushing?: Promise<void>;
   writes = 0;
   refused = 0;
   conflicts = 0;
@@ -77,14 +78,20 @@ export class StatusWriter {
     this.schedule(this.options.coalesceMs ?? 50);
   }
 
-  /** Writes everything pending that is due now; resolves when done (used at shutdown and by tests). */
+  /** Writes everything pending that is due now, and waits for writes in flight (shutdown, tests). */
   async flush(): Promise<void> {
-    await this.flushing;
     const now = performance.now();
-    const batch = [...this.pending.entries()].filter(([, p]) => p.retryAt <= now);
-    for (const [key] of batch) this.pending.delete(key);
-    this.flushing = Promise.all(batch.map(([key, p]) => this.write(key, p))).then(() => undefined);
-    await this.flushing;
+    for (const [key, pending] of [...this.pending.entries()]) {
+      if (pending.retryAt > now || this.inFlight.has(key)) continue;
+      this.pending.delete(key);
+      const write = this.write(key, pending).finally(() => {
+        this.inFlight.delete(key);
+        // A report that arrived meanwhile waited for this write: it goes next.
+        if (this.pending.has(key)) this.schedule(0);
+      });
+      this.inFlight.set(key, write);
+    }
+    await Promise.all(this.inFlight.values());
     this.reschedule();
   }
 
@@ -98,6 +105,8 @@ export class StatusWriter {
 
   /** Pending writes waiting for the fence are tried again (call when it becomes valid). */
   resume(): void {
+    for (const pending of this.pending.values())
+      if (pending.retryAt === Number.POSITIVE_INFINITY) pending.retryAt = 0;
     if (this.pending.size > 0) this.schedule(0);
   }
 
@@ -114,16 +123,25 @@ export class StatusWriter {
   }
 
   private reschedule(): void {
-    if (this.pending.size === 0 || this.timer) return;
-    const next = Math.min(...[...this.pending.values()].map((p) => p.retryAt));
-    this.schedule(Math.max(0, next - performance.now()));
+    if (this.timer) return;
+    // Writes held for the fence wait for resume(), not for a timer.
+    const due = [...this.pending.values()].map((p) => p.retryAt).filter((at) => Number.isFinite(at));
+    if (due.length === 0) return;
+    this.schedule(Math.max(0, Math.min(...due) - performance.now()));
   }
 
-  private async write(key: string, pending: Pending): Promise<void> {
+  private async write(key: string, taken: Pending): Promise<void> {
+    let pending = taken;
     const slash = key.indexOf('/');
     const namespace = key.slice(0, slash);
     const name = key.slice(slash + 1);
     for (let attempt = 0; attempt < 2; attempt++) {
+      // Always write the newest view: one reported while this write was being decided replaces it.
+      const newest = this.pending.get(key);
+      if (newest) {
+        this.pending.delete(key);
+        pending = { ...newest, failures: pending.failures };
+      }
       const cached = this.options.cached(namespace, name);
       const base = newer(cached, this.returned.get(key));
       if (!base) return this.forget(namespace, name);

@@ -2,8 +2,10 @@
  * Runtime benchmark: N bot accounts (simulator) placed on ONE runtime process; measures the time until all
  * are Ready, the process RSS, the runtime's status writes per account, and its writes in an idle window.
  *
- *   npm run bench:runtime -- [--json] [--accounts N] [--idle-seconds S]
+ *   npm run bench:runtime -- [--json] [--accounts N] [--idle-seconds S] [--burn-cpus C]
  * The last line with --json: {"ready_seconds", "rss_mb", "status_writes_per_account", ...}.
+ * --burn-cpus C runs C busy-looping processes while the accounts come up (other work using the CPUs), and
+ * reports how often the runtime's fence lapsed and the operator declared the pod dead meanwhile.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,19 +34,47 @@ const crdResource = {
   namespaced: false,
 };
 
-function parseArgs(argv: string[]): { json: boolean; accounts: number; idleSeconds: number } {
-  const args = { json: false, accounts: 1000, idleSeconds: 30 };
+function parseArgs(argv: string[]): {
+  json: boolean;
+  accounts: number;
+  idleSeconds: number;
+  burnCpus: number;
+} {
+  const args = { json: false, accounts: 1000, idleSeconds: 30, burnCpus: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') args.json = true;
     else if (a === '--accounts') args.accounts = Number(argv[++i]);
     else if (a === '--idle-seconds') args.idleSeconds = Number(argv[++i]);
-    else throw new Error(`unknown argument ${a}; expected --json, --accounts N, --idle-seconds S`);
+    else if (a === '--burn-cpus') args.burnCpus = Number(argv[++i]);
+    else
+      throw new Error(
+        `unknown argument ${a}; expected --json, --accounts N, --idle-seconds S, --burn-cpus C`,
+      );
   }
   if (!Number.isInteger(args.accounts) || args.accounts < 1)
     throw new Error('--accounts takes a whole number >= 1');
+  if (!Number.isInteger(args.burnCpus) || args.burnCpus < 0)
+    throw new Error('--burn-cpus takes a whole number >= 0');
   return args;
 }
+
+/** A process that keeps one CPU busy until killed (or until its parent dies). */
+function burner(): ReturnType<typeof spawn> {
+  return spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, '-e', 'for (;;) {}'], {
+    stdio: 'ignore',
+  });
+}
+
+const countLines = (file: string, pattern: RegExp): number => {
+  try {
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => pattern.test(l)).length;
+  } catch {
+    return 0;
+  }
+};
 
 const token = (i: number): string => `${8000000000 + i}:AAbench-${String(i).padStart(6, '0')}`;
 
@@ -187,6 +217,8 @@ async function main(): Promise<void> {
     await secrets.stop();
 
     const port = await freePort();
+    const burners = Array.from({ length: args.burnCpus }, burner);
+    children.push(...burners);
     const started = Date.now();
     const runtime = spawn(
       'setpriv',
@@ -225,6 +257,7 @@ async function main(): Promise<void> {
       { timeoutMs: 900_000, intervalMs: 200 },
     );
     const readySeconds = (Date.now() - started) / 1000;
+    for (const b of burners) b.kill('SIGKILL');
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     // Let in-flight coalesced writes land before counting.
     await new Promise((r) => setTimeout(r, 1000));
@@ -245,6 +278,10 @@ async function main(): Promise<void> {
       observable_transitions_per_account: transitions,
       idle_status_writes: idle,
       idle_seconds: args.idleSeconds,
+      burn_cpus: args.burnCpus,
+      // The runtime's log is at level warn: a lapse logs at error, a death declared by the operator at warn.
+      runtime_fence_lapses: countLines(join(dir, 'runtime.log'), /heartbeat Lease lapsed/),
+      pods_declared_dead: countLines(join(dir, 'operator.log'), /runtime pod declared dead/),
     };
     console.log(`idle status writes over ${args.idleSeconds} s: ${idle}`);
     runtime.kill('SIGTERM');

@@ -31,6 +31,8 @@ export interface ControlPlaneInfo {
   pki: Pki;
   binDir: string;
   logs: Record<string, string>;
+  /** Process id of each component (tests pause the apiserver, for instance). */
+  pids: Record<string, number>;
   /** Milliseconds from the first process start to every component being ready. */
   startMs: number;
 }
@@ -105,6 +107,7 @@ export class ControlPlane {
       pki,
       binDir,
       logs: {},
+      pids: {},
       startMs: 0,
     };
     const plane = new ControlPlane(info, options);
@@ -132,6 +135,7 @@ export class ControlPlane {
     this.info.logs[name] = logFile;
     const managed = startProcess(name, join(this.info.binDir, name), args, logFile);
     this.processes.push(managed);
+    if (managed.child.pid !== undefined) this.info.pids[name] = managed.child.pid;
     return managed;
   }
 

@@ -86,8 +86,13 @@ describe('proxies: failover and removal', () => {
   });
 
   afterAll(async () => {
-    expect(await runtime.stop()).toBe(0);
+    const code = await runtime?.stop();
     await operator.stop();
+    // A clean SIGTERM: every client closed, sessions backed up, Leases released (the output says otherwise).
+    expect({ code, output: code === 0 ? '' : runtime?.output().slice(-3000) }).toEqual({
+      code: 0,
+      output: '',
+    });
   });
 
   it('fails over from a dead primary, says why, and reconnects directly once the proxy is removed', async () => {

@@ -11,6 +11,7 @@ export interface TestClusterInfo {
   dir?: string;
   binDir?: string;
   logs?: Record<string, string>;
+  pids?: Record<string, number>;
 }
 
 /** The cluster the jest global setup started (or the existing one it was told to use). */

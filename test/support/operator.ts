@@ -140,3 +140,44 @@ export function metricSum(text: string, name: string, labels: Record<string, str
   }
   return sum;
 }
+
+/**
+ * The operator as a Deployment would run it: restarted whenever it exits on its own (e.g. after losing its
+ * leader Lease during an API outage, which makes it exit by design). stop() ends it for good.
+ */
+export interface SupervisedOperator {
+  current: () => OperatorProcess;
+  restarts: () => number;
+  /** Everything every incarnation printed. */
+  rawOutput: () => string;
+  stop: () => Promise<void>;
+}
+
+export function startSupervisedOperator(
+  kubeconfig: string,
+  env: Record<string, string> = {},
+): SupervisedOperator {
+  let stopping = false;
+  let restarts = 0;
+  let earlier = '';
+  let current = startOperatorProcess(kubeconfig, env);
+  const watch = (operator: OperatorProcess): void => {
+    operator.child.once('exit', () => {
+      if (stopping) return;
+      earlier += operator.rawOutput();
+      restarts++;
+      current = startOperatorProcess(kubeconfig, env);
+      watch(current);
+    });
+  };
+  watch(current);
+  return {
+    current: () => current,
+    restarts: () => restarts,
+    rawOutput: () => earlier + current.rawOutput(),
+    stop: async () => {
+      stopping = true;
+      await current.stop();
+    },
+  };
+}

@@ -38,6 +38,41 @@ function child(name: string, script: string, env: Record<string, string>, args: 
   return proc;
 }
 
+/** A process kept running as a kubelet would (restartPolicy: Always, with a growing delay). */
+interface Supervised {
+  stop: () => Promise<void>;
+}
+
+function supervised(name: string, script: string, env: Record<string, string>): Supervised {
+  let stopping = false;
+  let current = child(name, script, env);
+  let delay = 1000;
+  const watch = (proc: ChildProcess): void => {
+    proc.once('exit', (code, signal) => {
+      if (stopping) return;
+      console.log(
+        `${name} exited (${signal ?? `code ${code}`}); restarting it in ${delay / 1000} s, as a kubelet would`,
+      );
+      setTimeout(() => {
+        if (stopping) return;
+        current = child(name, script, env);
+        watch(current);
+      }, delay);
+      delay = Math.min(delay * 2, 10_000);
+    });
+  };
+  watch(current);
+  return {
+    stop: () =>
+      new Promise<void>((done) => {
+        stopping = true;
+        if (current.exitCode !== null || current.signalCode !== null) return done();
+        current.once('exit', () => done());
+        current.kill('SIGTERM');
+      }),
+  };
+}
+
 interface RunningPlane {
   kubeconfigPath: string;
   startMs: number;
@@ -106,8 +141,8 @@ async function main(): Promise<void> {
   mkdirSync(world, { recursive: true });
   cpSync(resolve('config/samples/simulator-world.yaml'), join(world, 'world.yaml'));
 
-  const processes: ChildProcess[] = [];
-  const operator = child('operator', resolve('dist/operator/main.js'), {
+  const processes: Supervised[] = [];
+  const operator = supervised('operator', resolve('dist/operator/main.js'), {
     KUBECONFIG: kubeconfig,
     RUNTIME_BACKEND: 'simulator',
     RUNTIME_STORAGE_SIZE: 'emptyDir',
@@ -147,9 +182,10 @@ async function main(): Promise<void> {
     started.add(name);
     const pool = pod.metadata?.labels?.['telegram.tdlib-operator.dev/pool'] ?? 'default';
     processes.push(
-      child(name, resolve('dist/runtime/main.js'), {
+      supervised(name, resolve('dist/runtime/main.js'), {
         KUBECONFIG: kubeconfig,
         POD_NAME: name,
+        POD_UID: pod.metadata?.uid ?? '',
         POD_NAMESPACE: NAMESPACE,
         RUNTIME_POOL: pool,
         TDLIB_BACKEND: 'simulator',
@@ -193,16 +229,7 @@ async function main(): Promise<void> {
     console.log('\nstopping: runtimes and operator (SIGTERM), then the control plane');
     await pods.stop();
     await accounts.stop();
-    await Promise.all(
-      processes.reverse().map(
-        (p) =>
-          new Promise<void>((r) => {
-            if (p.exitCode !== null || p.signalCode !== null) return r();
-            p.once('exit', () => r());
-            p.kill('SIGTERM');
-          }),
-      ),
-    );
+    await Promise.all(processes.reverse().map((p) => p.stop()));
     await rest.close();
     await plane.stop();
     process.exit(0);
