@@ -29,7 +29,7 @@ import {
   type ApiObject,
   type ResourceDescriptor,
 } from './resource.js';
-import { Semaphore, jitter, sleep } from './util.js';
+import { Semaphore, deadline, jitter, sleep } from './util.js';
 
 export { ApiError } from './errors.js';
 export {
@@ -491,22 +491,31 @@ export class RestClient {
     try {
       for (let attempt = 0; ; attempt++) {
         let response: IncomingMessage;
+        // Each attempt's own timeout covers the answer's body too. Held as a timer: see deadline() for why
+        // not AbortSignal.timeout inside AbortSignal.any.
+        const limit = deadline(this.requestTimeoutMs, request.signal);
+        let status: number;
+        let text: string;
         try {
-          response = await this.attempt(connection, request, false);
-        } catch (error) {
-          if (attempt < 3 && retryableNetworkError(error, request.method) && !request.signal?.aborted) {
-            this.metrics.retries.inc({
-              code: '<error>',
-              method: request.method,
-              host: connection.baseUrl.host,
-            });
-            await sleep(jitter(200 * 2 ** attempt), request.signal);
-            continue;
+          try {
+            response = await this.attempt(connection, request, false, limit.signal);
+          } catch (error) {
+            if (attempt < 3 && retryableNetworkError(error, request.method) && !request.signal?.aborted) {
+              this.metrics.retries.inc({
+                code: '<error>',
+                method: request.method,
+                host: connection.baseUrl.host,
+              });
+              await sleep(jitter(200 * 2 ** attempt), request.signal);
+              continue;
+            }
+            throw error;
           }
-          throw error;
+          status = response.statusCode ?? 0;
+          text = await readBody(response);
+        } finally {
+          limit.clear();
         }
-        const status = response.statusCode ?? 0;
-        const text = await readBody(response);
         if (status >= 200 && status < 300) {
           return (text.length > 0 ? JSON.parse(text) : undefined) as T;
         }
@@ -541,6 +550,7 @@ export class RestClient {
     connection: Connection,
     request: RawRequest,
     streaming: boolean,
+    attemptSignal?: AbortSignal,
   ): Promise<IncomingMessage> {
     const url = new URL(connection.baseUrl.pathname.replace(/\/$/, '') + request.path, connection.baseUrl);
     for (const [key, value] of Object.entries(request.query ?? {})) {
@@ -556,11 +566,7 @@ export class RestClient {
       headers['Content-Type'] = request.contentType ?? 'application/json';
       headers['Content-Length'] = String(payload.length);
     }
-    const signals = [
-      request.signal,
-      streaming ? undefined : AbortSignal.timeout(Math.ceil(this.requestTimeoutMs)),
-    ].filter((s): s is AbortSignal => s !== undefined);
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    const signal = attemptSignal ?? request.signal;
     const host = connection.baseUrl.host;
     const started = process.hrtime.bigint();
     this.requestsSent++;

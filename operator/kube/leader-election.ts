@@ -25,7 +25,7 @@ import type { RestClient } from './client.js';
 import { LeaseLock, microTime, type LeaseRecord } from './lease.js';
 import type { Logger } from './logging.js';
 import { defaultRegistry, gauge } from './metrics.js';
-import { errorMessage, jitter, pause } from './util.js';
+import { deadline as attemptDeadline, errorMessage, jitter, pause } from './util.js';
 
 export { microTime };
 export type LeaseSpec = LeaseRecord;
@@ -152,13 +152,9 @@ export class LeaderElector {
     const stop = this.stopAbort.signal;
     this.logger.info('attempting to acquire leader lease');
     while (!stop.aborted) {
-      if (
-        await this.tryAcquireOrRenew(
-          callbacks,
-          AbortSignal.any([stop, AbortSignal.timeout(Math.ceil(this.renewDeadlineMs))]),
-        )
-      )
-        break;
+      const attempt = attemptDeadline(this.renewDeadlineMs, stop);
+      const acquired = await this.tryAcquireOrRenew(callbacks, attempt.signal).finally(attempt.clear);
+      if (acquired) break;
       await pause(jitter(this.retryPeriodMs, 1.2), stop);
     }
     if (stop.aborted) return this.end ?? 'stopped';
@@ -201,10 +197,8 @@ export class LeaderElector {
       while (!stop.aborted) {
         const remaining = deadline - this.now();
         if (remaining <= 0) break;
-        renewed = await this.tryAcquireOrRenew(
-          callbacks,
-          AbortSignal.any([stop, AbortSignal.timeout(Math.ceil(remaining))]),
-        );
+        const attempt = attemptDeadline(remaining, stop);
+        renewed = await this.tryAcquireOrRenew(callbacks, attempt.signal).finally(attempt.clear);
         if (renewed) break;
         await pause(Math.min(this.retryPeriodMs, Math.max(0, deadline - this.now())), stop);
       }

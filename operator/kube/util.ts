@@ -137,3 +137,34 @@ export async function forEachLimited<T>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (errors.length > 0) throw errors[0];
 }
+
+/**
+ * A signal that aborts after `ms` or when any of `signals` does, and the function that releases its timer.
+ * Not AbortSignal.any([..., AbortSignal.timeout(ms)]): on Node 20 the timeout signal inside any() can be
+ * garbage collected before it fires (nodejs/node#57736), and the deadline silently disappears.
+ */
+export function deadline(
+  ms: number,
+  ...signals: Array<AbortSignal | undefined>
+): { signal: AbortSignal; clear: () => void } {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException(`deadline of ${Math.round(ms)} ms passed`, 'TimeoutError')),
+    Math.max(0, Math.ceil(ms)),
+  );
+  const listeners: Array<() => void> = [];
+  for (const signal of signals) {
+    if (!signal) continue;
+    if (signal.aborted) controller.abort(signal.reason);
+    const onAbort = (): void => controller.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    listeners.push(() => signal.removeEventListener('abort', onAbort));
+  }
+  return {
+    signal: controller.signal,
+    clear: () => {
+      clearTimeout(timer);
+      for (const remove of listeners) remove();
+    },
+  };
+}

@@ -208,14 +208,22 @@ export class PodFence {
 
   private setValidUntil(until: number): void {
     this.validUntilMs = until;
-    clearTimeout(this.lapseTimer);
-    const remaining = until - this.now();
-    if (remaining > 0) {
-      // The lapse must act at validUntil, not at the next renewal attempt's end.
-      this.lapseTimer = setTimeout(() => this.notify(), remaining + 1);
-      this.lapseTimer.unref();
-    }
+    this.armLapseTimer();
     this.notify();
+  }
+
+  /** The lapse must act at validUntil, not at the next renewal attempt's end. */
+  private armLapseTimer(): void {
+    clearTimeout(this.lapseTimer);
+    const remaining = this.validUntilMs - this.now();
+    if (remaining <= 0) return;
+    this.lapseTimer = setTimeout(() => {
+      // Node timers count whole milliseconds on the event loop's clock and can fire just before validUntil
+      // by ours: then wait out the rest, or the lapse would never be reported.
+      if (this.valid()) this.armLapseTimer();
+      else this.notify();
+    }, remaining + 1);
+    this.lapseTimer.unref();
   }
 
   private notify(): void {
