@@ -22,6 +22,7 @@ import type { ApiObject } from '../../operator/kube/resource.js';
 import { SESSION_EPOCH_ANNOTATION } from '../../runtime/hosting/session-store.js';
 import { World } from '../../runtime/simulator/world.js';
 import { waitFor } from '../cluster/wait.js';
+import { ApiProxy, writeKubeconfigVia } from '../support/api-proxy.js';
 import { adminKubeConfig, createTestNamespace, testCluster } from '../support/cluster.js';
 import { installCrds } from '../support/crds.js';
 import { operatorKubeconfig, startSupervisedOperator, type SupervisedOperator } from '../support/operator.js';
@@ -130,11 +131,11 @@ async function endScene(scene: Scene | undefined): Promise<void> {
   await scene.rest.close();
 }
 
-function startRuntime(scene: Scene, pod: number): RuntimeProcess {
+function startRuntime(scene: Scene, pod: number, kubeconfig = scene.runtimeKubeconfig): RuntimeProcess {
   const runtime = startRuntimeProcess({
     pod: POD(pod),
     namespace: scene.namespace,
-    kubeconfig: scene.runtimeKubeconfig,
+    kubeconfig,
     worldDir: scene.worldDir,
     env: { RUNTIME_LEASE_SECONDS: String(LEASE_SECONDS) },
   });
@@ -322,6 +323,80 @@ describe('the session fence, end to end', () => {
       } finally {
         old.child.kill('SIGCONT');
       }
+    });
+  });
+
+  describe('a runtime whose API server turns slow (every request held longer than the Lease)', () => {
+    let scene: Scene | undefined;
+    let proxy: ApiProxy | undefined;
+    afterAll(async () => {
+      proxy?.delay(0);
+      await endScene(scene);
+      await proxy?.close();
+    });
+
+    it('lets the account move without two live sessions, without losing the newer backup, and without late status writes', async () => {
+      scene = await startScene('fence-slow');
+      const server = kc.getCurrentCluster()?.server;
+      if (!server) throw new Error('no apiserver URL');
+      proxy = await ApiProxy.start(server);
+      const viaProxy = new k8s.KubeConfig();
+      viaProxy.loadFromFile(scene.runtimeKubeconfig);
+      startRuntime(scene, 0, writeKubeconfigVia(viaProxy, proxy));
+      await readyWithBackup(scene, 0);
+
+      // Every request of runtime 0 now reaches the API server 10 s late: its renewals too (D is 3 s).
+      const slowSince = performance.now();
+      proxy.delay(10_000);
+      // A spec change the runtime reports on (observedGeneration): its status write leaves now, lands late.
+      await custom.patchNamespacedCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace: scene.namespace,
+          plural: 'telegramaccounts',
+          name: 'bot',
+          body: { spec: { deletionPolicy: 'LogOut' } },
+        },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
+      await waitForSeen(
+        scene,
+        'RuntimeLost',
+        (s) => s.at > slowSince && s.ready?.reason === 'RuntimeLost',
+        30_000,
+      );
+      await waitFor('placed on pod 1', () => scene?.history.find((s) => s.placedOn === POD(1)), {
+        timeoutMs: 30_000,
+      });
+      await waitForPodReady(kc, scene.namespace, POD(1));
+      startRuntime(scene, 1);
+      const firstByNew = await waitForSeen(scene, 'first status from pod 1', (s) => s.hostedBy === POD(1));
+      await waitForSeen(scene, 'Ready on pod 1', readyOn(POD(1)));
+      const newer = await waitFor(
+        "pod 1's backup",
+        async () => {
+          const b = await backup(scene?.namespace ?? '');
+          return Number(b.epoch) >= 2 ? b : undefined;
+        },
+        { timeoutMs: 20_000 },
+      );
+      // Whatever runtime 0 sent until pod 1 took over reaches the API server 10 s later: wait past that.
+      const landed = firstByNew.at + 12_000;
+      await waitFor(
+        "runtime 0's late requests to land",
+        () => (performance.now() > landed ? true : undefined),
+        { timeoutMs: 30_000 },
+      );
+      expect(proxy.openConnections).toBeGreaterThan(0);
+
+      expect(duplicateKills(scene.worldDir)).toEqual([]);
+      expect(sessionsOf(scene.worldDir).every((s) => s.revoked === undefined)).toBe(true);
+      const after = await backup(scene.namespace);
+      expect(Number(after.epoch)).toBeGreaterThanOrEqual(Number(newer.epoch));
+      expect(scene.history.filter((s) => s.at > firstByNew.at && s.hostedBy === POD(0))).toEqual([]);
+      expect(scene.history[scene.history.length - 1]?.hostedBy).toBe(POD(1));
+      expect(logins(scene.worldDir)).toHaveLength(1);
     });
   });
 
