@@ -1,5 +1,13 @@
 import { Type, conditions, object, stringEnum, type Static } from './schema.js';
-import { API_VERSION, E164_MESSAGE, E164_REGEX, labelSelector } from './common.js';
+import {
+  API_VERSION,
+  E164_MESSAGE,
+  E164_REGEX,
+  MAX_ACCOUNT_NAME,
+  dataKeyRule,
+  labelSelector,
+  secretNameRule,
+} from './common.js';
 import type { KubeObject } from './kube-object.js';
 
 export const CAMPAIGN_KIND = 'Campaign';
@@ -14,7 +22,7 @@ export const campaignSpec = object(
             Type.String({
               description: 'Name of a TelegramAccount in this namespace.',
               minLength: 1,
-              maxLength: 253,
+              maxLength: MAX_ACCOUNT_NAME,
             }),
             {
               description: 'TelegramAccounts that send, by name.',
@@ -106,6 +114,10 @@ export const campaignSpec = object(
             {
               description:
                 'A ConfigMap with one recipient (@username, +phone or user id) per line, for long lists.',
+              'x-kubernetes-validations': [
+                secretNameRule('name', true, 'ConfigMap'),
+                dataKeyRule('key', 'recipients', 'ConfigMap'),
+              ],
             },
           ),
         ),

@@ -25,6 +25,8 @@ export const OperatorReason = {
   SecretKeyMissing: 'SecretKeyMissing',
   /** A Secret the spec names does not carry the opt-in label, so the runtime is not given access to it. */
   SecretNotOptedIn: 'SecretNotOptedIn',
+  /** A Secret with the name of the account's key Secret exists that the operator did not make for it. */
+  SecretNameTaken: 'SecretNameTaken',
   /** The session key Secret is gone while a session backup exists: a new key would orphan the session. */
   SessionKeyMissing: 'SessionKeyMissing',
   /** The runtime pod hosting the account stopped heartbeating: its state is unknown (like a lost node). */

@@ -6,11 +6,12 @@ import {
   CAMPAIGN_KIND,
   CAMPAIGN_PLURAL,
 } from './campaign.js';
-import { undocumentedPaths, type TSchema } from './schema.js';
+import { undocumentedPaths, type CelRule, type TSchema } from './schema.js';
 import {
   telegramAccountPrinterColumns,
   telegramAccountSpec,
   telegramAccountStatus,
+  telegramAccountValidations,
   TELEGRAM_ACCOUNT_KIND,
   TELEGRAM_ACCOUNT_PLURAL,
 } from './telegram-account.js';
@@ -24,6 +25,8 @@ interface CrdInput {
   status: TSchema;
   printerColumns: ReadonlyArray<{ name: string; type: string; jsonPath: string; description?: string }>;
   description: string;
+  /** CEL rules on the whole object: the only place where a rule can see metadata.name. */
+  validations?: CelRule[];
 }
 
 /** JSON round trip drops TypeBox's symbol keys and undefined values, leaving plain OpenAPI. */
@@ -36,10 +39,14 @@ function customResourceDefinition(input: CrdInput): Record<string, unknown> {
     type: 'object',
     description: input.description,
     required: ['spec'],
+    ...(input.validations ? { 'x-kubernetes-validations': input.validations } : {}),
     properties: {
       apiVersion: { type: 'string', description: 'APIVersion of this representation of the object.' },
       kind: { type: 'string', description: 'Kind of the object.' },
-      metadata: { type: 'object' },
+      // A rule's fieldPath may point at metadata.name only if the schema declares it.
+      metadata: input.validations
+        ? { type: 'object', properties: { name: { type: 'string' } } }
+        : { type: 'object' },
       spec: plain(input.spec),
       status: plain(input.status),
     },
@@ -86,6 +93,7 @@ export function telegramAccountCrd(): Record<string, unknown> {
     status: telegramAccountStatus,
     printerColumns: telegramAccountPrinterColumns,
     description: 'A Telegram login (user or bot) run by tdlib-operator on a runtime pod.',
+    validations: telegramAccountValidations,
   });
 }
 

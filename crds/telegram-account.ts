@@ -1,15 +1,27 @@
-import { Type, conditions, object, secretKeyRef, stringEnum, type Static } from './schema.js';
-import { API_VERSION, E164_MESSAGE, E164_REGEX, phoneNumber, poolName } from './common.js';
+import { Type, conditions, object, stringEnum, type CelRule, type Static } from './schema.js';
+import {
+  API_VERSION,
+  E164_MESSAGE,
+  E164_REGEX,
+  MAX_ACCOUNT_NAME,
+  dataKeyRule,
+  phoneNumber,
+  poolName,
+  secretKeyRef,
+  secretNameRule,
+} from './common.js';
 import type { KubeObject } from './kube-object.js';
 
 export const TELEGRAM_ACCOUNT_KIND = 'TelegramAccount';
 export const TELEGRAM_ACCOUNT_PLURAL = 'telegramaccounts';
 
-const proxyLinkRule = {
-  rule: "self.matches('^(tg://(proxy|socks)\\\\?|https://t\\\\.me/(proxy|socks)\\\\?)')",
-  message: 'must be a tg://proxy?, tg://socks?, https://t.me/proxy? or https://t.me/socks? link',
-};
-
+/** A host name (letters, digits, "-", "_", dots) or IPv4 address, or an IPv6 address without brackets. */
+const PROXY_HOST_REGEX =
+  '^([a-zA-Z0-9_]([-a-zA-Z0-9_]*[a-zA-Z0-9_])?([.][a-zA-Z0-9_]([-a-zA-Z0-9_]*[a-zA-Z0-9_])?)*[.]?|([0-9a-fA-F]{0,4}:){2,7}([0-9a-fA-F]{0,4}|[0-9]{1,3}([.][0-9]{1,3}){3}))$';
+const PROXY_LINK_REGEX = '^(tg://(proxy|socks)[?]|https://t[.]me/(proxy|socks)[?])';
+/** Credentials inline in a link (also behind a %-escaped parameter name, which the runtime would decode). */
+const PROXY_LINK_CREDENTIALS_REGEX = '(?i)[?&]([^=&#]*%|secret=|user=|pass=)';
+const MTPROTO_LINK_REGEX = '^(tg://proxy|https://t[.]me/proxy)';
 /** One proxy server: given either as a link or as type + server + port. */
 const proxyServerProperties = {
   type: Type.Optional(
@@ -18,7 +30,12 @@ const proxyServerProperties = {
     }),
   ),
   server: Type.Optional(
-    Type.String({ description: 'Host name or IP address of the proxy.', minLength: 1, maxLength: 253 }),
+    Type.String({
+      description:
+        'Host name or IP address of the proxy, nothing else: no scheme, no user:password@, no :port (see port).',
+      minLength: 1,
+      maxLength: 253,
+    }),
   ),
   port: Type.Optional(
     Type.Integer({ description: 'TCP port of the proxy, 1-65535.', minimum: 1, maximum: 65535 }),
@@ -26,9 +43,8 @@ const proxyServerProperties = {
   link: Type.Optional(
     Type.String({
       description:
-        'A tg://proxy, tg://socks, t.me/proxy or t.me/socks link, instead of type, server and port.',
+        'A tg://proxy, tg://socks, https://t.me/proxy or https://t.me/socks link with server and port, instead of type, server and port. Without secret=, user= or pass=: those go into the Secret named by credentialsSecretRef.',
       maxLength: 2048,
-      'x-kubernetes-validations': [proxyLinkRule],
     }),
   ),
   credentialsSecretRef: Type.Optional(
@@ -42,7 +58,8 @@ const proxyServerProperties = {
       },
       {
         description:
-          'Secret with the proxy credentials: keys "username" and "password" for Socks5 and Http, "secret" for MTProto.',
+          'Secret with the proxy credentials: keys "username" and "password" for Socks5 and Http, "secret" for MTProto. Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
+        'x-kubernetes-validations': [secretNameRule('name', true)],
       },
     ),
   ),
@@ -53,7 +70,32 @@ const proxyServerProperties = {
   ),
 };
 
-const proxyServerRules = [
+/** Rules of one proxy entry, on the entry itself: a link or a server may hold credentials, never echoed. */
+const proxyServerRules: CelRule[] = [
+  {
+    rule: `!has(self.link) || self.link.matches('${PROXY_LINK_REGEX}')`,
+    message:
+      'must be a tg://proxy?, tg://socks?, https://t.me/proxy? or https://t.me/socks? link; or use type, server and port',
+    fieldPath: '.link',
+  },
+  {
+    rule: `!has(self.link) || !self.link.matches('${PROXY_LINK_CREDENTIALS_REGEX}')`,
+    message:
+      'must not carry secret=, user= or pass= (nor %-escaped parameter names): the spec is readable by anyone who can read this TelegramAccount; remove them from the link and put them into the Secret named by credentialsSecretRef (key "secret" for tg://proxy, "username" and "password" for tg://socks)',
+    fieldPath: '.link',
+  },
+  {
+    rule: `!has(self.link) || !self.link.matches('${MTPROTO_LINK_REGEX}') || has(self.credentialsSecretRef)`,
+    message: 'an MTProto (tg://proxy) link needs credentialsSecretRef naming a Secret with key "secret"',
+    fieldPath: '.credentialsSecretRef',
+    reason: 'FieldValueRequired',
+  },
+  {
+    rule: `!has(self.server) || self.server.matches('${PROXY_HOST_REGEX}')`,
+    message:
+      'must be a host name or an IP address only (e.g. proxy.example.com, 192.0.2.10 or 2001:db8::10): no scheme such as socks5://, no user:password@ (credentials go into the Secret named by credentialsSecretRef), no :port (set port), no path',
+    fieldPath: '.server',
+  },
   {
     rule: 'has(self.link) ? !(has(self.type) || has(self.server) || has(self.port)) : (has(self.type) && has(self.server) && has(self.port))',
     message: 'set either link, or type, server and port together (not both)',
@@ -62,13 +104,13 @@ const proxyServerRules = [
     rule: "!has(self.type) || self.type != 'MTProto' || has(self.credentialsSecretRef)",
     message: 'an MTProto proxy needs credentialsSecretRef naming a Secret with key "secret"',
     fieldPath: '.credentialsSecretRef',
-    reason: 'FieldValueRequired' as const,
+    reason: 'FieldValueRequired',
   },
   {
     rule: "!has(self.httpOnly) || (has(self.type) && self.type == 'Http')",
     message: 'httpOnly applies to Http proxies only',
     fieldPath: '.httpOnly',
-    reason: 'FieldValueForbidden' as const,
+    reason: 'FieldValueForbidden',
   },
 ];
 
@@ -127,6 +169,7 @@ export const telegramAccountSpec = object(
           Type.String({
             description: 'Key holding api_id. Defaults to "api_id".',
             default: 'api_id',
+            minLength: 1,
             maxLength: 253,
           }),
         ),
@@ -134,11 +177,20 @@ export const telegramAccountSpec = object(
           Type.String({
             description: 'Key holding api_hash. Defaults to "api_hash".',
             default: 'api_hash',
+            minLength: 1,
             maxLength: 253,
           }),
         ),
       },
-      { description: 'Secret with the Telegram API credentials (api_id and api_hash from my.telegram.org).' },
+      {
+        description:
+          'Secret with the Telegram API credentials (api_id and api_hash from my.telegram.org). Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
+        'x-kubernetes-validations': [
+          secretNameRule('name', true),
+          dataKeyRule('apiIdKey', 'api_id'),
+          dataKeyRule('apiHashKey', 'api_hash'),
+        ],
+      },
     ),
     passwordSecretRef: Type.Optional(
       secretKeyRef('Secret holding the two-step verification (2FA) password of a User account.', 'password'),
@@ -317,6 +369,18 @@ export const telegramAccountStatus = object(
       'Observed state. The operator writes placement, observedGeneration, Scheduled and Ready (logged in, connected, and served by the pod it is placed on); the runtime pod hosting the account writes the rest.',
   },
 );
+
+/**
+ * Rules on the whole object (only there can CEL see metadata.name). The name is a label value on the
+ * account's Lease and Secrets, so at most 63 characters.
+ */
+export const telegramAccountValidations: CelRule[] = [
+  {
+    rule: `self.metadata.name.size() <= ${MAX_ACCOUNT_NAME}`,
+    message: `must be at most ${MAX_ACCOUNT_NAME} characters: the name is a label value on the account's Lease and Secrets; choose a shorter name`,
+    fieldPath: '.metadata.name',
+  },
+];
 
 export type TelegramAccountSpec = Static<typeof telegramAccountSpec>;
 export type TelegramAccountStatus = Static<typeof telegramAccountStatus>;

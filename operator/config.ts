@@ -102,6 +102,14 @@ export const operatorConfigSchema = {
     description: 'storage class of the volume claims; empty means the default',
     default: '',
   },
+  RUNTIME_POD_START_TIMEOUT_SECONDS: {
+    type: 'integer',
+    description:
+      'a runtime pod with accounts placed on it whose heartbeat Lease no runtime process took for this long is declared dead and its accounts move (a pod stuck Pending, an unbound volume claim)',
+    default: 120,
+    minimum: 5,
+    maximum: 3600,
+  },
   RUNTIME_BACKEND: {
     type: 'string',
     description: 'TDLib backend of runtime pods',

@@ -102,6 +102,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       config,
       logger,
       apiTroubleEndedAt: () => rest.apiTroubleEndedAt(),
+      podStartTimeoutMs: config.RUNTIME_POD_START_TIMEOUT_SECONDS * 1000,
     }),
     workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
     logger,
@@ -110,11 +111,14 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     // Accounts reach the pool loop through the predicate below; watching them here only gates start-up on
     // their cache.
     .watches(accounts, () => [])
-    .watches(secrets, (s) =>
-      accounts
-        .byIndex(SECRET_INDEX, `${s.metadata?.namespace}/${s.metadata?.name}`)
-        .map((a) => splitKey(poolKeyOf(a))),
-    )
+    .watches(secrets, (s) => {
+      const namespace = s.metadata?.namespace ?? '';
+      const named = accounts.byIndex(SECRET_INDEX, `${namespace}/${s.metadata?.name}`);
+      // An account's own key or session Secret changing (e.g. the key deleted) changes its Ready.
+      const owner = s.metadata?.labels?.[LABEL_ACCOUNT];
+      const own = owner ? accounts.get(namespace, owner) : undefined;
+      return [...named, ...(own ? [own] : [])].map((a) => splitKey(poolKeyOf(a)));
+    })
     .watches(statefulSets, (sts) => {
       const p = sts.metadata?.labels?.[LABEL_POOL];
       return p ? [{ namespace: sts.metadata?.namespace ?? '', name: p }] : [];

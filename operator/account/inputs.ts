@@ -53,7 +53,11 @@ export function secretNeeds(account: TelegramAccount): SecretKeyNeed[] {
 
 export type InputsCheck =
   | { ok: true }
-  | { ok: false; reason: 'SecretNotFound' | 'SecretKeyMissing' | 'SecretNotOptedIn'; message: string };
+  | {
+      ok: false;
+      reason: 'SecretNotFound' | 'SecretKeyMissing' | 'SecretNotOptedIn' | 'SecretNameTaken';
+      message: string;
+    };
 
 /** What the Secret cache says of a Secret: its key names and labels (never its values). */
 export interface SecretFacts {

@@ -24,7 +24,9 @@ import { intentHash } from '../kube/apply.js';
 import { forEachLimited } from '../kube/util.js';
 import {
   ConditionType,
+  LABEL_ACCOUNT,
   LABEL_MANAGED_BY,
+  MANAGED_BY,
   LABEL_PLACED_POD,
   LABEL_POOL,
   accountLeaseName,
@@ -135,7 +137,9 @@ export class PoolReconciler implements Reconciler {
     const load = new Map<number, number>();
     for (const account of accounts) {
       const accountKey = account.metadata.name ?? '';
-      const check = checkInputs(account, (secret) => this.secretFacts(namespace, secret));
+      const check =
+        this.foreignKey(namespace, accountKey) ??
+        checkInputs(account, (secret) => this.secretFacts(namespace, secret));
       inputs.set(accountKey, check);
       const current = this.currentPod(account);
       const ordinal = current === undefined ? undefined : podOrdinal(pool, current);
@@ -268,6 +272,22 @@ export class PoolReconciler implements Reconciler {
     return object ? { keys: Object.keys(object.data ?? {}), labels: object.metadata?.labels } : undefined;
   }
 
+  /**
+   * A Secret named like the account's key Secret that the operator did not make for this account: running
+   * with it would use someone else's key (and maybe session), so the account is not placed.
+   */
+  private foreignKey(namespace: string, account: string): InputsCheck | undefined {
+    const name = encryptionKeySecretName(account);
+    const labels = this.deps.secrets.get(namespace, name)?.metadata?.labels;
+    if (labels === undefined && !this.deps.secrets.get(namespace, name)) return undefined;
+    if (labels?.[LABEL_MANAGED_BY] === MANAGED_BY && labels[LABEL_ACCOUNT] === account) return undefined;
+    return {
+      ok: false,
+      reason: 'SecretNameTaken',
+      message: `Secret ${name} exists but was not created by tdlib-operator for this account (labels ${LABEL_MANAGED_BY}=${MANAGED_BY}, ${LABEL_ACCOUNT}=${account}); rename or delete it, or rename the account`,
+    };
+  }
+
   /** The key Secret is gone while a backup exists: say so (the account reconciler refuses a new key). */
   private sessionKeyMissing(namespace: string, account: string): string | undefined {
     if (this.deps.secrets.get(namespace, encryptionKeySecretName(account))) return undefined;
@@ -369,7 +389,8 @@ export class PoolReconciler implements Reconciler {
       inputSecretNames: accounts
         .flatMap((a) => referencedSecrets(a))
         .filter((secret) => optedIn(this.secretFacts(namespace, secret))),
-      keySecretNames: names.map(encryptionKeySecretName),
+      // Never a key Secret someone else made under that name (see foreignKey).
+      keySecretNames: names.filter((n) => !this.foreignKey(namespace, n)).map(encryptionKeySecretName),
       loginCodeSecretNames: names.map(loginCodeSecretName),
       sessionSecretNames: names.map(sessionSecretName),
       accountNames: names,

@@ -8,6 +8,10 @@
  *   overloaded apiserver) does not count: every observation clock restarts when that trouble ends;
  * - a pod that has never taken its heartbeat (not started yet, or shut down) is "starting" until
  *   `startTimeoutMs` passed with accounts placed on it, then dead (it never came up: its accounts move).
+ *   That time counts from when accounts were placed on it, not only from when its Lease last changed: an
+ *   account moved to a pod whose Lease has been without a holder for longer (a pod that never started, to
+ *   which accounts return from another such pod) gets the whole timeout there too, instead of being moved
+ *   on at once, again and again.
  */
 import { LeaseObserver, type LeaseRecord } from '../kube/lease.js';
 import type { PodHealth } from './account-status.js';
@@ -46,6 +50,8 @@ export interface PodLivenessOptions {
 export class PodLiveness {
   private readonly observer: LeaseObserver;
   private readonly now: () => number;
+  /** Since when (monotonic ms) each pod has had accounts placed on it, without a break. */
+  private readonly placedSince = new Map<string, number>();
 
   constructor(private readonly options: PodLivenessOptions) {
     this.now = options.now ?? (() => performance.now());
@@ -62,8 +68,13 @@ export class PodLiveness {
     hasAccounts: boolean,
   ): { health: PodHealth; recheckMs?: number } {
     const observed = this.observer.observe(id, record);
-    const sinceTrouble = this.now() - this.options.apiTroubleEndedAt();
-    const unchangedForMs = Math.max(0, Math.min(observed, sinceTrouble));
+    const now = this.now();
+    if (!hasAccounts) this.placedSince.delete(id);
+    else if (!this.placedSince.has(id)) this.placedSince.set(id, now);
+    const sinceTrouble = now - this.options.apiTroubleEndedAt();
+    // Without a holder the question is "did it start in time since it got accounts?".
+    const sincePlaced = record?.holderIdentity ? Infinity : now - (this.placedSince.get(id) ?? now);
+    const unchangedForMs = Math.max(0, Math.min(observed, sinceTrouble, sincePlaced));
     const defaultDurationSeconds = this.options.defaultDurationSeconds ?? 15;
     const health = judgePod({
       record,
@@ -87,5 +98,6 @@ export class PodLiveness {
 
   forget(id: string): void {
     this.observer.forget(id);
+    this.placedSince.delete(id);
   }
 }

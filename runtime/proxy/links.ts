@@ -76,11 +76,13 @@ export function parseProxyLink(link: string): ParsedProxy {
   if (kind === 'proxy') {
     if (params.has('user') || params.has('pass'))
       throw new ProxyLinkError('MTProto (tg://proxy) link takes a secret, not user or pass');
+    // A link without a secret is how a spec names an MTProto proxy: the secret comes from the Secret that
+    // credentialsSecretRef names (a secret inside the spec would be readable by anyone who can read specs).
     const secret = params.get('secret');
-    if (secret === undefined || secret === '')
-      throw new ProxyLinkError('MTProto (tg://proxy) link has no secret');
-    checkSecret(secret);
-    parsed.secret = secret;
+    if (secret !== undefined && secret !== '') {
+      checkSecret(secret);
+      parsed.secret = secret;
+    }
   } else {
     if (params.has('secret'))
       throw new ProxyLinkError('SOCKS5 (tg://socks) link takes user and pass, not a secret');

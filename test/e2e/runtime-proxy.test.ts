@@ -43,6 +43,13 @@ describe('proxies: failover and removal', () => {
         stringData: { username: 'demo', password: 'proxy-secret-pw' },
       },
     });
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name: 'mtproto-secret', labels: SECRET_OPT_IN },
+        stringData: { secret: 'dd00112233445566778899aabbccddeeff' },
+      },
+    });
     await custom.createNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
@@ -69,7 +76,8 @@ describe('proxies: failover and removal', () => {
                 credentialsSecretRef: { name: 'socks-login' },
               },
               {
-                link: 'tg://proxy?server=mt.demo.invalid&port=443&secret=dd00112233445566778899aabbccddeeff',
+                link: 'tg://proxy?server=mt.demo.invalid&port=443',
+                credentialsSecretRef: { name: 'mtproto-secret' },
               },
             ],
           },

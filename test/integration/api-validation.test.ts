@@ -21,8 +21,18 @@ const bot = (extra: Spec = {}): Spec => ({
 const withoutKey = (spec: Spec, key: string): Spec =>
   Object.fromEntries(Object.entries(spec).filter(([k]) => k !== key));
 
-/** [what is wrong, spec, texts the API server's message must contain (the field, and the fix)] */
-const badAccounts: Array<[string, Spec, string[]]> = [
+/**
+ * [what is wrong, spec, texts the API server's message must contain (the field, and the fix), values that
+ * may be secret and must appear nowhere in the error (message and details)]
+ */
+type BadCase = [string, Spec, string[], string[]?];
+
+/** Things a new user pastes where they do not belong; each must be refused without being repeated. */
+const BOT_TOKEN = '123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11';
+const PASSWORD = 'Hunter2-Sw0rdfish';
+const MTPROTO_SECRET = 'dd00112233445566778899aabbccddeeff';
+
+const badAccounts: BadCase[] = [
   ['no type', withoutKey(user(), 'type'), ['spec.type', 'Required value']],
   ['unknown type', user({ type: 'Robot' }), ['spec.type', 'supported values: "User", "Bot"']],
   [
@@ -122,6 +132,185 @@ const badAccounts: Array<[string, Spec, string[]]> = [
     ['spec.deletionPolicy', 'supported values: "LogOut", "KeepSession"'],
   ],
   ['suspend not a boolean', user({ suspend: 'yes' }), ['spec.suspend', 'boolean']],
+  [
+    'pool name too long for the StatefulSet and pod names',
+    user({ runtimePool: 'p'.repeat(39) }),
+    ['spec.runtimePool', 'at most 38 characters', 'choose a shorter pool name'],
+  ],
+  // Secret names: a DNS subdomain, checked from the parent so a pasted token is never repeated.
+  [
+    'bot token pasted as the bot token Secret name',
+    bot({ botTokenSecretRef: { name: BOT_TOKEN } }),
+    ['spec.botTokenSecretRef.name', 'must be the name of a Secret', 'never into this field'],
+    [BOT_TOKEN, '123456', 'zyx57W2v1u123ew11'],
+  ],
+  [
+    'API hash pasted as the API credentials Secret name',
+    bot({ apiCredentialsSecretRef: { name: '0123456789ABCDEF0123456789abcdef' } }),
+    ['spec.apiCredentialsSecretRef.name', 'must be the name of a Secret'],
+    ['0123456789ABCDEF0123456789abcdef'],
+  ],
+  [
+    '2FA password pasted as the password Secret name',
+    user({ passwordSecretRef: { name: PASSWORD } }),
+    ['spec.passwordSecretRef.name', 'must be the name of a Secret'],
+    [PASSWORD],
+  ],
+  [
+    'proxy password pasted as the proxy credentials Secret name',
+    user({ proxy: { type: 'Socks5', server: 'p', port: 1080, credentialsSecretRef: { name: PASSWORD } } }),
+    ['spec.proxy.credentialsSecretRef.name', 'must be the name of a Secret'],
+    [PASSWORD],
+  ],
+  [
+    'MTProto secret pasted as a failover credentials Secret name',
+    user({
+      proxy: {
+        type: 'Socks5',
+        server: 'p',
+        port: 1080,
+        failover: [
+          { type: 'MTProto', server: 'q', port: 443, credentialsSecretRef: { name: `x_${MTPROTO_SECRET}` } },
+        ],
+      },
+    }),
+    ['spec.proxy.failover[0].credentialsSecretRef.name', 'must be the name of a Secret'],
+    [MTPROTO_SECRET],
+  ],
+  // Secret keys: [-._a-zA-Z0-9]+, also from the parent.
+  [
+    'bot token pasted as the bot token key',
+    bot({ botTokenSecretRef: { name: 'bot', key: BOT_TOKEN } }),
+    ['spec.botTokenSecretRef.key', "must be a key of the Secret's data", 'e.g. token'],
+    [BOT_TOKEN, '123456'],
+  ],
+  [
+    'password pasted as the password key',
+    user({ passwordSecretRef: { name: 'pw', key: `${PASSWORD}!` } }),
+    ['spec.passwordSecretRef.key', "must be a key of the Secret's data"],
+    [PASSWORD],
+  ],
+  [
+    'api_id key with a slash',
+    user({ apiCredentialsSecretRef: { name: 'api', apiIdKey: 'api/id' } }),
+    ['spec.apiCredentialsSecretRef.apiIdKey', "must be a key of the Secret's data", 'e.g. api_id'],
+  ],
+  [
+    'api_hash key with a space',
+    user({ apiCredentialsSecretRef: { name: 'api', apiHashKey: `hash ${PASSWORD}` } }),
+    ['spec.apiCredentialsSecretRef.apiHashKey', "must be a key of the Secret's data", 'e.g. api_hash'],
+    [PASSWORD],
+  ],
+  [
+    'empty api_id key',
+    user({ apiCredentialsSecretRef: { name: 'api', apiIdKey: '' } }),
+    ['spec.apiCredentialsSecretRef.apiIdKey', 'at least 1'],
+  ],
+  // Proxy servers: a host name or an IP address, nothing else.
+  [
+    'proxy server as a URL with user and password',
+    user({ proxy: { type: 'Socks5', server: `socks5://alice:${PASSWORD}@proxy.example`, port: 1080 } }),
+    ['spec.proxy.server', 'must be a host name or an IP address only', 'credentialsSecretRef'],
+    [PASSWORD, 'alice'],
+  ],
+  [
+    'proxy server with user:password@',
+    user({ proxy: { type: 'Http', server: `alice:${PASSWORD}@proxy.example`, port: 8080 } }),
+    ['spec.proxy.server', 'no user:password@'],
+    [PASSWORD, 'alice'],
+  ],
+  [
+    'proxy server with a port',
+    user({ proxy: { type: 'Socks5', server: '192.0.2.10:1080', port: 1080 } }),
+    ['spec.proxy.server', 'no :port (set port)'],
+  ],
+  [
+    'proxy server with a path',
+    user({ proxy: { type: 'Http', server: `proxy.example/${PASSWORD}`, port: 8080 } }),
+    ['spec.proxy.server', 'no path'],
+    [PASSWORD],
+  ],
+  [
+    'failover server as a URL',
+    user({
+      proxy: {
+        type: 'Socks5',
+        server: 'p',
+        port: 1080,
+        failover: [{ type: 'Socks5', server: `socks5://bob:${PASSWORD}@q.example`, port: 1080 }],
+      },
+    }),
+    ['spec.proxy.failover[0].server', 'must be a host name or an IP address only'],
+    [PASSWORD, 'bob'],
+  ],
+  // Proxy links: no credentials inline.
+  [
+    'MTProto link with its secret',
+    user({
+      proxy: {
+        link: `tg://proxy?server=p.example&port=443&secret=${MTPROTO_SECRET}`,
+        credentialsSecretRef: { name: 'mt' },
+      },
+    }),
+    ['spec.proxy.link', 'must not carry secret=, user= or pass=', 'credentialsSecretRef'],
+    [MTPROTO_SECRET],
+  ],
+  [
+    't.me SOCKS link with user and pass',
+    user({ proxy: { link: `https://t.me/socks?server=s.example&port=1080&user=alice&pass=${PASSWORD}` } }),
+    ['spec.proxy.link', 'must not carry secret=, user= or pass='],
+    [PASSWORD, 'alice'],
+  ],
+  [
+    'link with an upper-case PASS parameter',
+    user({ proxy: { link: `tg://socks?server=s.example&port=1080&PASS=${PASSWORD}` } }),
+    ['spec.proxy.link', 'must not carry secret=, user= or pass='],
+    [PASSWORD],
+  ],
+  [
+    'link with a %-escaped secret parameter name',
+    user({
+      proxy: {
+        link: `tg://proxy?server=p.example&port=443&%73ecret=${MTPROTO_SECRET}`,
+        credentialsSecretRef: { name: 'mt' },
+      },
+    }),
+    ['spec.proxy.link', '%-escaped parameter names'],
+    [MTPROTO_SECRET],
+  ],
+  [
+    'failover link with a secret',
+    user({
+      proxy: {
+        type: 'Socks5',
+        server: 'p',
+        port: 1080,
+        failover: [
+          {
+            link: `tg://proxy?server=q&port=443&secret=${MTPROTO_SECRET}`,
+            credentialsSecretRef: { name: 'mt' },
+          },
+        ],
+      },
+    }),
+    ['spec.proxy.failover[0].link', 'must not carry secret='],
+    [MTPROTO_SECRET],
+  ],
+  [
+    'proxy link of the wrong kind carrying a password',
+    user({ proxy: { link: `socks5://alice:${PASSWORD}@proxy.example:1080` } }),
+    ['spec.proxy.link', 'tg://proxy?'],
+    [PASSWORD, 'alice'],
+  ],
+  [
+    'MTProto link without a credentials Secret',
+    user({ proxy: { link: 'tg://proxy?server=p.example&port=443' } }),
+    [
+      'spec.proxy.credentialsSecretRef',
+      'Required value',
+      'MTProto (tg://proxy) link needs credentialsSecretRef',
+    ],
+  ],
 ];
 
 const campaign = (extra: Spec = {}): Spec => ({
@@ -131,7 +320,7 @@ const campaign = (extra: Spec = {}): Spec => ({
   ...extra,
 });
 
-const badCampaigns: Array<[string, Spec, string[]]> = [
+const badCampaigns: BadCase[] = [
   [
     'names and selector',
     campaign({ accounts: { names: ['a'], selector: { matchLabels: { team: 'x' } } } }),
@@ -164,15 +353,41 @@ const badCampaigns: Array<[string, Spec, string[]]> = [
     ['spec.recipients.phoneNumbers', 'E.164'],
   ],
   ['empty message', campaign({ message: { text: '' } }), ['spec.message.text', 'at least 1']],
+  [
+    'recipients ConfigMap name not a DNS subdomain',
+    campaign({ recipients: { configMapRef: { name: 'My_Recipients' } } }),
+    ['spec.recipients.configMapRef.name', 'must be the name of a ConfigMap'],
+  ],
+  [
+    'recipients ConfigMap key with a slash',
+    campaign({ recipients: { configMapRef: { name: 'recipients', key: 'a/b' } } }),
+    ['spec.recipients.configMapRef.key', "must be a key of the ConfigMap's data"],
+  ],
+  [
+    'account name longer than an account name can be',
+    campaign({ accounts: { names: ['a'.repeat(64)] } }),
+    ['spec.accounts.names[0]', 'Too long'],
+  ],
 ];
 
-function messageOf(error: unknown): string {
+/** The API server's answer to a refused request: its message, and the whole Status as sent. */
+function refusal(error: unknown): { message: string; body: string } {
   if (error instanceof k8s.ApiException) {
     const body: unknown = typeof error.body === 'string' ? JSON.parse(error.body) : error.body;
-    return (body as { message?: string }).message ?? String(error.body);
+    return {
+      message: (body as { message?: string }).message ?? String(error.body),
+      body: JSON.stringify(body),
+    };
   }
   throw error;
 }
+
+function messageOf(error: unknown): string {
+  return refusal(error).message;
+}
+
+/** Phone numbers of the table (personal data): they never come back in an error either. */
+const PHONES = /5550100001|555CALLNOW|555-0100/;
 
 describe('the CRDs reject invalid resources with messages that name the field and the fix', () => {
   const kc = adminKubeConfig();
@@ -194,23 +409,67 @@ describe('the CRDs reject invalid resources with messages that name the field an
       dryRun: dryRun ? 'All' : undefined,
     });
 
-  it.each(badAccounts)('TelegramAccount: %s', async (_what, spec, expected) => {
-    const message = await create('telegramaccounts', 'TelegramAccount', 'bad', spec).then(
-      () => 'accepted',
-      (error: unknown) => messageOf(error),
+  const refused = (plural: string, kind: string, name: string, spec: Spec) =>
+    create(plural, kind, name, spec).then(
+      () => ({ message: 'accepted', body: 'accepted' }),
+      (error: unknown) => refusal(error),
     );
-    for (const text of expected) expect(message).toContain(text);
-    // Phone numbers never come back in errors (they are personal data).
-    expect(message).not.toMatch(/5550100001|555CALLNOW|555-0100/);
+
+  const expectRefused = (
+    answer: { message: string; body: string },
+    expected: string[],
+    secrets: string[] = [],
+  ): void => {
+    for (const text of expected) expect(answer.message).toContain(text);
+    // Nothing that may be secret comes back: not in the message, not in details.causes.
+    expect(answer.body).toContain('"reason":"Invalid"');
+    for (const value of secrets) expect(answer.body).not.toContain(value);
+    expect(answer.body).not.toMatch(PHONES);
+  };
+
+  // A rest parameter: jest hands a `done` callback to a test function declaring more parameters than a row has.
+  it.each(badAccounts)('TelegramAccount: %s', async (...[, spec, expected, secrets]: BadCase) => {
+    expectRefused(await refused('telegramaccounts', 'TelegramAccount', 'bad', spec), expected, secrets);
   });
 
-  it.each(badCampaigns)('Campaign: %s', async (_what, spec, expected) => {
-    const message = await create('campaigns', 'Campaign', 'bad', spec).then(
-      () => 'accepted',
-      (error: unknown) => messageOf(error),
+  it.each(badCampaigns)('Campaign: %s', async (...[, spec, expected, secrets]: BadCase) => {
+    expectRefused(await refused('campaigns', 'Campaign', 'bad', spec), expected, secrets);
+  });
+
+  it('refuses account names longer than a label value, and takes one of 63 characters', async () => {
+    expectRefused(await refused('telegramaccounts', 'TelegramAccount', 'a'.repeat(64), bot()), [
+      'metadata.name',
+      'at most 63 characters',
+      'label value',
+      'choose a shorter name',
+    ]);
+    await create('telegramaccounts', 'TelegramAccount', 'a'.repeat(63), bot());
+  });
+
+  it('takes every Secret name, key, proxy server and link form the runtime can use', async () => {
+    await create(
+      'telegramaccounts',
+      'TelegramAccount',
+      'valid-forms',
+      user({
+        apiCredentialsSecretRef: { name: 'telegram.api-1', apiIdKey: 'API_ID', apiHashKey: 'api.hash-2' },
+        passwordSecretRef: { name: 'pw.v2', key: 'two-step_password.txt' },
+        runtimePool: 'p'.repeat(38),
+        proxy: {
+          type: 'Socks5',
+          server: 'proxy-1.example.com',
+          port: 1080,
+          credentialsSecretRef: { name: 'socks-creds' },
+          failover: [
+            { type: 'Http', server: '192.0.2.10', port: 8080, httpOnly: true },
+            { type: 'Socks5', server: '2001:db8::10', port: 1080 },
+            { type: 'MTProto', server: 'mt_proxy.example.', port: 443, credentialsSecretRef: { name: 'mt' } },
+            { link: 'tg://socks?server=s.example&port=1080' },
+            { link: 'https://t.me/proxy?server=p.example&port=443', credentialsSecretRef: { name: 'mt' } },
+          ],
+        },
+      }),
     );
-    for (const text of expected) expect(message).toContain(text);
-    expect(message).not.toMatch(/555-0100/);
   });
 
   it('accepts valid resources and fills in defaults', async () => {
@@ -235,7 +494,7 @@ describe('the CRDs reject invalid resources with messages that name the field an
       'telegramaccounts',
       'TelegramAccount',
       'valid-bot',
-      bot({ proxy: { link: 'https://t.me/proxy?server=p&port=443&secret=ee00' } }),
+      bot({ proxy: { link: 'https://t.me/proxy?server=p&port=443', credentialsSecretRef: { name: 'mt' } } }),
       false,
     );
     await create(

@@ -82,7 +82,6 @@ describe('parseProxyLink: rejected forms', () => {
     ['tg://socks?server=a.example&port=80a', /port must be/],
     ['tg://socks?server=bad_host!&port=1080', /server is not a valid host/],
     ['tg://socks?server=a.example&server=b.example&port=1', /repeats the server parameter/],
-    ['tg://proxy?server=a.example&port=443', /no secret/],
     ['tg://proxy?server=a.example&port=443&secret=abcd', /unsupported length/],
     ['tg://proxy?server=a.example&port=443&secret=zz!', /hex or base64url/],
     [`tg://proxy?server=a.example&port=443&secret=${HEX_SECRET}&user=u&pass=${PASSWORD}`, /not user or pass/],
@@ -104,6 +103,12 @@ describe('parseProxyLink: rejected forms', () => {
     expect(text).not.toContain(PASSWORD);
     expect(text).not.toContain(HEX_SECRET);
     expect(text).not.toContain('abcd');
+  });
+
+  it('reads an MTProto link without a secret (the spec form: the secret comes from credentialsSecretRef), which cannot be used alone', () => {
+    const parsed = parseProxyLink('tg://proxy?server=a.example&port=443');
+    expect(parsed).toEqual({ type: 'MTProto', server: 'a.example', port: 443 });
+    expect(() => toTdProxyType(parsed)).toThrow(/a\.example:443 has no secret/);
   });
 
   it('refuses overlong links', () => {
