@@ -3,9 +3,17 @@ import {
   campaignPrinterColumns,
   campaignSpec,
   campaignStatus,
+  campaignValidations,
   CAMPAIGN_KIND,
   CAMPAIGN_PLURAL,
 } from './campaign.js';
+import {
+  campaignSlicePrinterColumns,
+  campaignSliceSpec,
+  campaignSliceStatus,
+  CAMPAIGN_SLICE_KIND,
+  CAMPAIGN_SLICE_PLURAL,
+} from './campaign-slice.js';
 import { undocumentedPaths, type CelRule, type TSchema } from './schema.js';
 import {
   telegramAccountPrinterColumns,
@@ -27,6 +35,8 @@ interface CrdInput {
   description: string;
   /** CEL rules on the whole object: the only place where a rule can see metadata.name. */
   validations?: CelRule[];
+  /** In `kubectl get telegram` (default true): internal kinds stay out. */
+  inCategory?: boolean;
 }
 
 /** JSON round trip drops TypeBox's symbol keys and undefined values, leaving plain OpenAPI. */
@@ -66,7 +76,7 @@ function customResourceDefinition(input: CrdInput): Record<string, unknown> {
         plural: input.plural,
         singular: input.singular,
         shortNames: [input.shortName],
-        categories: [CATEGORY],
+        ...(input.inCategory === false ? {} : { categories: [CATEGORY] }),
       },
       scope: 'Namespaced',
       versions: [
@@ -107,7 +117,27 @@ export function campaignCrd(): Record<string, unknown> {
     status: campaignStatus,
     printerColumns: campaignPrinterColumns,
     description: 'One message sent to many recipients from a set of TelegramAccounts.',
+    validations: campaignValidations,
   });
 }
 
-export const allCrds = (): Array<Record<string, unknown>> => [telegramAccountCrd(), campaignCrd()];
+export function campaignSliceCrd(): Record<string, unknown> {
+  return customResourceDefinition({
+    kind: CAMPAIGN_SLICE_KIND,
+    plural: CAMPAIGN_SLICE_PLURAL,
+    singular: 'campaignslice',
+    shortName: 'tgcs',
+    spec: campaignSliceSpec,
+    status: campaignSliceStatus,
+    printerColumns: campaignSlicePrinterColumns,
+    description:
+      "A slice of a Campaign's recipients and their delivery state (written by the operator and the sender's runtime; not edited by hand).",
+    inCategory: false,
+  });
+}
+
+export const allCrds = (): Array<Record<string, unknown>> => [
+  telegramAccountCrd(),
+  campaignCrd(),
+  campaignSliceCrd(),
+];

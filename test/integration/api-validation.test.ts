@@ -314,7 +314,7 @@ const badAccounts: BadCase[] = [
 ];
 
 const campaign = (extra: Spec = {}): Spec => ({
-  accounts: { names: ['sender'] },
+  senders: { names: ['sender'] },
   message: { text: 'hello' },
   recipients: { usernames: ['alice_example'] },
   ...extra,
@@ -323,29 +323,49 @@ const campaign = (extra: Spec = {}): Spec => ({
 const badCampaigns: BadCase[] = [
   [
     'names and selector',
-    campaign({ accounts: { names: ['a'], selector: { matchLabels: { team: 'x' } } } }),
-    ['spec.accounts', 'exactly one of accounts.names or accounts.selector'],
+    campaign({ senders: { names: ['a'], selector: { matchLabels: { team: 'x' } } } }),
+    ['spec.senders', 'exactly one of senders.names or senders.selector'],
   ],
   [
-    'no accounts',
-    campaign({ accounts: {} }),
-    ['spec.accounts', 'exactly one of accounts.names or accounts.selector'],
+    'no senders',
+    campaign({ senders: {} }),
+    ['spec.senders', 'exactly one of senders.names or senders.selector'],
   ],
   ['no recipients', campaign({ recipients: {} }), ['spec.recipients', 'at least one recipient']],
   [
-    'zero rate limit',
-    campaign({ rateLimit: { messagesPerMinute: 0 } }),
-    ['spec.rateLimit.messagesPerMinute', 'greater than or equal to 1'],
+    'zero pace',
+    campaign({ pace: { messagesPerMinute: 0 } }),
+    ['spec.pace.messagesPerMinute', 'greater than or equal to 1'],
   ],
   [
-    'window ends before it starts',
+    'schedule ends before it starts',
     campaign({ schedule: { startTime: '2026-12-01T10:00:00Z', endTime: '2026-12-01T09:00:00Z' } }),
     ['spec.schedule.endTime', 'after schedule.startTime'],
   ],
   [
+    'lateness without a start',
+    campaign({ schedule: { maxLatenessSeconds: 3600 } }),
+    ['spec.schedule.maxLatenessSeconds', 'needs schedule.startTime'],
+  ],
+  [
+    'window time not HH:MM',
+    campaign({ schedule: { window: { timeZone: 'UTC', start: '9am', end: '18:00' } } }),
+    ['spec.schedule.window.start', 'HH:MM'],
+  ],
+  [
+    'unknown weekday',
+    campaign({ schedule: { window: { timeZone: 'UTC', start: '09:00', end: '18:00', days: ['Monday'] } } }),
+    ['spec.schedule.window.days[0]', 'Unsupported value'],
+  ],
+  [
     'bad username',
     campaign({ recipients: { usernames: ['ab'] } }),
-    ['spec.recipients.usernames[0]', 'must be a Telegram username'],
+    ['spec.recipients.usernames', 'must be a Telegram username'],
+  ],
+  [
+    'bad chat username',
+    campaign({ recipients: { chats: ['x'] } }),
+    ['spec.recipients.chats', 'must be a public username'],
   ],
   [
     'bad recipient phone',
@@ -355,18 +375,23 @@ const badCampaigns: BadCase[] = [
   ['empty message', campaign({ message: { text: '' } }), ['spec.message.text', 'at least 1']],
   [
     'recipients ConfigMap name not a DNS subdomain',
-    campaign({ recipients: { configMapRef: { name: 'My_Recipients' } } }),
-    ['spec.recipients.configMapRef.name', 'must be the name of a ConfigMap'],
+    campaign({ recipients: { configMapRefs: [{ name: 'My_Recipients' }] } }),
+    ['spec.recipients.configMapRefs[0].name', 'must be the name of a ConfigMap'],
   ],
   [
     'recipients ConfigMap key with a slash',
-    campaign({ recipients: { configMapRef: { name: 'recipients', key: 'a/b' } } }),
-    ['spec.recipients.configMapRef.key', "must be a key of the ConfigMap's data"],
+    campaign({ recipients: { configMapRefs: [{ name: 'recipients', key: 'a/b' }] } }),
+    ['spec.recipients.configMapRefs[0].key', "must be a key of the ConfigMap's data"],
   ],
   [
     'account name longer than an account name can be',
-    campaign({ accounts: { names: ['a'.repeat(64)] } }),
-    ['spec.accounts.names[0]', 'Too long'],
+    campaign({ senders: { names: ['a'.repeat(64)] } }),
+    ['spec.senders.names[0]', 'Too long'],
+  ],
+  [
+    'auto-pause ratio over 100',
+    campaign({ autoPause: { failureRatioPercent: 101 } }),
+    ['spec.autoPause.failureRatioPercent', 'less than or equal to 100'],
   ],
 ];
 
@@ -505,7 +530,11 @@ describe('the CRDs reject invalid resources with messages that name the field an
       false,
     );
     const c = (await create('campaigns', 'Campaign', 'valid', campaign(), false)) as { spec: Spec };
-    expect(c.spec).toMatchObject({ message: { text: 'hello', parseMode: 'Plain' }, suspend: false });
+    expect(c.spec).toMatchObject({
+      message: { text: 'hello', parseMode: 'Plain' },
+      suspend: false,
+      inDoubtPolicy: 'Skip',
+    });
   });
 
   it('refuses to change an account type or phone number after creation', async () => {
@@ -540,6 +569,32 @@ describe('the CRDs reject invalid resources with messages that name the field an
     expect(await patch({ suspend: true })).toBe('accepted');
   });
 
+  it('freezes a campaign message once sending has started, but still takes new recipients', async () => {
+    await create('campaigns', 'Campaign', 'frozen', campaign(), false);
+    const patch = (body: Spec, subresource?: string) =>
+      (subresource
+        ? custom.patchNamespacedCustomObjectStatus(
+            { group: GROUP, version: VERSION, namespace, plural: 'campaigns', name: 'frozen', body },
+            k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+          )
+        : custom.patchNamespacedCustomObject(
+            { group: GROUP, version: VERSION, namespace, plural: 'campaigns', name: 'frozen', body },
+            k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+          )
+      ).then(
+        () => 'accepted',
+        (error: unknown) => messageOf(error),
+      );
+    // Before it started, the message may still be edited.
+    expect(await patch({ spec: { message: { text: 'hello, world' } } })).toBe('accepted');
+    expect(await patch({ status: { startedAt: '2026-11-28T10:00:00Z' } }, 'status')).toBe('accepted');
+    const refusedEdit = await patch({ spec: { message: { text: 'something else' } } });
+    expect(refusedEdit).toContain('spec.message cannot change once sending has started');
+    expect(await patch({ spec: { recipients: { usernames: ['alice_example', 'bob_example'] } } })).toBe(
+      'accepted',
+    );
+  });
+
   it('shows printer columns and answers to the short names and the category', async () => {
     const crds = kc.makeApiClient(k8s.ApiextensionsV1Api);
     const account = await crds.readCustomResourceDefinition({ name: `telegramaccounts.${GROUP}` });
@@ -555,12 +610,19 @@ describe('the CRDs reject invalid resources with messages that name the field an
     ]);
     const campaigns = await crds.readCustomResourceDefinition({ name: `campaigns.${GROUP}` });
     expect(campaigns.spec.names.shortNames).toEqual(['tgc']);
+    expect(campaigns.spec.names.categories).toEqual(['telegram']);
     expect(campaigns.spec.versions[0]?.additionalPrinterColumns?.map((c) => c.name)).toEqual([
+      'Phase',
       'Sent',
       'Failed',
+      'Pending',
       'Total',
-      'Ready',
+      'ETA',
       'Age',
     ]);
+    const slices = await crds.readCustomResourceDefinition({ name: `campaignslices.${GROUP}` });
+    expect(slices.spec.names.shortNames).toEqual(['tgcs']);
+    // Internal: not listed by `kubectl get telegram`.
+    expect(slices.spec.names.categories).toBeUndefined();
   });
 });
