@@ -423,6 +423,13 @@ export const campaignStatus = object(
     retryFailedRound: Type.Optional(
       Type.Integer({ description: 'The spec.retry.retryFailedRound acted on.', minimum: 0 }),
     ),
+    autoPausedGeneration: Type.Optional(
+      Type.Integer({
+        description:
+          'Set when autoPause stopped the campaign, to the .metadata.generation of then: any later change of the spec resumes it.',
+        format: 'int64',
+      }),
+    ),
     conditions: Type.Optional(conditions),
   },
   {

@@ -17,6 +17,7 @@ import { createRegistry, startMetricsServer, type Registry } from './kube/metric
 import { Informer } from './kube/reflector.js';
 import { Resources, type ApiObject } from './kube/resource.js';
 import { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY } from '../crds/naming.js';
+import { setupCampaignController } from './campaign/setup.js';
 import { POOL_INDEX, PoolReconciler, poolKeyOf, type HeartbeatLease } from './pool/controller.js';
 import { POOL_COALESCE_MS, poolRelevantChange } from './pool/predicates.js';
 import { TelegramAccountResource } from '../crds/resources.js';
@@ -86,10 +87,19 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     logger,
     registry,
   });
-  const informers = [accounts, secrets, statefulSets, leases];
+  const events = new EventRecorder(rest, { component: 'tdlib-operator', host: identity, logger, registry });
+  const campaign = setupCampaignController({
+    rest,
+    namespace,
+    accounts,
+    events,
+    logger,
+    registry,
+    workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
+  });
+  const informers = [accounts, secrets, statefulSets, leases, ...campaign.informers];
   for (const informer of informers) informer.start();
 
-  const events = new EventRecorder(rest, { component: 'tdlib-operator', host: identity, logger, registry });
   const pool = new Controller({
     name: 'runtimepool',
     reconciler: new PoolReconciler({
@@ -157,7 +167,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       },
       { types: ['DELETED'] },
     );
-  const controllers = [pool, account];
+  const controllers = [pool, account, campaign.controller];
 
   let leading = false;
   const synced = (): boolean => informers.every((i) => i.hasSynced());

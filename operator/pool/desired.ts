@@ -10,7 +10,7 @@ import type {
   V1ServiceAccount,
   V1StatefulSet,
 } from '@kubernetes/client-node';
-import { GROUP, TELEGRAM_ACCOUNT_PLURAL } from '../../crds/index.js';
+import { CAMPAIGN_PLURAL, CAMPAIGN_SLICE_PLURAL, GROUP, TELEGRAM_ACCOUNT_PLURAL } from '../../crds/index.js';
 import { LABEL_POOL, poolLabels, runtimeName } from '../../crds/naming.js';
 
 export interface PoolSettings {
@@ -73,6 +73,10 @@ const names = (list: readonly string[]): string[] => [...new Set(list)].sort();
  * - Leases: read any (a contender judges another pod's heartbeat, possibly of another pool), update only the
  *   pool's account and heartbeat Leases. No create: the operator creates them, so a runtime cannot squat the
  *   Lease of an account it does not host;
+ * - Campaigns: read them and their slices; write slice status (the ledger). Slices are created per campaign
+ *   and change sender as accounts come and go, so this is not limited by name: the sender's own fence and
+ *   the slice's assignment keep a runtime from writing a slice that is not its senders' (it would only
+ *   corrupt progress records; it cannot send for accounts it does not host);
  * - Events: create.
  */
 export function desiredRole(s: PoolSettings): V1Role {
@@ -80,6 +84,8 @@ export function desiredRole(s: PoolSettings): V1Role {
     { apiGroups: [GROUP], resources: [TELEGRAM_ACCOUNT_PLURAL], verbs: ['list', 'watch'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] },
     { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+    { apiGroups: [GROUP], resources: [CAMPAIGN_PLURAL, CAMPAIGN_SLICE_PLURAL], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [GROUP], resources: [`${CAMPAIGN_SLICE_PLURAL}/status`], verbs: ['get', 'update', 'patch'] },
   ];
   if (s.accountNames.length > 0) {
     rules.push(
