@@ -59,6 +59,11 @@ export interface AgentDeps {
 export class RuntimeAgent implements Reconciler {
   readonly accounts: Informer<Account>;
   readonly hosted = new Map<string, HostedAccount>();
+  /**
+   * Accounts (key -> uid) logged out here: not hosted again while their deletion waits for the operator to
+   * drop its finalizer (hosting one would restore the ended session from its backup and log it out again).
+   */
+  private readonly loggedOut = new Map<string, string>();
   readonly status: StatusWriter;
   readonly fence: PodFence;
   private readonly liveness: HolderLiveness;
@@ -66,6 +71,7 @@ export class RuntimeAgent implements Reconciler {
   private sweepTimer?: NodeJS.Timeout;
   private stopping = false;
   private started = false;
+  private fenceWasValid = false;
 
   constructor(private readonly deps: AgentDeps) {
     const { config, rest, logger, registry } = deps;
@@ -139,15 +145,24 @@ export class RuntimeAgent implements Reconciler {
       tdlibEnabled: this.deps.config.TDLIB_ENABLED,
       shuttingDown: this.stopping,
     });
+    const uid = account?.metadata.uid ?? '';
+    if (this.loggedOut.has(id) && this.loggedOut.get(id) !== uid) this.loggedOut.delete(id);
     let hosted = this.hosted.get(id);
     if (!hosted) {
       if (desire.kind === 'stop' || !account) return;
+      // Its log-out is done (here, or by an earlier incarnation: the status says so): nothing left to run.
+      if (
+        desire.kind === 'logout' &&
+        (this.loggedOut.has(id) || account.status?.authorizationState === 'LoggedOut')
+      )
+        return;
       hosted = this.host(id, account);
     }
     try {
       const result = await hosted.reconcile(account, desire, context.signal);
       if (result.done) {
         this.hosted.delete(id);
+        if (desire.kind === 'logout' && account) this.loggedOut.set(id, uid);
         if (!account || desire.kind === 'stop') this.status.forget(key.namespace, key.name);
       }
       return result.requeueAfterMs !== undefined ? { requeueAfterMs: result.requeueAfterMs } : undefined;
@@ -191,13 +206,17 @@ export class RuntimeAgent implements Reconciler {
   }
 
   private onFenceChange(valid: boolean): void {
+    // Also called on every renewal (valid stays true) so the backends' deadlines follow it.
+    const changed = valid !== this.fenceWasValid;
+    this.fenceWasValid = valid;
     if (!valid) {
       // Synchronously: every client closes now, before anything else runs.
       for (const hosted of this.hosted.values()) hosted.fenceLapsed();
     }
     for (const hosted of this.hosted.values()) hosted.updateDeadline();
     if (valid) this.status.resume();
-    if (!this.started || this.stopping) return;
+    // A lapse, or the fence back after one: every account takes its next step. A mere renewal is no reason to.
+    if (!changed || !this.started || this.stopping) return;
     for (const id of this.hosted.keys()) this.controller.enqueue(id);
   }
 

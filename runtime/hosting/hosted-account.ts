@@ -78,6 +78,8 @@ const INPUT_POLL_MS: Record<string, number> = {
   [AuthReason.WaitQrConfirmation]: 10_000,
 };
 const DEFAULT_INPUT_POLL_MS = 10_000;
+/** First pause before a failed log-out is tried again (doubling, up to a minute). */
+const LOGOUT_RETRY_MS = 5000;
 /** TDLib errors that say the API credentials themselves are wrong: fixed only by a new Secret. */
 const CREDENTIAL_ERRORS = new Set(['API_ID_INVALID', 'API_ID_PUBLISHED_FLOOD', 'API_HASH_INVALID']);
 
@@ -110,6 +112,10 @@ export class HostedAccount {
   private initialBackupDone = false;
   private userChecked = false;
   private logOutSent = false;
+  private logOutSentAt = 0;
+  private logOutFailures = 0;
+  /** A failed log-out is tried again (with a new client) no earlier than this. */
+  private logOutRetryAt = 0;
   private unexpectedCloses = 0;
   /** The session belongs to another user than spec says: do not run it until something changes. */
   private mismatch?: string;
@@ -218,6 +224,8 @@ export class HostedAccount {
         this.client = undefined;
         return { requeueAfterMs: Math.min(60_000, 1000 * 2 ** Math.min(this.unexpectedCloses, 6)) };
       }
+      const retryIn = this.logOutRetryAt - performance.now();
+      if (desire.kind === 'logout' && retryIn > 0) return { requeueAfterMs: Math.ceil(retryIn) };
       return this.startClient(signal);
     }
     if (phase === 'closing') return { requeueAfterMs: 1000 };
@@ -673,9 +681,19 @@ export class HostedAccount {
     if (!client || !state || this.inFlight) return {};
     // TDLib refuses logOut before it has its parameters: finish that step first.
     if (state === 'authorizationStateWaitTdlibParameters') return this.runStep(signal);
-    if (state === 'authorizationStateLoggingOut' || state === 'authorizationStateClosing') return {};
-    if (this.logOutSent) return {};
+    if (state === 'authorizationStateClosing') return {};
+    if (this.logOutSent) {
+      // TDLib answers logOut at once and stays LoggingOut until Telegram confirmed it: that has a deadline too.
+      const waited = performance.now() - this.logOutSentAt;
+      if (waited < this.deps.logOutTimeoutMs)
+        return { requeueAfterMs: Math.ceil(this.deps.logOutTimeoutMs - waited) };
+      this.logOutFailed(client, `TDLib has not finished logging out within ${Math.round(waited / 1000)} s`);
+      return {};
+    }
+    // Logging out without us asking (the session was ended elsewhere): TDLib closes by itself.
+    if (state === 'authorizationStateLoggingOut') return {};
     this.logOutSent = true;
+    this.logOutSentAt = performance.now();
     this.inFlight = 'logOut';
     client.invokeUnchecked({ '@type': 'logOut' }, { timeoutMs: this.deps.logOutTimeoutMs }).then(
       () => {
@@ -685,24 +703,31 @@ export class HostedAccount {
       (error: unknown) => {
         this.inFlight = undefined;
         if (this.client !== client) return;
-        const message = `logOut failed: ${errorMessage(error)}; closing the client and retrying`;
-        this.logger.warn({ err: errorMessage(error) }, 'logOut failed');
-        this.deps.events.event(
-          this.account as unknown as ApiObject,
-          'Warning',
-          RuntimeReason.LogOutFailed,
-          message,
-        );
-        this.view.authReason = RuntimeReason.LogOutFailed;
-        this.view.authMessage = message;
-        this.changed();
-        // Close and start over: a fresh client retries the log-out (with the agent's backoff).
-        this.logOutSent = false;
-        this.requestClose();
-        this.deps.enqueue(5000);
+        this.logOutFailed(client, errorMessage(error));
       },
     );
     return { requeueAfterMs: this.deps.logOutTimeoutMs };
+  }
+
+  /** Close and start over: a fresh client retries the log-out, after a growing pause. */
+  private logOutFailed(client: TdClient, why: string): void {
+    if (this.client !== client || !this.logOutSent) return;
+    const message = `logOut failed: ${why}; closing the client and retrying`;
+    this.logger.warn({ err: why }, 'logOut failed');
+    this.deps.events.event(
+      this.account as unknown as ApiObject,
+      'Warning',
+      RuntimeReason.LogOutFailed,
+      message,
+    );
+    this.view.authReason = RuntimeReason.LogOutFailed;
+    this.view.authMessage = message;
+    this.changed();
+    this.logOutSent = false;
+    this.logOutFailures++;
+    this.logOutRetryAt =
+      performance.now() + Math.min(60_000, LOGOUT_RETRY_MS * 2 ** Math.min(this.logOutFailures - 1, 4));
+    this.requestClose();
   }
 
   private async finishLogOut(signal: AbortSignal): Promise<StepResult> {

@@ -297,19 +297,39 @@ function becomeReady(client: SimClient, user: UserView): void {
 }
 
 function logOut(client: SimClient, extra: Json | undefined): void {
+  if (client.authState['@type'] === 'authorizationStateLoggingOut')
+    throw new TdApiError(400, 'Already logging out');
   const session = client.session;
-  client.phase = 'closing';
+  const known = session !== undefined && client.rt.world.session(session.auth_key) !== undefined;
   client.setAuthState({ '@type': 'authorizationStateLoggingOut' });
   client.reply(extra, O.ok());
   client.abortInFlight(500, 'Request aborted');
-  if (session !== undefined && client.rt.world.session(session.auth_key) !== undefined) {
-    client.rt.world.revokeSession(session.auth_key, 'LOG_OUT');
-    client.rt.event({
-      type: 'logout',
-      auth_key: session.auth_key,
-      ...(client.me ? { user_id: client.me.id } : {}),
-    });
+  if (session === undefined || !known) {
+    // Nothing the server knows of: TDLib destroys its keys at once.
+    finishLogOut(client);
+    return;
   }
+  // auth.logOut is a network request: it waits for the connection and takes its latency (TDLib answers `ok`
+  // at once and stays LoggingOut until the server answered). A close meanwhile leaves the session as it was.
+  client.networkCall(
+    'logOut',
+    undefined,
+    () => {
+      client.rt.world.revokeSession(session.auth_key, 'LOG_OUT');
+      client.rt.event({
+        type: 'logout',
+        auth_key: session.auth_key,
+        ...(client.me ? { user_id: client.me.id } : {}),
+      });
+      finishLogOut(client);
+      return undefined;
+    },
+    true,
+  );
+}
+
+function finishLogOut(client: SimClient): void {
+  client.phase = 'closing';
   dropQrToken(client);
   deleteSession(client.databaseDirectory);
   client.session = undefined;

@@ -58,6 +58,8 @@ export class SimClient {
   readonly options = new Map<string, O.TdOptionValue>();
   localSeq = 0;
   lastHealthCheck = 0;
+  /** When a slow `close` started (faults.latency_ms.methods.close); router.tick finishes it. */
+  closeStartedAt: number | undefined;
   /** The authorization request on the wire; TDLib allows one at a time. */
   authQuery: number | undefined;
 

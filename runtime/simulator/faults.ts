@@ -9,6 +9,15 @@ export function latencyOf(rt: SimRuntime, method: string): number {
   return latency.methods[method] ?? latency.default;
 }
 
+/**
+ * How long a `close` takes (Closing -> Closed): only an explicit `latency_ms.methods.close`, never the default
+ * latency (a close is local work, not a network request). Read again on every tick while a close is in
+ * progress, so lowering the knob finishes a hanging close.
+ */
+export function closeLatencyOf(rt: SimRuntime): number {
+  return rt.view().config.faults.latency_ms.methods.close ?? 0;
+}
+
 /** An error answer chosen by the world's error_rate for this method, or undefined. */
 export function injectedError(rt: SimRuntime, method: string): O.TdError | undefined {
   const faults = rt.view().config.faults;

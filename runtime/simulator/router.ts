@@ -120,6 +120,7 @@ export function receive(client: SimClient, text: string): void {
 
 /** Periodic work for one client: connection health, QR confirmations, duplicate sessions. */
 export function tick(client: SimClient, now: number): void {
+  if (client.phase === 'closing') session.tickClose(client, now);
   if (client.phase !== 'open' || !client.initialized) return;
   network.updateConnection(client);
   if (client.qr !== undefined) auth.checkQrLogin(client);

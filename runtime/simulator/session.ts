@@ -5,6 +5,7 @@
  */
 import { rmSync } from 'node:fs';
 import type { SimClient } from './client.js';
+import { closeLatencyOf } from './faults.js';
 import * as O from './objects.js';
 import type { Json } from './protocol.js';
 import { deleteSession } from './session-db.js';
@@ -79,12 +80,26 @@ export function close(client: SimClient, extra: Json | undefined): void {
   client.phase = 'closing';
   client.setAuthState({ '@type': 'authorizationStateClosing' });
   client.abortInFlight(500, 'Request aborted');
+  if (closeLatencyOf(client.rt) > 0) {
+    // A slow close (TDLib flushing to a stalled disk): the client keeps what it holds until it is Closed.
+    client.closeStartedAt = Date.now();
+    return;
+  }
+  finishClose(client);
+}
+
+/** Finishes a slow close once `latency_ms.methods.close` (as it is now) has passed since it started. */
+export function tickClose(client: SimClient, now: number): void {
+  if (client.closeStartedAt === undefined || client.phase !== 'closing') return;
+  if (now - client.closeStartedAt < closeLatencyOf(client.rt)) return;
+  client.closeStartedAt = undefined;
   finishClose(client);
 }
 
 /** Releases what the client holds in the world and reports authorizationStateClosed. */
 export function finishClose(client: SimClient): void {
   const rt = client.rt;
+  client.closeStartedAt = undefined;
   if (client.leaseKey !== undefined) rt.leases.release(client.leaseKey, client.holder);
   client.leaseKey = undefined;
   if (client.dbLocked) rt.dbLocks.release(client.databaseDirectory, client.holder);
