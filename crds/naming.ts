@@ -68,3 +68,12 @@ export function poolLabels(pool: string): Record<string, string> {
     [LABEL_POOL]: pool,
   };
 }
+
+/**
+ * Session fence holders are named `<pod>/<pod uid>/<nonce>`; the heartbeat Lease that vouches for one is
+ * named after its pod (the first segment).
+ */
+export function heartbeatLeaseOf(holderIdentity: string): string {
+  const slash = holderIdentity.indexOf('/');
+  return slash < 0 ? holderIdentity : holderIdentity.slice(0, slash);
+}

@@ -35,8 +35,6 @@ import type { LeaseObject } from '../kube/lease.js';
 export const FINALIZER_FIELD_MANAGER = 'tdlib-operator-finalizer';
 /** How long a LogOut deletion waits for the runtime before it warns (it keeps waiting: the session is live). */
 const LOGOUT_WARN_AFTER_MS = 5 * 60_000;
-/** Authorization states after which nothing is left to log out. */
-const LOGGED_OUT_STATES = new Set(['LoggedOut', 'Closed', 'WaitPhoneNumber', 'WaitTdlibParameters']);
 
 export type SecretObject = ApiObject & {
   metadata?: ApiObjectMeta & { ownerReferences?: OwnerReference[] };
@@ -154,9 +152,16 @@ export class AccountReconciler implements Reconciler {
       await this.applyFinalizer(account, false, context.signal);
       return undefined;
     }
+    // Only the runtime's LoggedOut says a session was ended. A Closed client (shutdown, suspend, a retry
+    // of the log-out) still has its session; one that never logged in has no backup and no user.
     const state = account.status?.authorizationState;
-    const neverLoggedIn = account.status?.user === undefined && state !== 'Ready';
-    if (neverLoggedIn || (state !== undefined && LOGGED_OUT_STATES.has(state))) {
+    const session = this.deps.secrets.get(
+      account.metadata.namespace ?? '',
+      sessionSecretName(account.metadata.name ?? ''),
+    );
+    const hasBackup = Object.keys(session?.data ?? {}).includes('session');
+    const neverLoggedIn = !hasBackup && account.status?.user === undefined && state !== 'Ready';
+    if (neverLoggedIn || state === 'LoggedOut') {
       await this.applyFinalizer(account, false, context.signal);
       return undefined;
     }

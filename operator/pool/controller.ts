@@ -32,8 +32,10 @@ import {
   accountLeaseName,
   encryptionKeySecretName,
   findCondition,
+  heartbeatLeaseOf,
   loginCodeSecretName,
   podOrdinal,
+  runtimeName,
   runtimePodName,
   sessionSecretName,
 } from '../../crds/index.js';
@@ -288,6 +290,29 @@ export class PoolReconciler implements Reconciler {
     };
   }
 
+  /**
+   * What this pool's runtime pods still hold: account Leases (by account name) and heartbeats (as a pod
+   * count), from the Lease cache.
+   */
+  private heldByPool(namespace: string, pool: string): { accounts: string[]; podCount: number } {
+    const accounts: string[] = [];
+    let podCount = 0;
+    const prefix = `${runtimeName(pool)}-`;
+    for (const lease of this.deps.leases?.list(namespace) ?? []) {
+      const holder = lease.spec?.holderIdentity ?? '';
+      if (!holder.startsWith(prefix)) continue;
+      const holderPod = heartbeatLeaseOf(holder);
+      if (podOrdinal(pool, holderPod) === undefined) continue;
+      const account = lease.metadata?.labels?.[LABEL_ACCOUNT];
+      if (account) accounts.push(account);
+      else if (lease.metadata?.labels?.[LABEL_POOL] === pool) {
+        const ordinal = podOrdinal(pool, lease.metadata?.name ?? '');
+        if (ordinal !== undefined) podCount = Math.max(podCount, ordinal + 1);
+      }
+    }
+    return { accounts, podCount };
+  }
+
   /** The key Secret is gone while a backup exists: say so (the account reconciler refuses a new key). */
   private sessionKeyMissing(namespace: string, account: string): string | undefined {
     if (this.deps.secrets.get(namespace, encryptionKeySecretName(account))) return undefined;
@@ -376,7 +401,11 @@ export class PoolReconciler implements Reconciler {
     replicas: number,
     signal: AbortSignal,
   ): Promise<void> {
-    const names = accounts.map((a) => a.metadata.name ?? '');
+    const placedHere = accounts.map((a) => a.metadata.name ?? '');
+    const held = this.heldByPool(namespace, pool);
+    // Accounts that left the pool keep their names in its Role until its pod let them go (backed up and
+    // released): dropping them first would make that pod's last writes fail and strand the Lease.
+    const names = [...new Set([...placedHere, ...held.accounts])];
     const settings: PoolSettings = {
       namespace,
       pool,
@@ -397,7 +426,7 @@ export class PoolReconciler implements Reconciler {
       // The account Leases (the session fence) and each pod's heartbeat Lease.
       leaseNames: [
         ...names.map(accountLeaseName),
-        ...Array.from({ length: replicas }, (_, i) => runtimePodName(pool, i)),
+        ...Array.from({ length: Math.max(replicas, held.podCount) }, (_, i) => runtimePodName(pool, i)),
       ],
     };
     if (

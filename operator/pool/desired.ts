@@ -84,7 +84,11 @@ export function desiredRole(s: PoolSettings): V1Role {
     { apiGroups: [GROUP], resources: [TELEGRAM_ACCOUNT_PLURAL], verbs: ['list', 'watch'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] },
     { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
-    { apiGroups: [GROUP], resources: [CAMPAIGN_PLURAL, CAMPAIGN_SLICE_PLURAL], verbs: ['get', 'list', 'watch'] },
+    {
+      apiGroups: [GROUP],
+      resources: [CAMPAIGN_PLURAL, CAMPAIGN_SLICE_PLURAL],
+      verbs: ['get', 'list', 'watch'],
+    },
     { apiGroups: [GROUP], resources: [`${CAMPAIGN_SLICE_PLURAL}/status`], verbs: ['get', 'update', 'patch'] },
   ];
   if (s.accountNames.length > 0) {

@@ -28,6 +28,9 @@ import {
 } from '../../operator/kube/lease.js';
 import type { Logger } from '../../operator/kube/logging.js';
 import { Resources } from '../../operator/kube/resource.js';
+import { heartbeatLeaseOf } from '../../crds/naming.js';
+
+export { heartbeatLeaseOf };
 import { errorMessage, sleep } from '../../operator/kube/util.js';
 
 export interface FenceTiming {
@@ -52,12 +55,6 @@ export function validUntilAfter(sentAt: number, timing: FenceTiming): number {
 /** `<pod>/<pod uid>/<nonce>`: a recreated pod with the same name is a different holder. */
 export function incarnationIdentity(podName: string, podUid: string | undefined): string {
   return `${podName}/${podUid || 'no-uid'}/${randomBytes(4).toString('hex')}`;
-}
-
-/** The heartbeat Lease that vouches for a holder identity: named after its pod (the first segment). */
-export function heartbeatLeaseOf(holderIdentity: string): string {
-  const slash = holderIdentity.indexOf('/');
-  return slash < 0 ? holderIdentity : holderIdentity.slice(0, slash);
 }
 
 /** Raised by a fenced action attempted without a valid fence. */
