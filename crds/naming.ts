@@ -15,6 +15,8 @@ export const LABEL_PLACED_POD = `${GROUP}/pod`;
 /** On Secrets the operator or runtime create: which account they belong to. */
 export const LABEL_ACCOUNT = `${GROUP}/account`;
 export const FINALIZER = `${GROUP}/session`;
+/** On CampaignSlices: the Campaign they belong to. */
+export const LABEL_CAMPAIGN = `${GROUP}/campaign`;
 /**
  * On a Secret a TelegramAccount names (API credentials, bot token, 2FA password, proxy credentials): the
  * owner's consent that runtime pods may read it. Without it a spec could make the runtime fetch any Secret

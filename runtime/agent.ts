@@ -39,6 +39,7 @@ import { HolderLiveness, PodFence, fenceTiming, incarnationIdentity } from './ho
 import { HostedAccount } from './hosting/hosted-account.js';
 import { sweepSessionDirs } from './hosting/session-sweep.js';
 import { StatusWriter } from './hosting/status-writer.js';
+import { CampaignRunner } from './sending/runner.js';
 import { fencedBackend } from './tdlib/backend.js';
 import type { TdClientManager } from './tdlib/client.js';
 
@@ -66,6 +67,7 @@ export class RuntimeAgent implements Reconciler {
   private readonly loggedOut = new Map<string, string>();
   readonly status: StatusWriter;
   readonly fence: PodFence;
+  readonly campaigns: CampaignRunner;
   private readonly liveness: HolderLiveness;
   private readonly controller: Controller;
   private sweepTimer?: NodeJS.Timeout;
@@ -115,12 +117,21 @@ export class RuntimeAgent implements Reconciler {
       rateLimiter: new ItemExponentialFailureRateLimiter<string>(500, 60_000),
     }).for(this.accounts);
     this.fence.onValidityChange((valid) => this.onFenceChange(valid));
+    this.campaigns = new CampaignRunner({
+      rest,
+      namespace: config.POD_NAMESPACE,
+      logger,
+      registry,
+      accounts: () => this.hosted.values(),
+      execute: (request) => deps.manager.executeUnchecked(request),
+    });
   }
 
   async start(): Promise<void> {
     // The heartbeat first: until this pod holds it, no account here may run (a previous incarnation might).
     if (!this.deps.config.RUNTIME_UNSAFE_DISABLE_FENCE) await this.fence.start();
     this.accounts.start();
+    this.campaigns.start();
     await this.controller.start();
     this.started = true;
     const sweepSeconds = Math.min(3600, this.deps.config.TDLIB_SESSION_TTL_SECONDS);
@@ -160,6 +171,8 @@ export class RuntimeAgent implements Reconciler {
     }
     try {
       const result = await hosted.reconcile(account, desire, context.signal);
+      // The account may have become able to send, or stopped being: the campaign side follows.
+      this.campaigns.reconcileSoon();
       if (result.done) {
         this.hosted.delete(id);
         if (desire.kind === 'logout' && account) this.loggedOut.set(id, uid);
@@ -200,6 +213,7 @@ export class RuntimeAgent implements Reconciler {
         this.status.report(namespace, name, view);
         await this.status.flush();
       },
+      drainSends: () => this.campaigns.drainAccount(name, 30_000),
     });
     this.hosted.set(id, hosted);
     return hosted;
@@ -250,6 +264,8 @@ export class RuntimeAgent implements Reconciler {
     clearInterval(this.sweepTimer);
     await this.controller.stop();
     await this.accounts.stop();
+    // Campaign sends finish and are recorded while every client is still open.
+    await this.campaigns.stop();
     const deadline = AbortSignal.timeout(Math.max(1000, Math.ceil(budgetMs)));
     const results = await Promise.all(
       [...this.hosted.entries()].map(async ([id, hosted]) => {

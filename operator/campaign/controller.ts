@@ -12,7 +12,7 @@ import {
   API_VERSION,
   CAMPAIGN_SLICE_KIND,
   ConditionType,
-  GROUP,
+  LABEL_CAMPAIGN,
   LABEL_MANAGED_BY,
   MANAGED_BY,
   CampaignResource,
@@ -39,7 +39,6 @@ import { assignSlices, type SenderView, type SliceView } from './assign.js';
 import { newSlices, planRecipients, sliceName } from './plan.js';
 import { campaignProgress, recentFailureRatio, type Hold, type OutcomeSample } from './progress.js';
 
-export const LABEL_CAMPAIGN = `${GROUP}/campaign`;
 export const CAMPAIGN_SLICE_INDEX = 'campaign';
 export const SLICE_FIELD_MANAGER = 'tdlib-operator-campaign';
 const PLAN_FIELD_MANAGER = 'tdlib-operator-campaign-plan';

@@ -12,7 +12,8 @@ import type { Logger } from '../kube/logging.js';
 import type { Registry } from '../kube/metrics.js';
 import { Informer } from '../kube/reflector.js';
 import type { ApiObject } from '../kube/resource.js';
-import { CAMPAIGN_SLICE_INDEX, CampaignReconciler, LABEL_CAMPAIGN, selectedSenders } from './controller.js';
+import { LABEL_CAMPAIGN } from '../../crds/index.js';
+import { CAMPAIGN_SLICE_INDEX, CampaignReconciler, selectedSenders } from './controller.js';
 
 const COALESCE_MS = 250;
 

@@ -64,6 +64,11 @@ export interface HostedAccountDeps {
   report: (view: HostedView) => void;
   /** Writes the current view now and waits for it (before a Lease is released on log-out). */
   reportNow: (view: HostedView) => Promise<void>;
+  /**
+   * Before the client closes on purpose (move, suspend, shutdown, log-out): the account's campaign sends
+   * finish and are recorded, so nothing it sent is left undecided.
+   */
+  drainSends?: () => Promise<void>;
 }
 
 export interface StepResult {
@@ -96,7 +101,7 @@ export class HostedAccount {
   private holding = false;
   /** The fence lapsed since we took the Lease: write it again before TDLib may run. */
   private mustReacquire = false;
-  private epoch = 0;
+  private fenceEpoch = 0;
   private settleUntil = 0;
   private client?: TdClient;
   private key?: Buffer;
@@ -163,6 +168,31 @@ export class HostedAccount {
 
   get holdsLease(): boolean {
     return this.holding;
+  }
+
+  /** The client while this account may send (logged in, fence valid, its session its own), else undefined. */
+  sendingClient(): TdClient | undefined {
+    const client = this.client;
+    if (!client || client.state !== 'open' || this.gateReason() !== undefined || this.mismatch) return undefined;
+    if (client.authorizationState?.['@type'] !== 'authorizationStateReady' || !this.userChecked) return undefined;
+    return client;
+  }
+
+  myUserId(): number | undefined {
+    return this.view.user?.id;
+  }
+
+  isBot(): boolean {
+    return this.account.spec.type === 'Bot';
+  }
+
+  fenceValid(): boolean {
+    return this.gateReason() === undefined;
+  }
+
+  /** The account Lease's fencing epoch this process holds it under. */
+  epoch(): number {
+    return this.fenceEpoch;
   }
 
   private clientPhase(): ClientPhase {
@@ -272,7 +302,7 @@ export class HostedAccount {
     }
     this.holding = true;
     this.mustReacquire = false;
-    this.epoch = attempt.epoch;
+    this.fenceEpoch = attempt.epoch;
     this.updateDeadline();
     return true;
   }
@@ -306,7 +336,7 @@ export class HostedAccount {
       }
       throw error;
     }
-    const restored = await this.store.restore(this.key, this.epoch, signal);
+    const restored = await this.store.restore(this.key, this.fenceEpoch, signal);
     if (restored.unreadable) {
       this.warnOnce(
         RuntimeReason.BackupUnreadable,
@@ -316,7 +346,7 @@ export class HostedAccount {
     if (
       !this.deps.unsafeNoFence &&
       restored.backupEpoch !== undefined &&
-      restored.backupEpoch >= this.epoch
+      restored.backupEpoch >= this.fenceEpoch
     ) {
       // The Lease object was recreated since that backup: keep our epoch ahead of it, or we could never write.
       const raised = await this.lease.raiseEpoch(restored.backupEpoch + 1, signal);
@@ -324,7 +354,7 @@ export class HostedAccount {
         this.holding = false;
         return { requeueAfterMs: 1000 };
       }
-      this.epoch = raised;
+      this.fenceEpoch = raised;
     }
     this.sessionTouched = restored.choice !== 'fresh';
     if (restored.choice === 'backup')
@@ -600,7 +630,7 @@ export class HostedAccount {
     try {
       const at = await this.store.backup(
         this.key,
-        this.epoch,
+        this.fenceEpoch,
         () => {
           const refused = this.gateReason();
           if (refused) throw new StaleBackupError(`session backup refused: ${refused}`);
@@ -692,6 +722,7 @@ export class HostedAccount {
     }
     // Logging out without us asking (the session was ended elsewhere): TDLib closes by itself.
     if (state === 'authorizationStateLoggingOut') return {};
+    await this.deps.drainSends?.();
     this.logOutSent = true;
     this.logOutSentAt = performance.now();
     this.inFlight = 'logOut';
@@ -759,6 +790,7 @@ export class HostedAccount {
   private async stopStep(reason: StopReason, signal: AbortSignal): Promise<StepResult> {
     const phase = this.clientPhase();
     if (phase === 'open') {
+      if (this.gateReason() === undefined) await this.deps.drainSends?.();
       this.requestClose();
       return { requeueAfterMs: this.deps.closeTimeoutMs };
     }

@@ -11,6 +11,7 @@ import {
   RecipientState,
   decodeRecipients,
   parseRecipientKey,
+  scheduleState,
   type Campaign,
   type CampaignSlice,
   type CampaignSliceStatus,
@@ -130,6 +131,13 @@ export class CampaignSender {
 
     const parked = this.parked && (this.parked.untilMs === undefined || this.parked.untilMs > now);
     if (!parked) this.parked = undefined;
+    // The campaign's own word stops sends at once, before the operator's pause reaches the slices:
+    // suspend, and the schedule's start, end and window (whether to start a late schedule at all is the
+    // operator's decision, taken once).
+    const schedule = campaign.spec.schedule
+      ? { ...campaign.spec.schedule, maxLatenessSeconds: undefined }
+      : undefined;
+    const halted = campaign.spec.suspend === true || scheduleState(schedule, nowDate).state !== 'open';
     const ordered = [...this.workers.values()].sort((a, b) => a.base.spec.index - b.base.spec.index);
     for (const w of ordered) {
       const spec = w.base.spec;
@@ -152,6 +160,7 @@ export class CampaignSender {
 
     const active = ordered.find(
       (w) =>
+        !halted &&
         w.recovered &&
         !w.base.spec.paused &&
         !w.base.spec.releaseRequested &&

@@ -45,6 +45,7 @@ const FINAL_FOR_RECIPIENT: ReadonlyArray<[RegExp, string]> = [
   [/^USERNAME_INVALID$/, 'UsernameInvalid'],
   [/^PHONE_NOT_REGISTERED$|^User not found$/i, 'NotOnTelegram'],
   [/^Message is too old to be re-sent automatically$/i, 'TooOldToResend'],
+  [/^INVALID_RECIPIENT$/, 'InvalidRecipient'],
 ];
 
 const FINAL_FOR_SENDER: ReadonlyArray<[RegExp, string]> = [
@@ -61,6 +62,7 @@ const FINAL_FOR_SENDER: ReadonlyArray<[RegExp, string]> = [
   [/^CHANNEL_PRIVATE$/, 'ChannelPrivate'],
   [/^CHAT_ADMIN_REQUIRED$/, 'AdminRequired'],
   [/^CHANNEL_PUBLIC_GROUP_NA$/, 'ChannelUnavailable'],
+  [/^The method is not available to bots$/i, 'BotCannotUsePhone'],
 ];
 
 const SENDER_LEVEL: ReadonlyArray<[RegExp, string]> = [

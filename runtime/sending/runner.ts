@@ -9,7 +9,7 @@ import {
   CAMPAIGN_SLICE_KIND,
   CampaignResource,
   CampaignSliceResource,
-  GROUP,
+  LABEL_CAMPAIGN,
   type Campaign,
   type CampaignSlice,
   type CampaignSliceStatus,
@@ -27,7 +27,6 @@ import type { TdClient } from '../tdlib/client.js';
 import { CampaignSender } from './campaign-sender.js';
 
 export const SLICE_STATUS_FIELD_MANAGER = 'tdlib-runtime';
-const LABEL_CAMPAIGN = `${GROUP}/campaign`;
 
 /** What the runner needs of a hosted account. */
 export interface SendingAccount {

@@ -436,6 +436,17 @@ export class TdClientManager {
     return answer as unknown as TdResponse<M>;
   }
 
+  /** td_execute for requests built at run time: TDLib's answer as is, an error object included. */
+  executeUnchecked(request: TdObject): TdObject {
+    return (
+      parseObject(this.backend.execute(JSON.stringify(request))) ?? {
+        '@type': 'error',
+        code: 500,
+        message: 'td_execute returned no object',
+      }
+    );
+  }
+
   /**
    * Closes every client and waits for each authorizationStateClosed until the deadline. Never rejects:
    * the result says which clients did not close, so the caller can log them before exiting.

@@ -4,26 +4,38 @@
  */
 import { CliError, ExitCode } from './errors.js';
 
-export type Command = 'login' | 'status' | 'help';
+export type Command = 'login' | 'status' | 'campaign-report' | 'help';
 
 export interface Options {
   command: Command;
   account?: string;
+  /** The Campaign of `campaign report`. */
+  campaign?: string;
   namespace?: string;
   kubeconfig?: string;
   context?: string;
   /** The login code from --code (discouraged: it shows in the process list and shell history). */
   code?: string;
   timeoutMs: number;
+  /** campaign report: -o csv|json (default csv). */
+  output?: OutputFormat;
+  /** campaign report: CampaignSlices per list request (--chunk-size). */
+  chunkSize?: number;
 }
+
+/** Output formats of campaign report (here, not with the report: help must not load the API types). */
+export type OutputFormat = 'csv' | 'json';
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['csv', 'json'];
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 
-export const USAGE = `kubectl telegram: log Telegram accounts (TelegramAccount resources) in from the command line.
+export const USAGE = `kubectl telegram: log Telegram accounts (TelegramAccount resources) in from the command line,
+and report what a Campaign sent to whom.
 
 Usage:
   kubectl telegram login <account> [-n namespace] [--code CODE] [--timeout 5m]
   kubectl telegram status <account> [-n namespace]
+  kubectl telegram campaign report <campaign> [-n namespace] [-o csv|json]
   kubectl telegram help
 
 login   Shows the account's state and completes the interactive step of a User login: asks for the code
@@ -32,6 +44,12 @@ login   Shows the account's state and completes the interactive step of a User l
         prints the tg://login link to confirm from another device and waits until the account is Ready.
         The two-step verification password is never typed here: it comes from spec.passwordSecretRef.
 status  Shows the account's authorization, connection, proxy and conditions.
+campaign report
+        One line per recipient of the Campaign, in slice order, then list order: recipient (as written:
+        @username, +phone, user id, chat:@name), sender, outcome (Pending, InFlight, Sent, Failed, InDoubt;
+        Invalid for a line that is not a recipient), reason, time (RFC 3339 UTC; empty when none). CSV with
+        a header line (default) or -o json, one JSON object per line. Written as it is read, so it can be
+        piped to head, grep or a file for campaigns of millions. It shows phone numbers: keep it private.
 
 Flags:
   -n, --namespace NAME   namespace of the account (default: the kubeconfig context's, else "default")
@@ -39,11 +57,13 @@ Flags:
       --context NAME     kubeconfig context to use
       --code CODE        the login code (prefer the prompt or stdin: arguments are visible to other users)
       --timeout DURATION how long to wait for the runtime, e.g. 90s, 5m, 1h30m (default 5m)
+  -o, --output FORMAT    campaign report: csv (default) or json
+      --chunk-size N     campaign report: CampaignSlices per list request (default 10)
   -h, --help             this help
 
-Exit codes: 0 done (logged in), 1 login failed (e.g. wrong code) or an API error, 2 usage error,
-3 account not found, 4 nothing to log in (Bot account or suspended), 5 timed out, 6 account being deleted,
-130 interrupted.
+Exit codes: 0 done (logged in; report written, or its reader closed the pipe), 1 login failed (e.g. wrong
+code) or an API error (e.g. not allowed), 2 usage error, 3 account or campaign not found, 4 nothing to log in
+(Bot account or suspended), 5 timed out, 6 account being deleted, 130 interrupted.
 `;
 
 /** Parses a duration: "90s", "5m", "1h30m", "1500ms", or a bare number of seconds. */
@@ -73,6 +93,9 @@ const VALUE_FLAGS: Record<string, keyof Options> = {
   '--context': 'context',
   '--code': 'code',
   '--timeout': 'timeoutMs',
+  '-o': 'output',
+  '--output': 'output',
+  '--chunk-size': 'chunkSize',
 };
 
 /** Parses argv (without node and the script); throws CliError(Usage) with a message on bad input. */
@@ -94,10 +117,10 @@ export function parseArgs(argv: readonly string[]): Options {
       const eq = arg.indexOf('=');
       let flag = eq > 0 ? arg.slice(0, eq) : arg;
       let value = eq > 0 ? arg.slice(eq + 1) : undefined;
-      // kubectl style -nNAMESPACE
-      if (flag.startsWith('-n') && !flag.startsWith('--') && flag.length > 2) {
+      // kubectl style -nNAMESPACE, -ojson
+      if (/^-[no]./.test(flag)) {
         value = flag.slice(2);
-        flag = '-n';
+        flag = flag.slice(0, 2);
       }
       const key = VALUE_FLAGS[flag];
       if (key === undefined) throw new CliError(ExitCode.Usage, `unknown flag ${flag}\n\n${USAGE}`);
@@ -113,10 +136,14 @@ export function parseArgs(argv: readonly string[]): Options {
     positional.push(arg);
   }
 
-  const [command, account, ...rest] = positional;
-  if (help || command === undefined || command === 'help') {
+  if (help || positional[0] === undefined || positional[0] === 'help') {
     return { command: 'help', timeoutMs: DEFAULT_TIMEOUT_MS };
   }
+  if (positional[0] === 'campaign') return parseCampaignReport(positional.slice(1), values);
+  if (values.output !== undefined || values.chunkSize !== undefined) {
+    throw new CliError(ExitCode.Usage, '--output and --chunk-size apply to campaign report only');
+  }
+  const [command, account, ...rest] = positional;
   if (command !== 'login' && command !== 'status') {
     throw new CliError(ExitCode.Usage, `unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
   }
@@ -134,7 +161,7 @@ export function parseArgs(argv: readonly string[]): Options {
         '(the code goes in the prompt, on stdin, or after --code)',
     );
   }
-  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(account) || account.length > 253) {
+  if (!isObjectName(account)) {
     throw new CliError(ExitCode.Usage, `${JSON.stringify(account)} is not a valid TelegramAccount name`);
   }
   if (values.code !== undefined && command !== 'login') {
@@ -149,4 +176,65 @@ export function parseArgs(argv: readonly string[]): Options {
     code: values.code,
     timeoutMs: values.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(values.timeoutMs),
   };
+}
+
+function isObjectName(name: string): boolean {
+  return /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) && name.length <= 253;
+}
+
+/** `campaign report <campaign>` (the words after "campaign"), with the flag values already read. */
+function parseCampaignReport(
+  words: readonly string[],
+  values: Partial<Record<keyof Options, string>>,
+): Options {
+  const [sub, campaign, ...rest] = words;
+  if (sub !== 'report') {
+    throw new CliError(
+      ExitCode.Usage,
+      `${sub === undefined ? 'campaign needs a subcommand' : `unknown campaign subcommand ${JSON.stringify(sub)}`}: ` +
+        'kubectl telegram campaign report <campaign>',
+    );
+  }
+  if (campaign === undefined || campaign === '') {
+    throw new CliError(
+      ExitCode.Usage,
+      'campaign report needs a campaign name: kubectl telegram campaign report <campaign>',
+    );
+  }
+  if (rest.length > 0) {
+    throw new CliError(
+      ExitCode.Usage,
+      `unexpected ${rest.length === 1 ? 'argument' : `${rest.length} arguments`} after the campaign name`,
+    );
+  }
+  if (!isObjectName(campaign)) {
+    throw new CliError(ExitCode.Usage, `${JSON.stringify(campaign)} is not a valid Campaign name`);
+  }
+  if (values.code !== undefined) throw new CliError(ExitCode.Usage, '--code applies to login only');
+  if (values.timeoutMs !== undefined) throw new CliError(ExitCode.Usage, '--timeout applies to login only');
+  const output = values.output ?? 'csv';
+  if (!isOutputFormat(output)) {
+    throw new CliError(
+      ExitCode.Usage,
+      `unknown output format ${JSON.stringify(output)}: use ${OUTPUT_FORMATS.join(' or ')}`,
+    );
+  }
+  const chunk = values.chunkSize;
+  if (chunk !== undefined && !/^[1-9][0-9]{0,3}$/.test(chunk)) {
+    throw new CliError(ExitCode.Usage, '--chunk-size must be a whole number from 1 to 9999');
+  }
+  return {
+    command: 'campaign-report',
+    campaign,
+    namespace: values.namespace,
+    kubeconfig: values.kubeconfig,
+    context: values.context,
+    timeoutMs: DEFAULT_TIMEOUT_MS,
+    output,
+    chunkSize: chunk === undefined ? undefined : Number(chunk),
+  };
+}
+
+function isOutputFormat(text: string): text is OutputFormat {
+  return (OUTPUT_FORMATS as readonly string[]).includes(text);
 }

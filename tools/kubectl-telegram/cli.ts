@@ -8,6 +8,7 @@ import { CliError, ExitCode } from './errors.js';
 import { describe } from './format.js';
 import { Cleanups, PLUGIN_NAME, login, readAccount } from './login.js';
 import type { Io } from './prompt.js';
+import { DEFAULT_CHUNK_SIZE, campaignReport } from './report.js';
 
 export { Cleanups } from './login.js';
 
@@ -40,6 +41,14 @@ export async function execute(options: Options, io: Io, cleanups = new Cleanups(
       maxRetries: 3,
       requestTimeoutMs: 20_000,
     });
+    if (options.command === 'campaign-report') {
+      return await campaignReport(client, io, {
+        namespace,
+        name: options.campaign ?? '',
+        output: options.output ?? 'csv',
+        chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
+      });
+    }
     const name = options.account ?? '';
     if (options.command === 'status') {
       io.stdout.write(`${describe(await readAccount(client, namespace, name))}\n`);

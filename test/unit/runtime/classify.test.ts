@@ -35,6 +35,8 @@ const table: Array<[code: number, message: string, verdict: SendVerdict]> = [
   [400, 'Chat not found', { kind: 'failed', reason: 'ChatNotFound' }],
   [400, 'USERNAME_NOT_OCCUPIED', { kind: 'failed', reason: 'UsernameNotFound' }],
   [400, 'Message is too old to be re-sent automatically', { kind: 'failed', reason: 'TooOldToResend' }],
+  [400, 'INVALID_RECIPIENT', { kind: 'failed', reason: 'InvalidRecipient' }],
+  [400, 'The method is not available to bots', { kind: 'failedForSender', reason: 'BotCannotUsePhone' }],
   // Final for this sender; another may deliver.
   [403, 'USER_IS_BLOCKED', { kind: 'failedForSender', reason: 'BlockedBySender' }],
   [
