@@ -36,7 +36,7 @@ import type { Informer } from '../kube/reflector.js';
 import { Resources, type ApiObject } from '../kube/resource.js';
 import { forEachLimited } from '../kube/util.js';
 import { assignSlices, type SenderView, type SliceView } from './assign.js';
-import { newSlices, planRecipients, sliceName } from './plan.js';
+import { newSlices, planRecipients, sliceName, sliceSizeFor } from './plan.js';
 import { campaignProgress, recentFailureRatio, type Hold, type OutcomeSample } from './progress.js';
 
 export const CAMPAIGN_SLICE_INDEX = 'campaign';
@@ -360,7 +360,8 @@ export class CampaignReconciler implements Reconciler {
     const sliced = new Set<string>();
     for (const slice of slices) for (const k of this.recipientsOf(slice)) sliced.add(k);
     const nextIndex = slices.reduce((max, s) => Math.max(max, s.spec.index + 1), 0);
-    const fresh = newSlices(plan.keys, sliced, nextIndex);
+    const senders = selectedSenders(campaign, this.deps.accounts.list(namespace)).length;
+    const fresh = newSlices(plan.keys, sliced, nextIndex, sliceSizeFor(plan.keys.length, senders));
     await forEachLimited(fresh, 8, async ({ index, keys }) => {
       try {
         await this.deps.rest.create(

@@ -13,8 +13,17 @@ import {
   type Recipient,
 } from '../../crds/index.js';
 
-/** Recipients per CampaignSlice: small enough to move between senders, big enough that 1,000,000 fit 1,000 slices. */
+/** Most recipients per CampaignSlice: big enough that 1,000,000 fit 1,000 slices. */
 export const SLICE_SIZE = 1000;
+const MIN_SLICE_SIZE = 50;
+
+/**
+ * Slices small enough that every sender gets several (work moves between senders a slice at a time), but
+ * never more than SLICE_SIZE: 1,000 recipients over 3 senders make 12 slices, 1,000,000 over 10 make 1,000.
+ */
+export function sliceSizeFor(recipients: number, senders: number): number {
+  return Math.min(SLICE_SIZE, Math.max(MIN_SLICE_SIZE, Math.ceil(recipients / Math.max(1, 4 * senders))));
+}
 
 export interface RecipientPlan {
   /** Normalized recipient keys, in list order (usernames, phones, ids, chats, then each ConfigMap's lines). */

@@ -10,7 +10,7 @@ import {
   type CampaignSlice,
 } from '../../../crds/index.js';
 import { assignSlices, type SenderView, type SliceView } from '../../../operator/campaign/assign.js';
-import { newSlices, planRecipients, sliceName } from '../../../operator/campaign/plan.js';
+import { newSlices, planRecipients, sliceName, sliceSizeFor } from '../../../operator/campaign/plan.js';
 import { campaignProgress, recentFailureRatio } from '../../../operator/campaign/progress.js';
 
 describe('planRecipients', () => {
@@ -61,6 +61,12 @@ describe('planRecipients', () => {
     const added = newSlices(keys, sliced, 2, 1000);
     expect(added.map((s) => [s.index, s.keys.length, s.keys[0]])).toEqual([[2, 1000, 'u:user_1500']]);
     expect(sliceName('spring-sale', 7)).toBe('spring-sale-00007');
+  });
+
+  it('cuts slices small enough that every sender gets several, and never larger than 1,000', () => {
+    expect(sliceSizeFor(1000, 3)).toBe(84);
+    expect(sliceSizeFor(1_000_000, 10)).toBe(1000);
+    expect(sliceSizeFor(10, 3)).toBe(50);
   });
 });
 
