@@ -173,8 +173,10 @@ export class HostedAccount {
   /** The client while this account may send (logged in, fence valid, its session its own), else undefined. */
   sendingClient(): TdClient | undefined {
     const client = this.client;
-    if (!client || client.state !== 'open' || this.gateReason() !== undefined || this.mismatch) return undefined;
-    if (client.authorizationState?.['@type'] !== 'authorizationStateReady' || !this.userChecked) return undefined;
+    if (!client || client.state !== 'open' || this.gateReason() !== undefined || this.mismatch)
+      return undefined;
+    if (client.authorizationState?.['@type'] !== 'authorizationStateReady' || !this.userChecked)
+      return undefined;
     return client;
   }
 
