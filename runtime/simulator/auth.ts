@@ -8,12 +8,14 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { SimClient } from './client.js';
-import { userObject } from './messaging.js';
+import { resumePendingSends, userObject } from './messaging.js';
+import { PendingStore } from './pending.js';
 import * as network from './network.js';
 import { dropQrToken, finishClose, onConnectedReady, qrTokenPath } from './session.js';
 import * as O from './objects.js';
 import { bool, bytes, int32, str, TdApiError, type Json, type JsonObject } from './protocol.js';
 import {
+  deletePendingSends,
   deleteSession,
   newSession,
   readSession,
@@ -55,6 +57,7 @@ export function setTdlibParameters(client: SimClient, request: JsonObject, extra
   if (str(request, 'application_version') === '')
     throw new TdApiError(400, 'Application version must be non-empty');
   bool(request, 'use_test_dc');
+  const messageDatabase = bool(request, 'use_message_database');
   const directory = resolve(str(request, 'database_directory') || '.');
   const rt = client.rt;
 
@@ -84,6 +87,10 @@ export function setTdlibParameters(client: SimClient, request: JsonObject, extra
   client.databaseKey = key;
   client.session = session;
   client.initialized = true;
+  client.messageDatabase = messageDatabase;
+  // Without the message database TDLib keeps no SendMessage events: whatever an earlier run left is erased.
+  if (messageDatabase) client.pendingSends = PendingStore.open(rt, directory, key);
+  else deletePendingSends(directory);
 
   const now = Math.floor(rt.now() / 1000);
   for (const [name, value] of [
@@ -293,7 +300,10 @@ function becomeReady(client: SimClient, user: UserView): void {
   client.knownUsers.set(user.id, user.deactivated);
   client.update(O.updateUser(userObject(client, user)));
   client.setAuthState({ '@type': 'authorizationStateReady' });
+  client.readySince = Date.now();
   if (client.connection === 'connectionStateReady') onConnectedReady(client);
+  // TDLib goes through its binlog's SendMessage events once the client is up: after this answer's turn.
+  if ((client.pendingSends?.size ?? 0) > 0) client.rt.scheduler.after(0, () => resumePendingSends(client));
 }
 
 function logOut(client: SimClient, extra: Json | undefined): void {
@@ -331,6 +341,7 @@ function logOut(client: SimClient, extra: Json | undefined): void {
 function finishLogOut(client: SimClient): void {
   client.phase = 'closing';
   dropQrToken(client);
+  client.dropPendingSends();
   deleteSession(client.databaseDirectory);
   client.session = undefined;
   finishClose(client);
@@ -345,6 +356,7 @@ function destroy(client: SimClient, extra: Json | undefined): void {
   const session = client.session;
   if (session !== undefined) client.rt.event({ type: 'destroy', auth_key: session.auth_key });
   dropQrToken(client);
+  client.dropPendingSends();
   deleteSession(client.databaseDirectory);
   client.session = undefined;
   finishClose(client);

@@ -20,6 +20,8 @@ const USAGE = `usage: simulator [--world <dir>] <command> [args]
   block <user> <target> | unblock <user> <target>
   deactivate <user> [true|false]        delete (or restore) an account
   start-bot <user> <bot>                the user presses Start in the bot's chat
+  chat-member <chat> <user> admin|member|none
+                                        change a user's role in a public supergroup or channel
   proxy <server>:<port> dead|alive      mark a proxy dead or alive for every client
   faults '<json>'                       replace fault settings, e.g. '{"disconnected":true}'
   terminate <account>                   end every session of an account ("terminate session")
@@ -96,6 +98,13 @@ export function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.e
       case 'start-bot':
         world.startBot(ref(rest[0]), ref(rest[1]));
         return 0;
+      case 'chat-member': {
+        const [chat, user, role] = rest;
+        if (chat === undefined || (role !== 'admin' && role !== 'member' && role !== 'none'))
+          throw new UsageError('chat-member <chat> <user> admin|member|none');
+        world.setChatMember(/^-?[0-9]+$/.test(chat) ? Number(chat) : chat, ref(user), role);
+        return 0;
+      }
       case 'proxy': {
         const match = /^(.+):([0-9]+)$/.exec(rest[0] ?? '');
         if (match === null || (rest[1] !== 'dead' && rest[1] !== 'alive'))

@@ -5,9 +5,11 @@
  * auth.ts, session.ts, network.ts and messaging.ts; router.ts decides which one handles a request.
  */
 import { injectedError, latencyOf } from './faults.js';
+import type { MemberRole } from './groups.js';
 import type { AccountState } from './limits.js';
 import * as O from './objects.js';
 import { TdApiError, type Json, type JsonObject } from './protocol.js';
+import type { PendingStore } from './pending.js';
 import type { SimRuntime } from './runtime.js';
 import type { SessionData } from './session-db.js';
 import type { UserView } from './world.js';
@@ -55,6 +57,13 @@ export class SimClient {
   /** Users this client has received (updateUser); the value says whether it saw them deleted. */
   readonly knownUsers = new Map<number, boolean>();
   readonly knownChats = new Set<number>();
+  /** Supergroups and channels this client looked up, with its member status as it last learnt it. */
+  readonly knownSupergroups = new Map<number, MemberRole>();
+  /** setTdlibParameters.use_message_database: unfinished sends survive a restart and are re-sent. */
+  messageDatabase = false;
+  pendingSends: PendingStore | undefined;
+  /** When this client became Ready (ms): only_local history is what it sent since then. */
+  readySince = 0;
   readonly options = new Map<string, O.TdOptionValue>();
   localSeq = 0;
   lastHealthCheck = 0;
@@ -80,6 +89,12 @@ export class SimClient {
 
   get isBot(): boolean {
     return this.me?.bot !== undefined;
+  }
+
+  /** The database is deleted (logOut, destroy, lost authorization): so are the remembered sends. */
+  dropPendingSends(): void {
+    this.pendingSends?.discard();
+    this.pendingSends = undefined;
   }
 
   // ---- output ---------------------------------------------------------------------------------------

@@ -9,15 +9,19 @@ export {
   WorldView,
   loadWorldFile,
   qrTokenOf,
+  type ChatRole,
+  type ChatView,
   type Delivery,
   type QrTokenRecord,
   type SessionRecord,
   type WorldEvent,
 } from './world.js';
 export {
+  supergroupChatId,
   validateWorld,
   WorldConfigError,
   WORLD_SCHEMA,
+  type WorldChat,
   type WorldConfig,
   type WorldUser,
 } from './world-schema.js';

@@ -1,15 +1,28 @@
 /**
  * Recipients and sending. sendMessage answers at once with the temporary message
  * (messageSendingStatePending); the server's verdict arrives later as updateMessageSendSucceeded or
- * updateMessageSendFailed. Server-side rules, in the order they are checked: the recipient exists and is
+ * updateMessageSendFailed. Server-side rules, in the order they are checked: a re-send whose random_id the
+ * server already has succeeds with the message it has; for a private chat the recipient exists and is
  * active, bots only write to users who started them, blocks, privacy, PEER_FLOOD for users writing to
- * strangers, then flood control (per account, per chat). Flood waits up to TDLib's own limit (60 s by
- * default) are waited out silently, as TDLib does; longer ones fail with 429 "Too Many Requests: retry
- * after N". Error codes and texts are TDLib's after its remapping (MessagesManager's
- * process_send_message_fail_error): e.g. INPUT_USER_DEACTIVATED becomes 403 "User is deactivated".
+ * strangers; for a supergroup or channel membership and admin rights (groups.ts); then flood control (per
+ * account, per chat). Flood waits up to TDLib's own limit (60 s by default) are waited out silently, as
+ * TDLib does; longer ones fail with 429 "Too Many Requests: retry after N". Error codes and texts are
+ * TDLib's after its remapping (MessagesManager's process_send_message_fail_error): e.g.
+ * INPUT_USER_DEACTIVATED becomes 403 "User is deactivated". With the message database, unfinished sends are
+ * remembered (pending.ts) and re-sent by the next client on the directory (resumePendingSends).
  */
+import { randomBytes } from 'node:crypto';
 import type { SimClient } from './client.js';
+import type { HistoryEntry } from './delivery-index.js';
 import { withAutoEntities } from './entities.js';
+import {
+  introduceSupergroup,
+  localWriteError as groupWriteError,
+  nextGroupMessageId,
+  roleOf,
+  serverWriteError,
+  supergroupChatObject,
+} from './groups.js';
 import { checkPeerFlood, copyBucket, takeToken, type Bucket } from './limits.js';
 import * as O from './objects.js';
 import {
@@ -25,10 +38,14 @@ import {
   type Json,
   type JsonObject,
 } from './protocol.js';
+import type { PendingSend } from './session-db.js';
 import { normalizePhone, type RateLimit } from './world-schema.js';
-import type { UserView } from './world.js';
+import type { ChatView, UserView } from './world.js';
 
-const MESSAGE_ID_SHIFT = 1048576;
+export const MESSAGE_ID_SHIFT = 1048576;
+/** MessagesManager.h MAX_RESEND_DELAY: a send pending longer than this is not re-sent after a restart. */
+const MAX_RESEND_DELAY_SECONDS = 86400;
+export const TOO_OLD_TO_RESEND = 'Message is too old to be re-sent automatically';
 // Scratch buckets: a send may be refused, so limits are tried on copies first (no allocation per send).
 const PROBE_ACCOUNT: Bucket = { tokens: 0, at: 0 };
 const PROBE_CHAT: Bucket = { tokens: 0, at: 0 };
@@ -80,7 +97,7 @@ function chatObject(client: SimClient, user: UserView): O.TdChat {
 }
 
 /** Sends updateUser the first time (or when the user changed as far as the client can tell). */
-function introduceUser(client: SimClient, user: UserView): void {
+export function introduceUser(client: SimClient, user: UserView): void {
   const seenDeleted = client.knownUsers.get(user.id);
   if (seenDeleted === user.deactivated) return;
   client.knownUsers.set(user.id, user.deactivated);
@@ -101,7 +118,7 @@ function lookupLimit(client: SimClient, key: string, limit: RateLimit): number {
   return takeToken(account.bucket(key, limit, now), limit, now, false);
 }
 
-function floodError(seconds: number): TdApiError {
+export function floodError(seconds: number): TdApiError {
   return new TdApiError(429, `Too Many Requests: retry after ${Math.max(1, Math.ceil(seconds))}`);
 }
 
@@ -109,7 +126,7 @@ function floodError(seconds: number): TdApiError {
  * A flood-limited lookup: short waits are absorbed (the answer comes later, like TDLib's automatic retry),
  * long ones are reported.
  */
-function limitedCall(
+export function limitedCall(
   client: SimClient,
   method: string,
   extra: Json | undefined,
@@ -134,7 +151,7 @@ function limitedCall(
   });
 }
 
-function requireMe(client: SimClient): UserView {
+export function requireMe(client: SimClient): UserView {
   const me = client.me;
   if (me === undefined) throw new TdApiError(401, 'Unauthorized');
   return me;
@@ -160,8 +177,15 @@ export function handle(client: SimClient, type: string, request: JsonObject, ext
     }
     case 'getChat': {
       const id = int53(request, 'chat_id');
+      if (!client.knownChats.has(id)) throw new TdApiError(400, 'Chat not found');
+      const group = client.rt.view().chats.get(id);
+      if (group !== undefined) {
+        // TDLib answers from what it knows; the status it knows is the one it last received.
+        const role = client.knownSupergroups.get(id) ?? roleOf(group, client.me?.id ?? 0);
+        return client.reply(extra, supergroupChatObject(group, role));
+      }
       const user = currentView(client, id);
-      if (!client.knownChats.has(id) || user === undefined) throw new TdApiError(400, 'Chat not found');
+      if (user === undefined) throw new TdApiError(400, 'Chat not found');
       return client.reply(extra, chatObject(client, user));
     }
     case 'createPrivateChat': {
@@ -197,6 +221,11 @@ function searchPublicChat(client: SimClient, username: string, extra: Json | und
   const limits = client.rt.view().config.limits;
   limitedCall(client, 'searchPublicChat', extra, limits.search_public_chat, () => {
     if (!/^[A-Za-z0-9_]{1,32}$/.test(name)) throw new TdApiError(400, 'USERNAME_INVALID');
+    const group = client.rt.view().chatByUsername.get(name.toLowerCase());
+    if (group !== undefined) {
+      const role = introduceSupergroup(client, group);
+      return supergroupChatObject(group, role);
+    }
     const user = client.rt.view().byUsername.get(name.toLowerCase());
     if (user === undefined || user.deactivated) throw new TdApiError(400, 'USERNAME_NOT_OCCUPIED');
     introduceChat(client, user);
@@ -323,6 +352,12 @@ interface Outgoing {
   readonly date: number;
   readonly text: O.TdFormattedText;
   readonly linkPreview: O.TdLinkPreviewOptions | undefined;
+  /** int64 as a decimal string, kept across a resend: the server dedupes by (sender, random_id). */
+  readonly randomId: string;
+  /** A re-send after a restart (message database): the server may already have it. */
+  readonly resent: boolean;
+  /** A post in a channel: sent on behalf of the channel. */
+  readonly channelPost: boolean;
 }
 
 function messageOf(
@@ -330,22 +365,45 @@ function messageOf(
   out: Outgoing,
   id: number,
   state?: O.TdMessageSendingState,
+  date = out.date,
 ): O.TdMessage {
   return O.message({
     id,
     sender_user_id: client.me?.id ?? 0,
+    is_channel_post: out.channelPost,
     chat_id: out.chatId,
-    date: out.date,
+    date,
     text: out.text,
     ...(out.linkPreview === undefined ? {} : { link_preview_options: out.linkPreview }),
     ...(state === undefined ? {} : { sending_state: state }),
   });
 }
 
+/** TDLib's random_id: a secure random non-zero int64 (MessagesManager::generate_new_random_id). */
+function newRandomId(): string {
+  for (;;) {
+    const value = randomBytes(8).readBigInt64LE();
+    if (value !== 0n) return value.toString();
+  }
+}
+
+/**
+ * TDLib's can_send_message, which runs before the content is looked at: no write access to a deleted user
+ * it knows of, or to a supergroup/channel it is not allowed to write to as far as it knows.
+ */
+function localWriteError(client: SimClient, chatId: number): string | undefined {
+  const group = chatId < 0 ? client.rt.view().chats.get(chatId) : undefined;
+  if (group !== undefined) return groupWriteError(group, client.knownSupergroups.get(chatId));
+  if (client.knownUsers.get(chatId) === true) return 'Have no write access to the chat';
+  return undefined;
+}
+
 function sendMessage(client: SimClient, request: JsonObject, extra: Json | undefined): void {
   const me = requireMe(client);
   const chatId = int53(request, 'chat_id');
   if (!client.knownChats.has(chatId)) throw new TdApiError(400, 'Chat not found');
+  const writeError = localWriteError(client, chatId);
+  if (writeError !== undefined) throw new TdApiError(400, writeError);
   const content = object(request, 'input_message_content');
   if (content === null) throw new TdApiError(400, 'Input message content must be non-empty');
   if (content['@type'] !== 'inputMessageText') {
@@ -355,30 +413,23 @@ function sendMessage(client: SimClient, request: JsonObject, extra: Json | undef
     );
   }
   const text = readText(content);
-  if (client.knownUsers.get(chatId) === true) throw new TdApiError(400, 'Have no write access to the chat');
   const options = object(request, 'options', ['messageSendOptions']);
   const sendingId = options === null ? 0 : int32(options, 'sending_id');
-  const account = client.rt.account(me.id);
-  const seq = (client.localSeq = (client.localSeq % (MESSAGE_ID_SHIFT - 1)) + 1);
+  const group = chatId < 0 ? client.rt.view().chats.get(chatId) : undefined;
   const out: Outgoing = {
     chatId,
-    pendingId: account.nextMessageId * MESSAGE_ID_SHIFT + seq,
+    pendingId: nextPendingId(client, me),
     sendingId,
     date: Math.floor(client.rt.now() / 1000),
     text,
     linkPreview: readLinkPreviewOptions(content),
+    randomId: newRandomId(),
+    resent: false,
+    channelPost: group?.kind === 'channel',
   };
-  const chatUpdates = client.rt.view().config.simulation.chat_updates;
-  if (chatUpdates) {
-    client.update(O.updateNewMessage(messageOf(client, out, out.pendingId, O.pendingState(sendingId))));
-    client.update(
-      O.updateChatLastMessage(
-        chatId,
-        messageOf(client, out, out.pendingId, O.pendingState(sendingId)),
-        O.chatOrder(out.date, out.pendingId),
-      ),
-    );
-  }
+  // With the message database, TDLib's binlog remembers the send (sending_id is not part of it).
+  client.pendingSends?.add(pendingRecord(out, out.date));
+  announce(client, out);
   client.reply(extra, messageOf(client, out, out.pendingId, O.pendingState(sendingId)));
   // The answer was the pending message already; deliver() reports the outcome (and injects send faults).
   client.networkCall(
@@ -392,13 +443,127 @@ function sendMessage(client: SimClient, request: JsonObject, extra: Json | undef
   );
 }
 
+/** A yet-unsent message id: above the last server id of the account, unique within the client. */
+function nextPendingId(client: SimClient, me: UserView): number {
+  const account = client.rt.account(me.id);
+  const seq = (client.localSeq = (client.localSeq % (MESSAGE_ID_SHIFT - 1)) + 1);
+  return account.nextMessageId * MESSAGE_ID_SHIFT + seq;
+}
+
+function pendingRecord(out: Outgoing, sendDate: number): PendingSend {
+  return {
+    random_id: out.randomId,
+    chat_id: out.chatId,
+    text: { text: out.text.text, entities: structuredClone(out.text.entities) as unknown as Json[] },
+    ...(out.linkPreview === undefined
+      ? {}
+      : { link_preview_options: structuredClone(out.linkPreview) as unknown as Json }),
+    send_date: sendDate,
+  };
+}
+
+/** updateNewMessage and updateChatLastMessage of a message being sent (with simulation.chat_updates). */
+function announce(client: SimClient, out: Outgoing): void {
+  if (!client.rt.view().config.simulation.chat_updates) return;
+  const pending = O.pendingState(out.sendingId);
+  client.update(O.updateNewMessage(messageOf(client, out, out.pendingId, pending)));
+  client.update(
+    O.updateChatLastMessage(
+      out.chatId,
+      messageOf(client, out, out.pendingId, O.pendingState(out.sendingId)),
+      O.chatOrder(out.date, out.pendingId),
+    ),
+  );
+}
+
+/**
+ * What TDLib does with the SendMessage events of its binlog once the client is up again
+ * (MessagesManager::continue_send_message): each message gets a new yet-unsent id and date = now, is
+ * announced with updateNewMessage (always, as TDLib adds it to the chat anew), then either fails at once
+ * (no write access any more, or first sent more than 24 h ago: 400 "Message is too old to be re-sent
+ * automatically") or goes to the server again with the same random_id. A message whose chat is gone is
+ * dropped silently. sending_id is not persistent: the re-sent message has none.
+ */
+export function resumePendingSends(client: SimClient): void {
+  const store = client.pendingSends;
+  const me = client.me;
+  if (store === undefined || me === undefined || client.phase !== 'open' || !client.isReady) return;
+  const view = client.rt.view();
+  const now = Math.floor(client.rt.now() / 1000);
+  for (const pending of store.list()) {
+    const group = pending.chat_id < 0 ? view.chats.get(pending.chat_id) : undefined;
+    const user = pending.chat_id > 0 ? view.users.get(pending.chat_id) : undefined;
+    if (group === undefined && user === undefined) {
+      store.remove(pending.random_id);
+      continue;
+    }
+    // The message database has the chat: TDLib announces it before any update that names it.
+    if (group !== undefined) introduceSupergroup(client, group);
+    else if (user !== undefined) introduceChat(client, user);
+    const entities = structuredClone(pending.text.entities) as unknown as O.TdTextEntity[];
+    const out: Outgoing = {
+      chatId: pending.chat_id,
+      pendingId: nextPendingId(client, me),
+      sendingId: 0,
+      date: now,
+      text: O.formattedText(pending.text.text, entities),
+      linkPreview: pending.link_preview_options as O.TdLinkPreviewOptions | undefined,
+      randomId: pending.random_id,
+      resent: true,
+      channelPost: group?.kind === 'channel',
+    };
+    const pendingState = O.pendingState(0);
+    client.update(O.updateNewMessage(messageOf(client, out, out.pendingId, pendingState)));
+    if (view.config.simulation.chat_updates) {
+      client.update(
+        O.updateChatLastMessage(
+          out.chatId,
+          messageOf(client, out, out.pendingId, O.pendingState(0)),
+          O.chatOrder(out.date, out.pendingId),
+        ),
+      );
+    }
+    let error = localWriteError(client, out.chatId);
+    if (
+      error === undefined &&
+      pending.send_date < now - MAX_RESEND_DELAY_SECONDS &&
+      pending.chat_id !== me.id
+    )
+      error = TOO_OLD_TO_RESEND;
+    if (error !== undefined) {
+      fail(client, out, 400, error, 0);
+      continue;
+    }
+    client.networkCall(
+      'sendMessage',
+      undefined,
+      () => {
+        deliver(client, out);
+        return undefined;
+      },
+      true,
+    );
+  }
+}
+
 /** The server's verdict on one message, applied after the network latency. */
 function deliver(client: SimClient, out: Outgoing): void {
   if (client.phase !== 'open') return;
   const view = client.rt.view();
   const me = view.users.get(client.me?.id ?? 0);
+  if (me === undefined) return fail(client, out, 400, 'Chat not found', 0);
+  if (out.resent) {
+    // Telegram keeps every random_id it was sent: the same one again returns the message it already has.
+    const sent = client.rt.history().sentWithRandomId(me.id, out.randomId);
+    if (sent !== undefined) return succeedAsBefore(client, out, sent);
+  }
+  if (out.chatId < 0) {
+    const group = view.chats.get(out.chatId);
+    if (group === undefined) return fail(client, out, 400, 'Chat not found', 0);
+    return deliverToGroup(client, out, me, group);
+  }
   const target = view.users.get(out.chatId);
-  if (me === undefined || target === undefined) return fail(client, out, 400, 'Chat not found', 0);
+  if (target === undefined) return fail(client, out, 400, 'Chat not found', 0);
   const isBot = me.bot !== undefined;
   if (target.deactivated) {
     // The client learns that the user is gone, and its next send is refused locally.
@@ -440,9 +605,37 @@ function deliver(client: SimClient, out: Outgoing): void {
       return fail(client, out, 400, 'PEER_FLOOD', 0);
     }
   }
-  const limits = isBot ? view.config.limits.bot : view.config.limits.user;
+  floodControlled(client, out, me, target.id, () => succeed(client, out, status));
+}
+
+/** A message to a supergroup or channel: membership (and admin rights in a channel), then flood control. */
+function deliverToGroup(client: SimClient, out: Outgoing, me: UserView, group: ChatView): void {
+  const error = serverWriteError(group, me.id);
+  if (error !== undefined) {
+    // TDLib reloads the chat after such an error: the client learns its real status.
+    introduceSupergroup(client, group);
+    return fail(client, out, 400, error, 0);
+  }
+  floodControlled(client, out, me, group.chatId, () => succeed(client, out, 'delivered', group));
+}
+
+/**
+ * The account's and the chat's send buckets. A wait up to TDLib's limit is waited out (the message leaves
+ * then, and the next one queues behind it), a longer one fails with 429.
+ */
+function floodControlled(
+  client: SimClient,
+  out: Outgoing,
+  me: UserView,
+  chatKey: number,
+  send: () => void,
+): void {
+  const view = client.rt.view();
+  const account = client.rt.account(me.id);
+  const now = client.rt.now();
+  const limits = me.bot !== undefined ? view.config.limits.bot : view.config.limits.user;
   const accountBucket = account.bucket('send', limits.account, now);
-  const chatBucket = account.chatBucket(target.id, limits.chat, now);
+  const chatBucket = account.chatBucket(chatKey, limits.chat, now);
   const probeAccount = copyBucket(accountBucket, PROBE_ACCOUNT);
   const probeChat = copyBucket(chatBucket, PROBE_CHAT);
   const wait = Math.max(
@@ -451,14 +644,16 @@ function deliver(client: SimClient, out: Outgoing): void {
   );
   if (wait > view.config.limits.tdlib_flood_wait_limit_seconds) {
     const seconds = Math.max(1, Math.ceil(wait));
+    // Logged so a test can check, from another process, that the app waited before sending again.
+    client.rt.event({ type: 'flood_wait', user_id: me.id, retry_after: seconds, chat_id: chatKey });
     return fail(client, out, 429, `Too Many Requests: retry after ${seconds}`, seconds);
   }
   copyBucket(probeAccount, accountBucket);
   copyBucket(probeChat, chatBucket);
   const injected = injectedSendError(client, view.config.faults);
   if (injected !== undefined) return fail(client, out, injected.code, injected.message, 0);
-  if (wait === 0) return succeed(client, out, status);
-  client.rt.scheduler.after(wait * 1000, () => succeed(client, out, status));
+  if (wait === 0) return send();
+  client.rt.scheduler.after(wait * 1000, send);
 }
 
 function injectedSendError(
@@ -473,14 +668,18 @@ function injectedSendError(
   return faults.error;
 }
 
-function succeed(client: SimClient, out: Outgoing, status: 'delivered' | 'blocked'): void {
+function succeed(client: SimClient, out: Outgoing, status: 'delivered' | 'blocked', group?: ChatView): void {
   if (client.phase !== 'open') return;
   const me = client.me;
   if (me === undefined) return;
-  const account = client.rt.account(me.id);
-  const serverId = account.nextMessageId++;
-  account.dirty = true;
-  const id = serverId * MESSAGE_ID_SHIFT;
+  let id: number;
+  if (group !== undefined) {
+    id = nextGroupMessageId(client.rt.world, group) * MESSAGE_ID_SHIFT;
+  } else {
+    const account = client.rt.account(me.id);
+    id = account.nextMessageId++ * MESSAGE_ID_SHIFT;
+    account.dirty = true;
+  }
   client.rt.recordDelivery({
     at: Date.now(),
     from: me.id,
@@ -492,21 +691,45 @@ function succeed(client: SimClient, out: Outgoing, status: 'delivered' | 'blocke
     status,
     auth_key: client.session?.auth_key ?? '',
     pid: process.pid,
+    date: out.date,
+    random_id: out.randomId,
+    entities: out.text.entities as unknown as Json[],
   });
-  client.update(O.updateMessageSendSucceeded(messageOf(client, out, id), out.pendingId));
+  finishSucceeded(client, out, id, out.date);
+}
+
+/** A re-sent message the server already had: success with the message it has, nothing delivered again. */
+function succeedAsBefore(client: SimClient, out: Outgoing, sent: HistoryEntry): void {
+  finishSucceeded(client, out, sent.id, sent.date);
+}
+
+function finishSucceeded(client: SimClient, out: Outgoing, id: number, date: number): void {
+  client.pendingSends?.remove(out.randomId);
+  client.update(O.updateMessageSendSucceeded(messageOf(client, out, id, undefined, date), out.pendingId));
   if (client.rt.view().config.simulation.chat_updates) {
-    client.update(O.updateChatLastMessage(out.chatId, messageOf(client, out, id), O.chatOrder(out.date, id)));
+    client.update(
+      O.updateChatLastMessage(out.chatId, messageOf(client, out, id, undefined, date), O.chatOrder(date, id)),
+    );
   }
 }
 
+/**
+ * TDLib's can_resend_message: only a flood wait (429) and a message too old to be re-sent automatically
+ * (of the errors the simulator produces) leave a failed message that resendMessages accepts.
+ */
+function canRetry(code: number, message: string): boolean {
+  return code === 429 || message === TOO_OLD_TO_RESEND;
+}
+
 function fail(client: SimClient, out: Outgoing, code: number, message: string, retryAfter: number): void {
+  client.pendingSends?.remove(out.randomId);
   const err = O.error(code, message);
-  const canRetry = code === 429 || code >= 500;
+  const retry = canRetry(code, message);
   const failed = messageOf(
     client,
     out,
     out.pendingId,
-    O.failedState(O.error(code, message), retryAfter, canRetry),
+    O.failedState(O.error(code, message), retryAfter, retry),
   );
   client.update(O.updateMessageSendFailed(failed, out.pendingId, err));
   if (client.rt.view().config.simulation.chat_updates) {
@@ -514,7 +737,7 @@ function fail(client: SimClient, out: Outgoing, code: number, message: string, r
       client,
       out,
       out.pendingId,
-      O.failedState(O.error(code, message), retryAfter, canRetry),
+      O.failedState(O.error(code, message), retryAfter, retry),
     );
     client.update(O.updateChatLastMessage(out.chatId, again, O.chatOrder(out.date, out.pendingId)));
   }

@@ -197,13 +197,134 @@ export interface ChatFacts {
 }
 
 export function privateChat(f: ChatFacts): TdChat {
-  const can = true;
-  return {
-    '@type': 'chat',
+  return chat({
     id: f.user_id,
     type: { '@type': 'chatTypePrivate', user_id: f.user_id },
     title: f.title,
-    accent_color_id: f.user_id % 7,
+    can: true,
+    order: f.order,
+    blocked_by_me: f.blocked_by_me,
+    can_be_deleted_for_all_users: !f.is_bot,
+    can_be_reported: f.is_bot,
+  });
+}
+
+export type TdSupergroup = Wire<Td.supergroup>;
+export type TdChatMemberStatus = Wire<Td.ChatMemberStatus>;
+
+export interface SupergroupFacts {
+  readonly id: number;
+  readonly chat_id: number;
+  readonly title: string;
+  readonly username: string;
+  readonly is_channel: boolean;
+  readonly member_count: number;
+  readonly status: 'admin' | 'member' | 'left';
+}
+
+function memberStatus(status: SupergroupFacts['status'], isChannel: boolean): TdChatMemberStatus {
+  if (status === 'member') return { '@type': 'chatMemberStatusMember', member_until_date: 0 };
+  if (status === 'left') return { '@type': 'chatMemberStatusLeft' };
+  return {
+    '@type': 'chatMemberStatusAdministrator',
+    can_be_edited: false,
+    rights: {
+      '@type': 'chatAdministratorRights',
+      can_manage_chat: true,
+      can_change_info: false,
+      can_post_messages: isChannel,
+      can_edit_messages: isChannel,
+      can_delete_messages: false,
+      can_invite_users: true,
+      can_restrict_members: false,
+      can_pin_messages: !isChannel,
+      can_manage_topics: false,
+      can_promote_members: false,
+      can_manage_video_chats: false,
+      can_post_stories: false,
+      can_edit_stories: false,
+      can_delete_stories: false,
+      can_manage_direct_messages: false,
+      can_manage_tags: false,
+      is_anonymous: false,
+    },
+  };
+}
+
+/** The supergroup object (updateSupergroup) of a public supergroup or channel, as one user sees it. */
+export function supergroup(f: SupergroupFacts): TdSupergroup {
+  return {
+    '@type': 'supergroup',
+    id: f.id,
+    usernames: {
+      '@type': 'usernames',
+      active_usernames: [f.username],
+      disabled_usernames: [],
+      editable_username: f.username,
+      collectible_usernames: [],
+    },
+    date: 1_600_000_000,
+    status: memberStatus(f.status, f.is_channel),
+    member_count: f.member_count,
+    boost_level: 0,
+    has_automatic_translation: false,
+    has_linked_chat: false,
+    has_location: false,
+    sign_messages: false,
+    show_message_sender: false,
+    // Only discussion groups may let non-members write; a plain public supergroup needs joining.
+    join_to_send_messages: true,
+    join_by_request: false,
+    is_slow_mode_enabled: false,
+    is_channel: f.is_channel,
+    is_broadcast_group: false,
+    is_forum: false,
+    is_direct_messages_group: false,
+    is_administered_direct_messages_group: false,
+    has_direct_messages_group: false,
+    has_forum_tabs: false,
+    paid_message_star_count: 0,
+  };
+}
+
+export function updateSupergroup(s: TdSupergroup): Wire<Td.updateSupergroup> {
+  return { '@type': 'updateSupergroup', supergroup: s };
+}
+
+/** The chat object of a public supergroup or channel. */
+export function supergroupChat(f: SupergroupFacts & { readonly order?: string }): TdChat {
+  return chat({
+    id: f.chat_id,
+    type: { '@type': 'chatTypeSupergroup', supergroup_id: f.id, is_channel: f.is_channel },
+    title: f.title,
+    // chat.permissions are what non-administrator members may do: nothing in a channel.
+    can: !f.is_channel,
+    order: f.order,
+    blocked_by_me: false,
+    can_be_deleted_for_all_users: false,
+    can_be_reported: f.status !== 'admin',
+  });
+}
+
+interface AnyChatFacts {
+  readonly id: number;
+  readonly type: TdChat['type'];
+  readonly title: string;
+  readonly can: boolean;
+  readonly order: string | undefined;
+  readonly blocked_by_me: boolean;
+  readonly can_be_deleted_for_all_users: boolean;
+  readonly can_be_reported: boolean;
+}
+
+function chat(f: AnyChatFacts): TdChat {
+  const can = f.can;
+  return {
+    '@type': 'chat',
+    id: f.id,
+    type: f.type,
+    title: f.title,
+    accent_color_id: Math.abs(f.id) % 7,
     background_custom_emoji_id: '0',
     profile_accent_color_id: -1,
     profile_background_custom_emoji_id: '0',
@@ -235,8 +356,8 @@ export function privateChat(f: ChatFacts): TdChat {
     view_as_topics: false,
     has_scheduled_messages: false,
     can_be_deleted_only_for_self: true,
-    can_be_deleted_for_all_users: !f.is_bot,
-    can_be_reported: f.is_bot,
+    can_be_deleted_for_all_users: f.can_be_deleted_for_all_users,
+    can_be_reported: f.can_be_reported,
     default_disable_notification: false,
     unread_count: 0,
     last_read_inbox_message_id: 0,
@@ -278,6 +399,10 @@ export function updateNewChat(chat: TdChat): Wire<Td.updateNewChat> {
 export interface MessageFacts {
   readonly id: number;
   readonly sender_user_id: number;
+  /** A channel post is sent on behalf of the channel: sender_id is messageSenderChat(chat_id). */
+  readonly is_channel_post?: boolean;
+  /** Default true: the simulator's clients mostly see their own messages. */
+  readonly is_outgoing?: boolean;
   readonly chat_id: number;
   readonly date: number;
   readonly text: TdFormattedText;
@@ -292,14 +417,17 @@ export function message(f: MessageFacts): TdMessage {
   const m: Mutable<TdMessage> = {
     '@type': 'message',
     id: f.id,
-    sender_id: { '@type': 'messageSenderUser', user_id: f.sender_user_id },
+    sender_id:
+      f.is_channel_post === true
+        ? { '@type': 'messageSenderChat', chat_id: f.chat_id }
+        : { '@type': 'messageSenderUser', user_id: f.sender_user_id },
     chat_id: f.chat_id,
-    is_outgoing: true,
+    is_outgoing: f.is_outgoing ?? true,
     is_pinned: false,
     is_from_offline: false,
     can_be_saved: true,
     has_timestamped_media: true,
-    is_channel_post: false,
+    is_channel_post: f.is_channel_post === true,
     is_paid_star_suggested_post: false,
     is_paid_gram_suggested_post: false,
     contains_unread_mention: false,
@@ -342,6 +470,33 @@ export function failedState(
     need_drop_reply: false,
     required_paid_message_star_count: 0,
     retry_after: retryAfter,
+  };
+}
+
+export function messages(list: TdMessage[]): {
+  readonly '@type': 'messages';
+  readonly total_count: number;
+  readonly messages: TdMessage[];
+} {
+  // TDLib's getChatHistory answers get_messages_object(-1, ...): total_count is the number returned.
+  return { '@type': 'messages', total_count: list.length, messages: list };
+}
+
+export function foundChatMessages(
+  totalCount: number,
+  list: TdMessage[],
+  nextFromMessageId: number,
+): {
+  readonly '@type': 'foundChatMessages';
+  readonly total_count: number;
+  readonly messages: TdMessage[];
+  readonly next_from_message_id: number;
+} {
+  return {
+    '@type': 'foundChatMessages',
+    total_count: totalCount,
+    messages: list,
+    next_from_message_id: nextFromMessageId,
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../../operator/kube/logging.js';
 import type { TdReceived } from '../tdlib/backend.js';
+import { DeliveryIndex } from './delivery-index.js';
 import { AccountState } from './limits.js';
 import type { Json } from './protocol.js';
 import { Scheduler } from './scheduler.js';
@@ -37,6 +38,10 @@ export class SimRuntime {
   readonly dbLocks: DbLocks;
   readonly random: () => number;
   private readonly deliveryLog: JsonlAppender;
+  /** Every delivered message by conversation, read incrementally from the shared delivery log. */
+  readonly deliveryIndex: DeliveryIndex;
+  /** Writers with state to persist before the next batch of answers reaches the clients. */
+  private readonly beforeEmit = new Set<{ persist(): void }>();
   private readonly accounts = new Map<number, AccountState>();
   private outbox: TdReceived[] = [];
   private flushScheduled = false;
@@ -55,6 +60,7 @@ export class SimRuntime {
     this.leases = new LeaseDir(world.path('live'), this.registry);
     this.dbLocks = new DbLocks(world.stateDir, this.registry);
     this.deliveryLog = new JsonlAppender(world.path('deliveries.jsonl'));
+    this.deliveryIndex = new DeliveryIndex(world.path('deliveries.jsonl'), (id) => this.view().isAccount(id));
     this.random = rng(this.cachedView.config.seed ^ process.pid);
     this.scheduler = new Scheduler(
       () => this.clock.now(),
@@ -115,6 +121,9 @@ export class SimRuntime {
   flush(): void {
     this.flushScheduled = false;
     this.deliveryLog.flush();
+    // Pending sends (message database) are on disk before the client sees the temporary message.
+    for (const writer of this.beforeEmit) writer.persist();
+    this.beforeEmit.clear();
     if (this.outbox.length === 0 || this.listener === undefined) return;
     const batch = this.outbox;
     this.outbox = [];
@@ -126,8 +135,27 @@ export class SimRuntime {
     this.deliveryLog.appendLine(
       `{"at":${d.at},"from":${d.from},"to":${d.to},"chat_id":${d.chat_id},"message_id":${d.message_id},` +
         `"text":${JSON.stringify(d.text)},"sender_kind":"${d.sender_kind}","status":"${d.status}",` +
-        `"auth_key":${JSON.stringify(d.auth_key)},"pid":${d.pid}}`,
+        `"auth_key":${JSON.stringify(d.auth_key)},"pid":${d.pid}` +
+        (d.date === undefined ? '' : `,"date":${d.date}`) +
+        (d.random_id === undefined ? '' : `,"random_id":"${d.random_id}"`) +
+        (d.entities === undefined || d.entities.length === 0
+          ? ''
+          : `,"entities":${JSON.stringify(d.entities)}`) +
+        '}',
     );
+  }
+
+  /** The delivery index, up to date with every process's deliveries (this one's unwritten lines first). */
+  history(): DeliveryIndex {
+    this.deliveryLog.flush();
+    this.deliveryIndex.refresh();
+    return this.deliveryIndex;
+  }
+
+  /** `writer.persist()` runs at the next flush, before the answers and updates of this turn go out. */
+  persistBeforeEmit(writer: { persist(): void }): void {
+    this.beforeEmit.add(writer);
+    this.scheduleFlush();
   }
 
   event(event: Omit<WorldEvent, 'at' | 'pid'>): void {
@@ -150,6 +178,8 @@ export class SimRuntime {
   close(): void {
     this.scheduler.close();
     this.saveAccounts();
+    for (const writer of this.beforeEmit) writer.persist();
+    this.beforeEmit.clear();
     this.flush();
     this.deliveryLog.close();
   }

@@ -12,6 +12,12 @@ import { ensureDir, isErrno, writeFileAtomic } from './store/files.js';
 import type { Json } from './protocol.js';
 
 export const SESSION_FILE = 'td.binlog';
+/**
+ * Sends not finished yet, kept only with use_message_database (TDLib keeps them as SendMessage events in its
+ * binlog); encrypted like td.binlog. A separate file so that a send costs a small write, not a rewrite of
+ * the session.
+ */
+export const PENDING_FILE = 'td.pending';
 const MAGIC = Buffer.from('TDSIM1\n');
 
 export type AuthProgress =
@@ -35,6 +41,17 @@ export interface SessionData {
   readonly auth?: AuthProgress;
   readonly proxies: readonly StoredProxy[];
   readonly next_proxy_id: number;
+}
+
+/** A send TDLib would re-send at the next start (what its SendMessageLogEvent keeps). */
+export interface PendingSend {
+  /** int64 as a decimal string; the resend carries the same one, so the server dedupes it. */
+  readonly random_id: string;
+  readonly chat_id: number;
+  readonly text: { readonly text: string; readonly entities: readonly Json[] };
+  readonly link_preview_options?: Json;
+  /** When it was first sent (Unix seconds): older than 24 h at the restart, it is not re-sent. */
+  readonly send_date: number;
 }
 
 export class WrongKeyError extends Error {}
@@ -61,11 +78,10 @@ export function sessionPath(databaseDirectory: string): string {
   return join(databaseDirectory, SESSION_FILE);
 }
 
-/** Reads the session; undefined when the directory has none yet. Throws WrongKeyError on a wrong key. */
-export function readSession(databaseDirectory: string, key: Buffer): SessionData | undefined {
+function readEncrypted(path: string, key: Buffer): unknown {
   let data: Buffer;
   try {
-    data = readFileSync(sessionPath(databaseDirectory));
+    data = readFileSync(path);
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return undefined;
     throw error;
@@ -81,25 +97,72 @@ export function readSession(databaseDirectory: string, key: Buffer): SessionData
     const decipher = createDecipheriv('aes-256-gcm', derive(key, salt), iv);
     decipher.setAuthTag(tag);
     const plain = Buffer.concat([decipher.update(body), decipher.final()]);
-    return JSON.parse(plain.toString('utf8')) as SessionData;
+    return JSON.parse(plain.toString('utf8')) as unknown;
   } catch {
     throw new WrongKeyError('wrong key');
   }
 }
 
-export function writeSession(databaseDirectory: string, key: Buffer, session: SessionData): void {
-  ensureDir(databaseDirectory);
+function writeEncrypted(path: string, key: Buffer, value: unknown, durable: boolean): void {
   const salt = randomBytes(16);
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', derive(key, salt), iv);
-  const body = Buffer.concat([cipher.update(JSON.stringify(session), 'utf8'), cipher.final()]);
-  writeFileAtomic(
-    sessionPath(databaseDirectory),
-    Buffer.concat([MAGIC, salt, iv, cipher.getAuthTag(), body]),
-    true,
-  );
+  const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+  writeFileAtomic(path, Buffer.concat([MAGIC, salt, iv, cipher.getAuthTag(), body]), durable);
 }
 
+/** Reads the session; undefined when the directory has none yet. Throws WrongKeyError on a wrong key. */
+export function readSession(databaseDirectory: string, key: Buffer): SessionData | undefined {
+  return readEncrypted(sessionPath(databaseDirectory), key) as SessionData | undefined;
+}
+
+export function writeSession(databaseDirectory: string, key: Buffer, session: SessionData): void {
+  ensureDir(databaseDirectory);
+  writeEncrypted(sessionPath(databaseDirectory), key, session, true);
+}
+
+/** Deletes what TDLib deletes on logOut/destroy or a lost authorization: the binlog and with it the sends. */
 export function deleteSession(databaseDirectory: string): void {
   rmSync(sessionPath(databaseDirectory), { force: true });
+  deletePendingSends(databaseDirectory);
+}
+
+export function pendingPath(databaseDirectory: string): string {
+  return join(databaseDirectory, PENDING_FILE);
+}
+
+function isPendingSend(value: unknown): value is PendingSend {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.random_id === 'string' && typeof v.chat_id === 'number' && typeof v.send_date === 'number';
+}
+
+/** The sends remembered in the directory; [] when there are none (or the file is unreadable garbage). */
+export function readPendingSends(databaseDirectory: string, key: Buffer): PendingSend[] {
+  let value: unknown;
+  try {
+    value = readEncrypted(pendingPath(databaseDirectory), key);
+  } catch (error) {
+    if (error instanceof WrongKeyError) return [];
+    throw error;
+  }
+  return Array.isArray(value) ? value.filter(isPendingSend) : [];
+}
+
+/**
+ * Replaces the remembered sends. Not fsynced: what matters is surviving the death of the process (the
+ * page cache keeps the write), as TDLib's binlog does between its own periodic flushes.
+ */
+export function writePendingSends(
+  databaseDirectory: string,
+  key: Buffer,
+  sends: readonly PendingSend[],
+): void {
+  if (sends.length === 0) return deletePendingSends(databaseDirectory);
+  ensureDir(databaseDirectory);
+  writeEncrypted(pendingPath(databaseDirectory), key, sends, false);
+}
+
+export function deletePendingSends(databaseDirectory: string): void {
+  rmSync(pendingPath(databaseDirectory), { force: true });
 }

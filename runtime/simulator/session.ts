@@ -70,6 +70,7 @@ export function loseAuthorization(client: SimClient, reason: string): void {
   });
   client.phase = 'closing';
   client.setAuthState({ '@type': 'authorizationStateLoggingOut' });
+  client.dropPendingSends();
   deleteSession(client.databaseDirectory);
   client.session = undefined;
   finishClose(client);

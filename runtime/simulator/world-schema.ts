@@ -34,6 +34,29 @@ export interface WorldUser {
   };
 }
 
+/**
+ * A public supergroup or channel. `id` is the supergroup identifier (chatTypeSupergroup.supergroup_id);
+ * the chat identifier TDLib uses is -(10^12 + id), see supergroupChatId().
+ */
+export interface WorldChat {
+  readonly id: number;
+  readonly title: string;
+  readonly username: string;
+  readonly kind: 'supergroup' | 'channel';
+  /** Users who joined: in a supergroup they may write, in a channel they only read. */
+  readonly members: readonly UserRef[];
+  /** Administrators (members too): the only ones who may post in a channel. */
+  readonly admins: readonly UserRef[];
+}
+
+/** TDLib's ChannelId::MAX_CHANNEL_ID: 10^12 - 2^31. */
+export const MAX_SUPERGROUP_ID = 1_000_000_000_000 - 2 ** 31;
+
+/** The chat identifier TDLib gives a supergroup or channel (DialogId of a channel). */
+export function supergroupChatId(supergroupId: number): number {
+  return -1_000_000_000_000 - supergroupId;
+}
+
 export interface RateLimit {
   readonly per_second: number;
   readonly burst: number;
@@ -51,6 +74,8 @@ export interface WorldLimits {
   readonly search_public_chat: RateLimit;
   readonly search_user_by_phone_number: RateLimit;
   readonly import_contacts: RateLimit;
+  /** getChatHistory, searchChatMessages and getChatMessageByDate share one bucket per account. */
+  readonly history: RateLimit;
   readonly tdlib_flood_wait_limit_seconds: number;
 }
 
@@ -93,6 +118,7 @@ export interface WorldConfig {
   readonly version: 1;
   readonly seed: number;
   readonly users: readonly WorldUser[];
+  readonly chats: readonly WorldChat[];
   readonly limits: WorldLimits;
   readonly network: WorldNetwork;
   readonly faults: WorldFaults;
@@ -111,6 +137,8 @@ const rate = (perSecond: number, burst: number): SchemaObject => ({
 });
 
 const userRef: SchemaObject = { oneOf: [{ type: 'integer' }, { type: 'string', minLength: 1 }] };
+
+const USERNAME_PATTERN = '^[A-Za-z][A-Za-z0-9_]{3,31}$';
 
 const perMethod = (max?: number): SchemaObject => ({
   type: 'object',
@@ -151,7 +179,7 @@ export const WORLD_SCHEMA: SchemaObject = {
           id: { type: 'integer', minimum: 1, maximum: 9007199254740991 },
           first_name: { type: 'string', minLength: 1, maxLength: 64 },
           last_name: { type: 'string', maxLength: 64, default: '' },
-          username: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_]{3,31}$' },
+          username: { type: 'string', pattern: USERNAME_PATTERN },
           phone_number: { type: 'string', pattern: '^\\+?[0-9][0-9 ()-]{4,20}$' },
           login: {
             type: 'object',
@@ -188,6 +216,23 @@ export const WORLD_SCHEMA: SchemaObject = {
         },
       },
     },
+    chats: {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'title', 'username', 'kind'],
+        properties: {
+          id: { type: 'integer', minimum: 1, maximum: MAX_SUPERGROUP_ID - 1 },
+          title: { type: 'string', minLength: 1, maxLength: 128 },
+          username: { type: 'string', pattern: USERNAME_PATTERN },
+          kind: { enum: ['supergroup', 'channel'] },
+          members: { type: 'array', items: userRef, default: [] },
+          admins: { type: 'array', items: userRef, default: [] },
+        },
+      },
+    },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -207,6 +252,7 @@ export const WORLD_SCHEMA: SchemaObject = {
         search_public_chat: rate(0.2, 20),
         search_user_by_phone_number: rate(0.1, 10),
         import_contacts: rate(0.05, 30),
+        history: rate(50, 500),
         tdlib_flood_wait_limit_seconds: { type: 'number', minimum: 0, default: 60 },
       },
     },
@@ -378,12 +424,32 @@ function semanticProblems(world: WorldConfig): string[] {
       else tokens.set(user.bot.token, index);
     }
   });
+  const chatUsernames = new Map<string, number>();
   const resolves = (ref: UserRef): boolean =>
     typeof ref === 'number' ? ids.has(ref) : usernames.has(ref.replace(/^@/, '').toLowerCase());
   world.users.forEach((user, index) => {
     for (const field of ['contacts', 'blocked', 'started_bots'] as const) {
       user[field].forEach((ref, i) => {
         if (!resolves(ref)) problems.push(`users[${index}].${field}[${i}]: no user ${JSON.stringify(ref)}`);
+      });
+    }
+  });
+  const chatIds = new Map<number, number>();
+  world.chats.forEach((chat, index) => {
+    const at = `chats[${index}]`;
+    const first = chatIds.get(chat.id);
+    if (first !== undefined) problems.push(`${at}.id: duplicate of chats[${first}].id`);
+    else chatIds.set(chat.id, index);
+    // Users and chats share Telegram's username namespace: searchPublicChat finds either.
+    const key = chat.username.toLowerCase();
+    const user = usernames.get(key);
+    const other = chatUsernames.get(key);
+    if (user !== undefined) problems.push(`${at}.username: already used by users[${user}]`);
+    else if (other !== undefined) problems.push(`${at}.username: already used by chats[${other}]`);
+    else chatUsernames.set(key, index);
+    for (const field of ['members', 'admins'] as const) {
+      chat[field].forEach((ref, i) => {
+        if (!resolves(ref)) problems.push(`${at}.${field}[${i}]: no user ${JSON.stringify(ref)}`);
       });
     }
   });

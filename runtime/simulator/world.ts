@@ -21,11 +21,14 @@ import { parse as parseYaml } from 'yaml';
 import { ensureDir, isErrno, isRecord, readJson, writeJsonAtomic } from './store/files.js';
 import { JsonlReader } from './store/jsonl.js';
 import { withFileMutex } from './store/locks.js';
+import type { Json } from './protocol.js';
 import {
   normalizePhone,
+  supergroupChatId,
   validateWorld,
   WorldConfigError,
   type UserRef,
+  type WorldChat,
   type WorldConfig,
   type WorldFaults,
   type WorldLimits,
@@ -34,7 +37,10 @@ import {
 
 export const WORLD_FILE_NAMES = ['world.yaml', 'world.yml', 'world.json'] as const;
 
-/** A message as the world saw it; `status` says whether the recipient got it. */
+/**
+ * A message as the world saw it; `status` says whether the recipient got it. `to` and `chat_id` are the
+ * recipient user for a private chat, the chat identifier (negative) for a supergroup or channel.
+ */
 export interface Delivery {
   readonly at: number;
   readonly from: number;
@@ -46,6 +52,12 @@ export interface Delivery {
   readonly status: 'delivered' | 'blocked';
   readonly auth_key: string;
   readonly pid: number;
+  /** message.date (Unix seconds, the sender's clock); absent in logs written before it existed. */
+  readonly date?: number;
+  /** The message's random_id (int64 as a decimal string): Telegram dedupes sends by it. */
+  readonly random_id?: string;
+  /** The formattedText entities of the message, when it has any. */
+  readonly entities?: readonly Json[];
 }
 
 export interface WorldEvent {
@@ -57,8 +69,13 @@ export interface WorldEvent {
     | 'auth_key_duplicated'
     | 'qr_confirmed'
     | 'destroy'
-    | 'authorization_lost';
+    | 'authorization_lost'
+    /** A send refused with 429 (a flood wait longer than TDLib waits out itself). */
+    | 'flood_wait';
   readonly user_id?: number;
+  /** flood_wait: the seconds Telegram asked the account to wait, and the chat the send went to. */
+  readonly retry_after?: number;
+  readonly chat_id?: number;
   readonly auth_key?: string;
   readonly detail?: string;
   readonly pid: number;
@@ -89,8 +106,14 @@ interface UserOverride {
   privacy?: Partial<WorldUser['privacy']>;
 }
 
+interface ChatOverride {
+  members?: number[];
+  admins?: number[];
+}
+
 interface Overrides {
   users?: Record<string, UserOverride>;
+  chats?: Record<string, ChatOverride>;
   proxies?: Record<string, boolean>;
   faults?: Partial<WorldFaults>;
   limits?: Partial<WorldLimits>;
@@ -104,10 +127,23 @@ export interface UserView extends WorldUser {
   readonly startedBotIds: ReadonlySet<number>;
 }
 
+export interface ChatView extends WorldChat {
+  /** The chat identifier TDLib uses: -(10^12 + id). */
+  readonly chatId: number;
+  /** Members, administrators included. */
+  readonly memberIds: ReadonlySet<number>;
+  readonly adminIds: ReadonlySet<number>;
+}
+
+export type ChatRole = 'admin' | 'member' | 'none';
+
 /** The effective world (file + overrides) with the indexes the simulator looks things up by. */
 export class WorldView {
   readonly users = new Map<number, UserView>();
   readonly byUsername = new Map<string, UserView>();
+  /** Public supergroups and channels by chat identifier (negative), and by lower-cased username. */
+  readonly chats = new Map<number, ChatView>();
+  readonly chatByUsername = new Map<string, ChatView>();
   readonly byPhone = new Map<string, UserView>();
   readonly byToken = new Map<string, UserView>();
   private readonly deadProxies = new Set<string>();
@@ -134,6 +170,29 @@ export class WorldView {
     for (const proxy of config.network.proxies) {
       if (proxy.dead) this.deadProxies.add(proxyKey(proxy.server, proxy.port));
     }
+    for (const chat of config.chats) {
+      const adminIds = new Set(chat.admins.map(idOf));
+      const view: ChatView = {
+        ...chat,
+        chatId: supergroupChatId(chat.id),
+        memberIds: new Set([...chat.members.map(idOf), ...adminIds]),
+        adminIds,
+      };
+      this.chats.set(view.chatId, view);
+      this.chatByUsername.set(chat.username.toLowerCase(), view);
+    }
+  }
+
+  /** A chat by supergroup id, chat id (negative) or @username. */
+  resolveChat(ref: number | string): ChatView | undefined {
+    if (typeof ref === 'number') return ref < 0 ? this.chats.get(ref) : this.chats.get(supergroupChatId(ref));
+    return this.chatByUsername.get(ref.replace(/^@/, '').toLowerCase());
+  }
+
+  /** Whether `userId` logs in to this world (a phone account or a bot): only accounts read history. */
+  isAccount(userId: number): boolean {
+    const user = this.users.get(userId);
+    return user !== undefined && (user.login !== undefined || user.bot !== undefined);
   }
 
   resolve(ref: UserRef): UserView | undefined {
@@ -223,9 +282,19 @@ function mergeOverrides(base: WorldConfig, overrides: Overrides): unknown {
     const colon = key.lastIndexOf(':');
     proxies.push({ server: key.slice(0, colon), port: Number(key.slice(colon + 1)), dead });
   }
+  const chats = base.chats.map((chat) => {
+    const o = overrides.chats?.[String(chat.id)];
+    if (o === undefined) return chat;
+    return {
+      ...chat,
+      ...(o.members ? { members: o.members } : {}),
+      ...(o.admins ? { admins: o.admins } : {}),
+    };
+  });
   return {
     ...base,
     users,
+    chats,
     network: { ...base.network, proxies },
     faults: { ...base.faults, ...overrides.faults },
     limits: { ...base.limits, ...overrides.limits },
@@ -381,6 +450,26 @@ export class World {
   addContact(owner: UserRef, contact: UserRef): void {
     this.editUser(owner, (o, user, view) => {
       o.contacts = [...new Set([...user.contactIds, this.user(contact, view).id])];
+    });
+  }
+
+  /**
+   * Makes `user` an administrator, a plain member, or no member of a public chat (by supergroup id, chat
+   * id or @username). Clients learn of the change when they look the chat up again or when a send fails.
+   */
+  setChatMember(chat: number | string, user: UserRef, role: ChatRole): void {
+    this.edit((overrides, view) => {
+      const target = view.resolveChat(chat);
+      if (target === undefined) throw new Error(`no chat ${JSON.stringify(chat)} in the world`);
+      const id = this.user(user, view).id;
+      const members = new Set([...target.memberIds].filter((m) => !target.adminIds.has(m)));
+      const admins = new Set(target.adminIds);
+      members.delete(id);
+      admins.delete(id);
+      if (role === 'admin') admins.add(id);
+      if (role === 'member') members.add(id);
+      overrides.chats ??= {};
+      overrides.chats[String(target.id)] = { members: [...members], admins: [...admins] };
     });
   }
 

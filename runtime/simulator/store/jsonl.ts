@@ -57,6 +57,11 @@ export class JsonlReader<T> {
     private readonly accept: (value: unknown) => value is T,
   ) {}
 
+  /** Bytes of the file taken in so far (what the next read() starts after). */
+  get position(): number {
+    return this.offset;
+  }
+
   read(): T[] {
     let fd: number;
     try {

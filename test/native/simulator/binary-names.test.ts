@@ -33,6 +33,10 @@ describe('names the simulator emits exist in libtdjson 1.8.67', () => {
   beforeAll(() => {
     fx = makeWorld({
       limits: { user: { chat: { per_second: 0.001, burst: 1 } }, tdlib_flood_wait_limit_seconds: 0 },
+      chats: [
+        { id: 1001, title: 'Group', username: 'names_group', kind: 'supergroup', members: [5550100001] },
+        { id: 1002, title: 'Channel', username: 'names_channel', kind: 'channel', admins: [5550100001] },
+      ],
     });
     session = startSession(fx.dir);
   });
@@ -75,6 +79,33 @@ describe('names the simulator emits exist in libtdjson 1.8.67', () => {
       const pending = await qr.invokeUnchecked(textMessage(5550100102, text));
       await outcomeOf(qrRec, pending.id as number);
     }
+    // Public chats (supergroup objects, statuses), channel posts, and the history family's answers.
+    for (const username of ['names_group', 'names_channel']) {
+      const chat = await qr.invokeUnchecked({ '@type': 'searchPublicChat', username });
+      const pending = await qr.invokeUnchecked(textMessage(chat.id as number, 'to the chat'));
+      await outcomeOf(qrRec, pending.id as number);
+    }
+    await qr.invokeUnchecked({
+      '@type': 'getChatHistory',
+      chat_id: 5550100102,
+      from_message_id: 0,
+      offset: 0,
+      limit: 10,
+      only_local: false,
+    });
+    await qr.invokeUnchecked({
+      '@type': 'searchChatMessages',
+      chat_id: -1_000_000_001_002,
+      query: 'chat',
+      from_message_id: 0,
+      offset: 0,
+      limit: 10,
+    });
+    await qr.invokeUnchecked({ '@type': 'getChatMessageByDate', chat_id: 5550100102, date: 2_000_000_000 });
+    fx.world.setChatMember('names_channel', 5550100001, 'member');
+    await worldSynced(session, fx);
+    const refused = await qr.invokeUnchecked(textMessage(-1_000_000_001_002, 'not an admin any more'));
+    await outcomeOf(qrRec, refused.id as number);
     fx.world.setDeactivated(5550100101);
     await worldSynced(session, fx);
     const toDeleted = await qr.invokeUnchecked(textMessage(5550100101, 'x'));

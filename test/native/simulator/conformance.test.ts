@@ -100,6 +100,21 @@ function script(root: string): Step[] {
     call('a', 'getMe_unauthorized', { '@type': 'getMe' }),
     call('a', 'send_unauthorized', { '@type': 'sendMessage', chat_id: 1 }),
     call('a', 'search_unauthorized', { '@type': 'searchPublicChat', username: 'durov' }),
+    call('a', 'history_unauthorized', {
+      '@type': 'getChatHistory',
+      chat_id: 1,
+      from_message_id: 0,
+      offset: 0,
+      limit: 0,
+      only_local: false,
+    }),
+    call('a', 'search_messages_unauthorized', {
+      '@type': 'searchChatMessages',
+      chat_id: 1,
+      query: 'x',
+      limit: 0,
+    }),
+    call('a', 'message_by_date_unauthorized', { '@type': 'getChatMessageByDate', chat_id: 1, date: 0 }),
     call('a', 'code_unexpected', { '@type': 'checkAuthenticationCode', code: '1' }),
     call('a', 'password_unexpected', { '@type': 'checkAuthenticationPassword', password: '1' }),
     call('a', 'phone_empty', { '@type': 'setAuthenticationPhoneNumber', phone_number: '' }),
@@ -166,6 +181,17 @@ function script(root: string): Step[] {
     call('c', 'c_params', params(join(root, 'db-destroy'))),
     call('c', 'destroy', { '@type': 'destroy' }),
     { op: 'wait', client: 'c', label: 'c_closed', until: { authorizationState: 'authorizationStateClosed' } },
+
+    // The message database only changes what survives a restart: the same start as without it.
+    { op: 'client', name: 'e' },
+    call('e', 'message_db_params', { ...params(join(root, 'db-message-db')), use_message_database: true }),
+    {
+      op: 'wait',
+      client: 'e',
+      label: 'e_wait_phone',
+      until: { authorizationState: 'authorizationStateWaitPhoneNumber' },
+    },
+    { op: 'close', client: 'e' },
 
     { op: 'client', name: 'd' },
     call('d', 'close_before_params', { '@type': 'close' }),

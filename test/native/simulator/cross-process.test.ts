@@ -173,6 +173,91 @@ describe('a world shared by several processes', () => {
     expect(fx.world.session(session.auth_key)?.revoked).toBeUndefined();
   });
 
+  it('re-sends a pending message after a SIGKILL in another process (message database), once, and reads it back', async () => {
+    const db = join(fx.dir, 'pod');
+    const withDb = { ...params(db), use_message_database: true };
+    fx.world.setFaults({ latency_ms: { default: 0, methods: { sendMessage: 120_000 } } });
+    const crashed = startConversation(
+      'sim',
+      [
+        { op: 'client', name: 'a' },
+        { op: 'call', client: 'a', label: 'params', request: withDb },
+        ...loginSecondUser(db).slice(2),
+        {
+          op: 'call',
+          client: 'a',
+          label: 'chat',
+          request: { '@type': 'searchPublicChat', username: 'alice_demo' },
+        },
+        {
+          op: 'call',
+          client: 'a',
+          label: 'send',
+          request: {
+            '@type': 'sendMessage',
+            chat_id: 5550100101,
+            input_message_content: {
+              '@type': 'inputMessageText',
+              text: { '@type': 'formattedText', text: 'sent before the crash', entities: [] },
+            },
+          },
+        },
+        { op: 'pause', ms: 60_000 },
+      ],
+      fx.dir,
+    );
+    crashed.transcript.catch(() => undefined);
+    await until('the send to be remembered in the database directory', () =>
+      existsSync(join(db, 'td.pending')) ? true : undefined,
+    );
+    crashed.child.process.kill('SIGKILL');
+    await crashed.child.done;
+    expect(fx.world.deliveries()).toEqual([]);
+    fx.world.setFaults({ latency_ms: { default: 0, methods: {} } });
+
+    const resumed = await runConversationChild(
+      'sim',
+      [
+        { op: 'client', name: 'a' },
+        { op: 'call', client: 'a', label: 'params', request: withDb },
+        {
+          op: 'wait',
+          client: 'a',
+          label: 'sent',
+          until: { update: 'updateMessageSendSucceeded' },
+          timeoutMs: 20_000,
+        },
+        {
+          op: 'call',
+          client: 'a',
+          label: 'history',
+          request: {
+            '@type': 'getChatHistory',
+            chat_id: 5550100101,
+            from_message_id: 0,
+            offset: 0,
+            limit: 10,
+            only_local: false,
+          },
+        },
+      ],
+      fx.dir,
+    );
+    const updates = (resumed.updates.a ?? []).map((u) => u['@type']);
+    expect(updates.indexOf('updateNewMessage')).toBeGreaterThan(-1);
+    expect(updates.indexOf('updateNewMessage')).toBeLessThan(updates.indexOf('updateMessageSendSucceeded'));
+    const sent = (resumed.answers.sent as TdObject).message as TdObject;
+    expect(resumed.answers.history).toMatchObject({
+      '@type': 'messages',
+      total_count: 1,
+      messages: [{ id: sent.id, content: { text: { text: 'sent before the crash' } } }],
+    });
+    const deliveries = fx.world.deliveries();
+    expect(deliveries).toHaveLength(1);
+    expect(deliveries[0]).toMatchObject({ from: 5550100002, to: 5550100101, message_id: sent.id });
+    expect(existsSync(join(db, 'td.pending'))).toBe(false);
+  });
+
   it('records every delivery from concurrent senders, countable from another process', async () => {
     const sends = (db: string, login: Step[], recipients: readonly string[], count: number): Step[] => {
       const steps: Step[] = [

@@ -225,7 +225,49 @@ describe('simulator recipients and sending', () => {
       can_retry: true,
       retry_after: 100,
     });
+    // The ones behind it in that chat fail the same way (TDLib's same-chat cascade).
+    const behind = await Promise.all(['four', 'five'].map((t) => send(client, rec, ALICE, t)));
+    expect(behind.map((o) => (o.error as TdObject).code)).toEqual([429, 429]);
     expect(fx.world.deliveries().map((d) => d.text)).toEqual(['one', 'two']);
+    // Each refusal is logged, so another process can check that the app waited before sending again.
+    const refusals = fx.world.events().filter((e) => e.type === 'flood_wait');
+    expect(refusals.map((e) => [e.user_id, e.retry_after, e.chat_id])).toEqual(
+      Array(3).fill([5550100001, 100, ALICE]),
+    );
+  });
+
+  it("keeps the order of one account's sends within a chat, through absorbed flood waits", async () => {
+    const { client, rec } = await userClient({
+      limits: {
+        user: { account: { per_second: 1e6, burst: 1e6 }, chat: { per_second: 40, burst: 2 } },
+        tdlib_flood_wait_limit_seconds: 60,
+      },
+      faults: { latency_ms: { default: 0, methods: { sendMessage: 5 } } },
+    });
+    await client.invokeUnchecked({ '@type': 'searchPublicChat', username: 'alice_demo' });
+    await client.invokeUnchecked({ '@type': 'searchPublicChat', username: 'bob_demo' });
+    const texts = Array.from({ length: 12 }, (_, i) => `in order ${i}`);
+    const pendings = await Promise.all(
+      texts.flatMap((text) => [
+        client.invokeUnchecked(textMessage(ALICE, text)),
+        client.invokeUnchecked(textMessage(BOB, text)),
+      ]),
+    );
+    const outcomes = await Promise.all(pendings.map((p) => outcomeOf(rec, p.id as number)));
+    expect(outcomes.every((o) => o['@type'] === 'updateMessageSendSucceeded')).toBe(true);
+    for (const chat of [ALICE, BOB]) {
+      const delivered = fx.world.deliveries((d) => d.to === chat);
+      expect(delivered.map((d) => d.text)).toEqual(texts);
+      const ids = delivered.map((d) => d.message_id);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      // The outcomes reach the client in the same order.
+      const seen = rec.updates
+        .filter(
+          (u) => u['@type'] === 'updateMessageSendSucceeded' && (u.message as TdObject).chat_id === chat,
+        )
+        .map((u) => (((u.message as TdObject).content as TdObject).text as TdObject).text);
+      expect(seen).toEqual(texts);
+    }
   });
 
   it('waits out short flood waits silently, as TDLib retries them itself', async () => {
@@ -366,11 +408,14 @@ describe('simulator recipients and sending', () => {
       faults: { error_rate: { methods: { sendMessage: 1 } }, error: { code: 500, message: 'RPC_CALL_FAIL' } },
     });
     await client.invokeUnchecked({ '@type': 'searchPublicChat', username: 'alice_demo' });
-    expect((await send(client, rec, ALICE)).error).toEqual({
+    const failed = await send(client, rec, ALICE);
+    expect(failed.error).toEqual({
       '@type': 'error',
       code: 500,
       message: 'RPC_CALL_FAIL',
     });
+    // TDLib's can_resend_message: only 429 and "too old to be re-sent" leave a message resendMessages takes.
+    expect((failed.message as TdObject).sending_state).toMatchObject({ can_retry: false });
     fx.world.setFaults({
       error_rate: { default: 1, methods: {} },
       error: { code: 503, message: 'SERVICE_DOWN' },

@@ -130,9 +130,17 @@ describe('shared state files', () => {
       auth_key: 'abcdef',
       pid: 4,
     };
+    const withHistoryFields = {
+      ...delivery,
+      message_id: 2 * 1048576,
+      date: 1_700_000_000,
+      random_id: '-9223372036854775807',
+      entities: [{ '@type': 'textEntity', offset: 0, length: 5, type: { '@type': 'textEntityTypeBold' } }],
+    };
     rt.recordDelivery(delivery);
+    rt.recordDelivery(withHistoryFields);
     rt.close();
-    expect(world.deliveries()).toEqual([delivery]);
+    expect(world.deliveries()).toEqual([delivery, withHistoryFields]);
   });
 
   it('serializes read-modify-write with the file mutex and breaks stale locks', () => {

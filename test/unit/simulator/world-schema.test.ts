@@ -1,7 +1,8 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { main as cli } from '../../../runtime/simulator/cli.js';
 import { simulatorOptionsFromEnv } from '../../../runtime/simulator/env.js';
 import { loadWorldFile, World } from '../../../runtime/simulator/world.js';
 import { fieldPath, validateWorld, WorldConfigError } from '../../../runtime/simulator/world-schema.js';
@@ -84,6 +85,65 @@ describe('world file validation', () => {
     ]);
   });
 
+  it('validates public chats: structure, unique ids and usernames (shared with users), member references', () => {
+    const users = [
+      { id: 1, first_name: 'A', username: 'alice_x' },
+      { id: 2, first_name: 'B', username: 'bob_x' },
+    ];
+    const world = validateWorld({
+      version: 1,
+      users,
+      chats: [{ id: 10, title: 'G', username: 'group_x', kind: 'supergroup', members: ['alice_x'] }],
+    });
+    expect(world.chats[0]).toEqual({
+      id: 10,
+      title: 'G',
+      username: 'group_x',
+      kind: 'supergroup',
+      members: ['alice_x'],
+      admins: [],
+    });
+    expect(validateWorld({ version: 1, users }).chats).toEqual([]);
+    expect(world.limits.history).toEqual({ per_second: 50, burst: 500 });
+    expect(
+      problems({
+        version: 1,
+        users,
+        chats: [
+          { id: 0, title: '', username: 'x', kind: 'group', members: [{}] },
+          { id: 11, title: 'T', kind: 'channel' },
+          { id: 997852516352, title: 'T', username: 'too_big', kind: 'channel' },
+        ],
+      }),
+    ).toEqual(
+      expect.arrayContaining([
+        'chats[0].id: must be >= 1',
+        'chats[0].title: must NOT have fewer than 1 characters',
+        'chats[0].username: must match pattern "^[A-Za-z][A-Za-z0-9_]{3,31}$"',
+        'chats[0].kind: must be one of ["supergroup","channel"]',
+        'chats[1].username: required field is missing',
+        'chats[2].id: must be <= 997852516351',
+      ]),
+    );
+    expect(
+      problems({
+        version: 1,
+        users,
+        chats: [
+          { id: 10, title: 'G', username: 'group_x', kind: 'supergroup', members: ['@ghost'] },
+          { id: 10, title: 'H', username: 'Group_X', kind: 'supergroup' },
+          { id: 12, title: 'C', username: 'Alice_X', kind: 'channel', admins: [99] },
+        ],
+      }),
+    ).toEqual([
+      'chats[0].members[0]: no user "@ghost"',
+      'chats[1].id: duplicate of chats[0].id',
+      'chats[1].username: already used by chats[0]',
+      'chats[2].username: already used by users[0]',
+      'chats[2].admins[0]: no user 99',
+    ]);
+  });
+
   it('renders JSON pointers as field paths', () => {
     expect(fieldPath('/users/2/login/code')).toBe('users[2].login.code');
     expect(fieldPath('', 'version')).toBe('version');
@@ -125,6 +185,49 @@ describe('world directory', () => {
       writer.resetOverrides();
       expect(reader.view().users.get(1)?.blockedIds.size).toBe(0);
       expect(() => writer.blockUser('nobody_at_all', 1)).toThrow(/no user/);
+      expect(() => writer.setChatMember('no_such_chat', 1, 'member')).toThrow(/no chat/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('edits chat membership: admins are members, a role replaces the previous one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sim-w-'));
+    try {
+      const world = World.create(dir, {
+        version: 1,
+        users: [
+          { id: 1, first_name: 'A', username: 'alice_x' },
+          { id: 2, first_name: 'B' },
+        ],
+        chats: [{ id: 7, title: 'C', username: 'chan_x', kind: 'channel', members: [2] }],
+      });
+      const chat = () => world.view().resolveChat('@chan_x');
+      expect(chat()?.chatId).toBe(-1_000_000_000_007);
+      expect(world.view().resolveChat(7)).toBe(chat());
+      expect(world.view().resolveChat(-1_000_000_000_007)).toBe(chat());
+      world.setChatMember('chan_x', '@alice_x', 'admin');
+      expect([...(chat()?.memberIds ?? [])].sort()).toEqual([1, 2]);
+      expect([...(chat()?.adminIds ?? [])]).toEqual([1]);
+      world.setChatMember(7, 1, 'member');
+      expect([...(chat()?.adminIds ?? [])]).toEqual([]);
+      world.setChatMember(-1_000_000_000_007, 2, 'none');
+      expect([...(chat()?.memberIds ?? [])]).toEqual([1]);
+      world.resetOverrides();
+      expect([...(chat()?.memberIds ?? [])]).toEqual([2]);
+      // The same from a shell.
+      const quiet = { ...process.env, TDLIB_SIMULATOR_WORLD: dir };
+      const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+      try {
+        expect(cli(['chat-member', '@chan_x', 'alice_x', 'admin'], quiet)).toBe(0);
+        expect([...(chat()?.adminIds ?? [])]).toEqual([1]);
+        expect(cli(['chat-member', '-1000000000007', '1', 'none'], quiet)).toBe(0);
+        expect([...(chat()?.memberIds ?? [])]).toEqual([2]);
+        expect(cli(['chat-member', 'chan_x', '1', 'owner'], quiet)).toBe(2);
+        expect(cli(['chat-member', 'nope_chat', '1', 'member'], quiet)).toBe(1);
+      } finally {
+        stderr.mockRestore();
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

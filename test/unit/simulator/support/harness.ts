@@ -131,8 +131,8 @@ export interface Session {
   close(): Promise<void>;
 }
 
-export function startSession(dir: string): Session {
-  const backend = new SimulatorBackend({ worldDir: dir });
+export function startSession(dir: string, options: { readonly clock?: { now(): number } } = {}): Session {
+  const backend = new SimulatorBackend({ worldDir: dir, ...options });
   const checked = new CheckedBackend(backend);
   const manager = new TdClientManager(checked, { defaultTimeoutMs: 10_000, closeTimeoutMs: 10_000 });
   return {

@@ -72,6 +72,12 @@ export function validateTdObject(value: unknown, type?: string, path = '$'): str
   const schema = loadTdSchema();
   const problems: string[] = [];
   const check = (v: unknown, t: string, at: string): void => {
+    // Nullable array elements (messages.messages: Array<message | null>).
+    const nullable = /^(.+) \| null$/.exec(t);
+    if (nullable !== null) {
+      if (v !== null) check(v, nullable[1] ?? '', at);
+      return;
+    }
     const array = /^Array<(.+)>$/.exec(t);
     if (array !== null) {
       if (!Array.isArray(v)) return void problems.push(`${at}: expected an array for ${t}`);
