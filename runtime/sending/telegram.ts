@@ -185,11 +185,17 @@ export async function sentSince(
   since: number,
 ): Promise<boolean | undefined> {
   try {
+    // A channel's posts come from the channel itself, not from the admin who wrote them.
+    const chat = await client.invokeUnchecked({ '@type': 'getChat', chat_id: chatId });
+    const type = chat.type as { '@type'?: string; is_channel?: boolean } | undefined;
+    const channel = type?.['@type'] === 'chatTypeSupergroup' && type.is_channel === true;
     const found = await client.invokeUnchecked({
       '@type': 'searchChatMessages',
       chat_id: chatId,
-      query: text.slice(0, 64),
-      sender_id: { '@type': 'messageSenderUser', user_id: myUserId },
+      query: searchQueryOf(text),
+      sender_id: channel
+        ? { '@type': 'messageSenderChat', chat_id: chatId }
+        : { '@type': 'messageSenderUser', user_id: myUserId },
       from_message_id: 0,
       offset: 0,
       limit: 20,
@@ -201,4 +207,15 @@ export async function sentSince(
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The start of a text as a history search query: whole words only, since Telegram's search matches words
+ * and word prefixes and a word cut at an arbitrary character may match nothing.
+ */
+export function searchQueryOf(text: string, maxChars = 64): string {
+  if (text.length <= maxChars) return text;
+  const cut = text.slice(0, maxChars);
+  const lastSpace = cut.search(/\s\S*$/);
+  return lastSpace > 0 ? cut.slice(0, lastSpace) : cut;
 }
