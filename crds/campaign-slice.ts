@@ -119,6 +119,13 @@ export const campaignSliceStatus = object(
         { description: 'The sender cannot send now.' },
       ),
     ),
+    floodWaitUntil: Type.Optional(
+      Type.String({
+        description:
+          'Telegram asked the sender to wait until then (a flood wait short enough to keep its slices).',
+        format: 'date-time',
+      }),
+    ),
     retryFailedRound: Type.Optional(
       Type.Integer({ description: 'The spec.retryFailedRound acted on.', minimum: 0 }),
     ),

@@ -99,7 +99,9 @@ export function assignSlices(
     out.set(slice.name, {
       name: slice.name,
       sender: target,
-      assignment: slice.sender === target ? slice.assignment : slice.assignment + 1,
+      // Always a new assignment, even back to the sender that released it: its release was for the old one,
+      // and a sender never sends on an assignment it released.
+      assignment: slice.assignment + 1,
       releaseRequested: false,
     });
   }

@@ -296,10 +296,25 @@ export class CampaignReconciler implements Reconciler {
       } else this.readySince.delete(key);
       const settled = ready && nowMs - (this.readySince.get(key) ?? nowMs) >= READY_GRACE_MS;
       // A sender's runtime says it is parked in the slices it writes.
-      const parked = slices
+      const reported = slices
         .map((s) => (s.status?.sender === name ? s.status.parked : undefined))
         .find((p) => p !== undefined && (!p.until || Date.parse(p.until) > now.getTime()));
+      // Once its slices have moved on, no slice says the sender is parked any more; the campaign's status
+      // remembers it, so the sender does not get new slices and hit the same wall again. A park ends when its
+      // time is up, or when the account goes through NotReady (logged in again, for example).
+      const previous = campaign.status?.senders?.find((p) => p.name === name);
+      const remembered =
+        ready &&
+        previous?.state === 'Parked' &&
+        (!previous.until || Date.parse(previous.until) > now.getTime())
+          ? { reason: previous.reason ?? 'Parked', ...(previous.until ? { until: previous.until } : {}) }
+          : undefined;
+      const parked = reported ?? remembered;
       const eligible = selected.has(name) && !!account && settled && !parked && !account.spec.suspend;
+      // A short flood wait keeps the sender's slices: it is shown, not acted on.
+      const floodUntil = slices
+        .map((s) => (s.status?.sender === name ? s.status.floodWaitUntil : undefined))
+        .find((u) => u !== undefined && Date.parse(u) > now.getTime());
       views.push({ name, eligible, exists: !!account });
       if (!selected.has(name)) continue;
       let state: 'Sending' | 'Idle' | 'FloodWait' | 'Parked' | 'NotReady' = 'Idle';
@@ -311,8 +326,19 @@ export class CampaignReconciler implements Reconciler {
         state = 'NotReady';
         reason = findCondition(account.status?.conditions, ConditionType.Ready)?.reason ?? 'NotReady';
       } else if (parked) {
-        state = parked.reason === 'FloodWait' ? 'FloodWait' : 'Parked';
+        // A flood wait long enough to park the sender is shown as Parked too: its slices go to the others.
+        state = 'Parked';
         reason = parked.reason;
+        if (previous?.state !== 'Parked')
+          this.deps.events.event(
+            campaign,
+            'Warning',
+            'SenderParked',
+            `sender ${name} stopped by Telegram (${parked.reason}${parked.until ? ` until ${parked.until}` : ''}): its recipients go to the other senders`,
+          );
+      } else if (floodUntil) {
+        state = 'FloodWait';
+        reason = 'FloodWait';
       } else if (slices.some((s) => s.spec.sender === name && remainingOf(s) > 0)) state = 'Sending';
       if (!eligible) why.push(`${name}: ${reason ?? (settled ? 'not selected' : 'just became Ready')}`);
       summaries.push({
@@ -320,7 +346,7 @@ export class CampaignReconciler implements Reconciler {
         sent: 0,
         state,
         ...(reason ? { reason } : {}),
-        ...(parked?.until ? { until: parked.until } : {}),
+        ...(parked?.until ? { until: parked.until } : floodUntil ? { until: floodUntil } : {}),
       });
     }
     return { views, summaries, why };

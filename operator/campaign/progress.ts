@@ -178,7 +178,8 @@ export function campaignProgress(input: ProgressInput): CampaignStatus & { autoP
     pending: totals.pending,
     inFlight: totals.inFlight,
     inDoubt: totals.inDoubt,
-    failures: totals.failures,
+    // Left out when empty: server-side apply turns a map its manager emptied into null (schema refuses it).
+    ...(Object.keys(totals.failures).length > 0 ? { failures: totals.failures } : {}),
     senders: input.senders.map((s) => ({ ...s, sent: totals.sentBySender[s.name] ?? 0 })),
     messagesPerMinute: rate,
     ...(eta ? { estimatedCompletionTime: eta } : {}),

@@ -48,6 +48,8 @@ export interface CampaignSenderContext {
   /** A fresh read of a slice (after a conflict). */
   readSlice(name: string): Promise<CampaignSlice | undefined>;
   onSend?(result: 'sent' | 'failed' | 'retry' | 'parked' | 'inDoubt', reason: string): void;
+  /** Telegram made this account wait `seconds` more (overlapping waits counted once). */
+  onFloodWait?(seconds: number): void;
   now?(): Date;
 }
 
@@ -69,6 +71,19 @@ export class CampaignSender {
   private bucket?: TokenBucket;
   private readonly daily: DailyCounter;
   private parked?: { reason: string; untilMs?: number };
+  /** Why this sender is parked now (PeerFlood, FloodWait, LoggedOut...), if it is. */
+  parkedReason(now = Date.now()): string | undefined {
+    return this.parkedState(now)?.reason;
+  }
+
+  /** The park in force now (its reason, and when it ends if Telegram said so). */
+  parkedState(now = Date.now()): { reason: string; untilMs?: number } | undefined {
+    if (!this.parked) return undefined;
+    return this.parked.untilMs === undefined || this.parked.untilMs > now ? { ...this.parked } : undefined;
+  }
+
+  /** Telegram asked this account to wait (a flood wait short enough to keep its slices): no send before. */
+  private floodUntil = 0;
   private outcomes?: { client: TdClient; tracker: SendOutcomes };
   private text?: TdObject;
   private readonly chats = new Map<string, number>();
@@ -131,6 +146,7 @@ export class CampaignSender {
 
     const parked = this.parked && (this.parked.untilMs === undefined || this.parked.untilMs > now);
     if (!parked) this.parked = undefined;
+    const floodWait = this.floodUntil > now;
     // The campaign's own word stops sends at once, before the operator's pause reaches the slices:
     // suspend, and the schedule's start, end and window (whether to start a late schedule at all is the
     // operator's decision, taken once).
@@ -166,7 +182,7 @@ export class CampaignSender {
         !w.base.spec.releaseRequested &&
         w.ledger.pendingInfo(nowSec).ready > 0,
     );
-    if (client && active && !parked && this.ctx.fenceValid()) {
+    if (client && active && !parked && !floodWait && this.ctx.fenceValid()) {
       const spec = active.base.spec;
       this.bucket ??= new TokenBucket(spec.messagesPerMinute, now);
       this.bucket.setRate(spec.messagesPerMinute, now);
@@ -243,6 +259,7 @@ export class CampaignSender {
         if (bot || me === undefined) {
           // Bots cannot read private-chat history: the campaign's policy decides.
           w.ledger.resolved(i, policy === 'Resend' ? 'notSent' : 'inDoubt', nowSec, 'BotCannotCheckHistory');
+          if (policy !== 'Resend') this.ctx.onSend?.('inDoubt', 'BotCannotCheckHistory');
           continue;
         }
         const since = w.ledger.ledger.get(i).at;
@@ -256,6 +273,7 @@ export class CampaignSender {
           if (error instanceof TdError && error.code === 400) outcome = 'notSent';
         }
         w.ledger.resolved(i, outcome, nowSec);
+        if (outcome !== 'notSent') this.ctx.onSend?.(outcome, 'HistoryChecked');
         this.ctx.logger.info({ slice: w.name, index: i, outcome }, 'resolved a send whose outcome was lost');
       }
       w.dirty = true;
@@ -363,14 +381,19 @@ export class CampaignSender {
       v.kind === 'failedForSender' ? 'failed' : v.kind === 'parkSender' ? 'parked' : v.kind,
       v.reason,
     );
-    if (v.kind !== 'parkSender' && !(v.kind === 'retry' && v.reason === 'FloodWait' && v.afterMs > 60_000))
-      return;
-    const untilMs =
-      'untilMs' in v && v.untilMs
-        ? Date.now() + v.untilMs
-        : v.kind === 'retry'
-          ? Date.now() + v.afterMs
-          : undefined;
+    // A flood wait is the account's, not the chat's: nothing is sent until it ends (Telegram would refuse it).
+    const now = Date.now();
+    if (v.reason === 'FloodWait') {
+      const until = now + (v.kind === 'retry' ? v.afterMs : v.kind === 'parkSender' ? (v.untilMs ?? 0) : 0);
+      const added = until - Math.max(now, this.floodUntil);
+      if (added > 0) this.ctx.onFloodWait?.(added / 1000);
+      if (v.kind === 'retry') {
+        this.floodUntil = Math.max(this.floodUntil, until);
+        return;
+      }
+    }
+    if (v.kind !== 'parkSender') return;
+    const untilMs = v.untilMs ? now + v.untilMs : undefined;
     if (!this.parked || this.parked.reason !== v.reason) {
       this.parked = { reason: v.reason, untilMs };
       this.ctx.logger.warn(
@@ -408,6 +431,9 @@ export class CampaignSender {
           : this.parked && previous?.parked
             ? { parked: previous.parked }
             : {}),
+        ...(this.floodUntil > Date.now()
+          ? { floodWaitUntil: new Date(this.floodUntil).toISOString().replace(/\.\d{3}Z$/, 'Z') }
+          : {}),
         ...(extra.retryFailedRound !== undefined
           ? { retryFailedRound: extra.retryFailedRound }
           : previous?.retryFailedRound !== undefined

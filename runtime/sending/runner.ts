@@ -18,7 +18,7 @@ import type { RestClient } from '../../operator/kube/client.js';
 import { isNotFound } from '../../operator/kube/errors.js';
 import type { Logger } from '../../operator/kube/logging.js';
 import type { Registry } from '../../operator/kube/metrics.js';
-import { counter } from '../../operator/kube/metrics.js';
+import { counter, gauge } from '../../operator/kube/metrics.js';
 import { Informer } from '../../operator/kube/reflector.js';
 import type { ApiObject } from '../../operator/kube/resource.js';
 import { errorMessage } from '../../operator/kube/util.js';
@@ -49,6 +49,8 @@ export class CampaignRunner {
     { sender: CampaignSender; timer?: NodeJS.Timeout; running: boolean }
   >();
   private readonly sends;
+  private readonly floodWait;
+  private readonly stoppedWhileParked = new Map<string, { reason: string; untilMs?: number }>();
   private stopped = false;
 
   constructor(
@@ -75,10 +77,27 @@ export class CampaignRunner {
       registry: deps.registry,
     });
     this.slices.addIndex('sender', (s) => (s.spec.sender ? [s.spec.sender] : []));
+    // Labels stay bounded: a campaign's name (series removed with the campaign) and a fixed set of results.
     this.sends = counter(deps.registry, {
       name: 'tdlib_campaign_sends_total',
-      help: 'Campaign sends by result (sent, failed, retry, parked, inDoubt).',
-      labelNames: ['result'],
+      help: 'Campaign send attempts by campaign and result (sent, failed, retry, parked, inDoubt).',
+      labelNames: ['campaign', 'result'],
+    });
+    this.floodWait = counter(deps.registry, {
+      name: 'tdlib_campaign_flood_wait_seconds_total',
+      help: 'Seconds Telegram made campaign senders wait (flood waits), by campaign.',
+      labelNames: ['campaign'],
+    });
+    const parkedNow = (): Map<string, string> => this.parkedSenders();
+    gauge(deps.registry, {
+      name: 'tdlib_campaign_parked_senders',
+      help: 'Campaign senders in this runtime that Telegram stopped (PEER_FLOOD, long flood wait, frozen...), by campaign and reason.',
+      labelNames: ['campaign', 'reason'],
+      collect() {
+        this.reset();
+        for (const [key, reason] of parkedNow())
+          this.inc({ campaign: key.slice(key.indexOf('/') + 1), reason });
+      },
     });
     this.slices.onEvent(() => this.reconcileSoon());
     this.campaigns.onEvent(() => this.reconcileSoon());
@@ -134,9 +153,11 @@ export class CampaignRunner {
         this.slices.byIndex('sender', account.name).filter((s) => s.spec.campaign === campaignName),
       writeStatus: (slice, status) => this.writeStatus(slice, status),
       readSlice: (name) => this.readSlice(name),
-      onSend: (result) => this.sends.inc({ result }),
+      onSend: (result) => this.sends.inc({ campaign: campaignName, result }),
+      onFloodWait: (seconds) => this.floodWait.inc({ campaign: campaignName }, seconds),
     });
     this.senders.set(key, { sender, running: false });
+    this.stoppedWhileParked.delete(key);
     this.wake(key);
   }
 
@@ -165,6 +186,43 @@ export class CampaignRunner {
     this.senders.delete(key);
     clearTimeout(entry.timer);
     await entry.sender.drain(30_000);
+    const park = entry.sender.parkedState();
+    if (park) this.stoppedWhileParked.set(key, park);
+    const campaign = key.slice(key.indexOf('/') + 1);
+    if (!this.campaigns.get(this.deps.namespace, campaign) && !this.hasSenderFor(campaign)) {
+      for (const result of ['sent', 'failed', 'retry', 'parked', 'inDoubt'])
+        this.sends.remove({ campaign, result });
+      this.floodWait.remove({ campaign });
+    }
+  }
+
+  /**
+   * Parked senders by key, with their reason. A parked sender's slices move to other senders, which stops it
+   * here; it stays parked (and counted) until its park ends, its campaign goes, or its account leaves.
+   */
+  private parkedSenders(now = Date.now()): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [key, { sender }] of this.senders) {
+      const reason = sender.parkedReason(now);
+      if (reason) out.set(key, reason);
+    }
+    const hosted = new Set([...this.deps.accounts()].map((a) => a.name));
+    for (const [key, park] of this.stoppedWhileParked) {
+      const campaign = key.slice(key.indexOf('/') + 1);
+      const over = park.untilMs !== undefined && park.untilMs <= now;
+      if (
+        over ||
+        !hosted.has(key.slice(0, key.indexOf('/'))) ||
+        !this.campaigns.get(this.deps.namespace, campaign)
+      )
+        this.stoppedWhileParked.delete(key);
+      else if (!out.has(key)) out.set(key, park.reason);
+    }
+    return out;
+  }
+
+  private hasSenderFor(campaign: string): boolean {
+    return [...this.senders.keys()].some((k) => k.slice(k.indexOf('/') + 1) === campaign);
   }
 
   /** Before an account's client closes (move, suspend, shutdown): finish its sends and record them. */

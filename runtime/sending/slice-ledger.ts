@@ -185,8 +185,10 @@ export class SliceLedger {
       reasons: this.ledger.reasons,
       senders: this.ledger.senders,
       counts: this.ledger.counts(),
-      failures,
-      sentBySender,
+      // Empty maps are left out: server-side apply turns a map its manager emptied into null, which the
+      // schema refuses (seen when "retry the failed ones" cleared every failure).
+      ...(Object.keys(failures).length > 0 ? { failures } : {}),
+      ...(Object.keys(sentBySender).length > 0 ? { sentBySender } : {}),
     };
   }
 }
