@@ -165,7 +165,10 @@ export class Ledger {
   reasonIndex(reason: string): number {
     let i = this.reasons.indexOf(reason);
     if (i < 0) {
-      if (this.reasons.length >= 255) return this.reasonIndex('Other');
+      // The table's last slot is kept for "Other", so a table full of odd reasons still records one.
+      if (reason !== 'Other' && this.reasons.length >= 254) return this.reasonIndex('Other');
+      // A full table without "Other" (written before the slot was kept): no reason rather than a wrong one.
+      if (this.reasons.length >= 255) return 0;
       this.reasons.push(reason);
       i = this.reasons.length - 1;
     }

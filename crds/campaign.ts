@@ -463,7 +463,8 @@ export const campaignPrinterColumns = [
   { name: 'Total', type: 'integer', jsonPath: '.status.total', description: 'Recipients.' },
   {
     name: 'ETA',
-    type: 'date',
+    // A string, not a date: kubectl prints date columns as an age, and an age in the future as <invalid>.
+    type: 'string',
     jsonPath: '.status.estimatedCompletionTime',
     description: 'Expected completion at the current rate.',
   },

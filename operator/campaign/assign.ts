@@ -108,7 +108,13 @@ export function assignSlices(
 
   // Share: an idle eligible sender gets one slice released from the busiest one (one per pass).
   const idle = eligible.filter((n) => (load.get(n) ?? 0) === 0);
-  if (idle.length > 0) {
+  // Releases asked of eligible senders are shares still on their way to an idle one: one per idle sender at
+  // a time, or a slow acknowledgement would strip the busiest sender one slice per pass.
+  const sharesOnTheWay = ordered.filter((s) => {
+    const a = out.get(s.name);
+    return a?.releaseRequested && a.sender !== undefined && byName.get(a.sender)?.eligible;
+  }).length;
+  if (idle.length > sharesOnTheWay) {
     const busiest = [...load.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0];
     if (busiest && busiest[1] > 0) {
       const held = ordered.filter(

@@ -214,6 +214,7 @@ export class CampaignReconciler implements Reconciler {
       slices,
       duplicates: plan.duplicates,
       planning: slices.length === 0 && plan.missing.length === 0 && plan.total > 0,
+      noRecipients: slices.length === 0 && plan.missing.length === 0 && plan.total === 0,
       hold,
       ended:
         schedule.state === 'ended'

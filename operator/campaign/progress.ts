@@ -76,6 +76,8 @@ export interface ProgressInput {
   duplicates: number;
   /** Planning is not finished (slices still being created). */
   planning: boolean;
+  /** Every list was read and none names anyone: there is nothing to send. */
+  noRecipients?: boolean;
   hold: Hold;
   /** The schedule ended before every recipient was sent to, or was started too late. */
   ended?: { reason: 'PastEndTime' | 'TooLate'; message: string };
@@ -83,6 +85,9 @@ export interface ProgressInput {
   now: Date;
   autoPausedGeneration?: number;
 }
+
+const NO_RECIPIENTS =
+  'no recipients: spec.recipients and its ConfigMaps name nobody; add recipients and it starts sending';
 
 const time = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
@@ -99,7 +104,7 @@ export function campaignProgress(input: ProgressInput): CampaignStatus & { autoP
 
   let phase: Phase;
   if (input.planning) phase = 'Pending';
-  else if (totals.total > 0 && outstanding === 0) phase = 'Completed';
+  else if ((totals.total > 0 || input.noRecipients) && outstanding === 0) phase = 'Completed';
   else if (input.ended?.reason === 'TooLate' && !everSent) phase = 'Failed';
   else if (input.ended) phase = outstanding > 0 && totals.inFlight === 0 ? 'Failed' : 'Running';
   else if (
@@ -127,6 +132,7 @@ export function campaignProgress(input: ProgressInput): CampaignStatus & { autoP
   const progressing = phase === 'Running' && !input.hold;
   const holdReason = input.ended?.reason ?? input.hold?.reason;
   const holdMessage = input.ended?.message ?? input.hold?.message ?? '';
+  const empty = phase === 'Completed' && totals.total === 0;
   const conditions: Condition[] = [
     cond({
       type: 'Ready',
@@ -134,10 +140,17 @@ export function campaignProgress(input: ProgressInput): CampaignStatus & { autoP
         phase === 'Failed' || (input.hold && phase !== 'Completed' && phase !== 'Scheduled')
           ? 'False'
           : 'True',
-      reason: phase === 'Completed' ? 'Completed' : (holdReason ?? (phase === 'Failed' ? 'Failed' : phase)),
+      reason:
+        phase === 'Completed'
+          ? empty
+            ? 'NoRecipients'
+            : 'Completed'
+          : (holdReason ?? (phase === 'Failed' ? 'Failed' : phase)),
       message:
         phase === 'Completed'
-          ? `every recipient is final: ${totals.sent} sent, ${totals.failed} failed, ${totals.inDoubt} in doubt`
+          ? empty
+            ? NO_RECIPIENTS
+            : `every recipient is final: ${totals.sent} sent, ${totals.failed} failed, ${totals.inDoubt} in doubt`
           : holdReason
             ? holdMessage
             : `${phase.toLowerCase()}: ${totals.sent} of ${totals.total} sent`,
@@ -155,10 +168,12 @@ export function campaignProgress(input: ProgressInput): CampaignStatus & { autoP
     cond({
       type: 'Completed',
       status: phase === 'Completed' ? 'True' : 'False',
-      reason: phase === 'Completed' ? 'AllFinal' : 'Outstanding',
+      reason: phase === 'Completed' ? (empty ? 'NoRecipients' : 'AllFinal') : 'Outstanding',
       message:
         phase === 'Completed'
-          ? 'every recipient was sent to, failed, or is in doubt'
+          ? empty
+            ? NO_RECIPIENTS
+            : 'every recipient was sent to, failed, or is in doubt'
           : `${outstanding} recipients outstanding`,
     }),
     cond({

@@ -29,6 +29,8 @@ import { SendOutcomes, formattedText, resolveChat, sendMessageRequest, sentSince
 
 /** Outcomes are written at most this often (intents are written before every batch). */
 const FLUSH_MS = 1000;
+/** How long a slice asked back waits for its lost sends to be resolved before it is released unresolved. */
+const RELEASE_UNRESOLVED_AFTER_MS = 60_000;
 
 export interface CampaignSenderContext {
   account: string;
@@ -63,6 +65,8 @@ interface Worker {
   recovered: boolean;
   dirty: boolean;
   lastWrite: number;
+  /** When this process took the slice up (performance.now()). */
+  createdAt: number;
   sentTimes: number[];
 }
 
@@ -159,6 +163,14 @@ export class CampaignSender {
       const spec = w.base.spec;
       const holding = spec.paused || spec.releaseRequested || parked;
       if (!holding || w.inFlight.size > 0) continue;
+      // Sends a crash left in flight are resolved before the slice is let go: whoever takes it next could
+      // only call them in doubt. Unless this account's client stays away too long to ask.
+      if (
+        !w.recovered &&
+        performance.now() - w.createdAt < RELEASE_UNRESOLVED_AFTER_MS &&
+        w.ledger.mineInFlight().length > 0
+      )
+        continue;
       // Nothing in flight: acknowledge what the operator asked for.
       const ack: Partial<CampaignSliceStatus> = {};
       if (spec.paused && !w.base.status?.paused) ack.paused = true;
@@ -230,7 +242,8 @@ export class CampaignSender {
     for (const [name, slice] of mine) {
       if (this.workers.has(name) || slice.spec.sender !== this.ctx.account) continue;
       // A newer holder of this account wrote it: this process must not.
-      if ((slice.status?.epoch ?? 0) > this.ctx.epoch()) continue;
+      // (Epochs count one account's holders: another sender's epoch in the status says nothing about ours.)
+      if (slice.status?.sender === this.ctx.account && (slice.status.epoch ?? 0) > this.ctx.epoch()) continue;
       if (slice.status?.released && slice.status.assignment === slice.spec.assignment) continue;
       this.workers.set(name, {
         name,
@@ -242,6 +255,7 @@ export class CampaignSender {
         recovered: false,
         dirty: slice.status?.assignment !== slice.spec.assignment,
         lastWrite: 0,
+        createdAt: performance.now(),
         sentTimes: [],
       });
     }
@@ -452,7 +466,7 @@ export class CampaignSender {
           !fresh ||
           fresh.spec.sender !== this.ctx.account ||
           fresh.spec.assignment !== w.assignment ||
-          (fresh.status?.epoch ?? 0) > this.ctx.epoch()
+          (fresh.status?.sender === this.ctx.account && (fresh.status.epoch ?? 0) > this.ctx.epoch())
         ) {
           // No longer ours (moved, released, or a newer holder of the account writes it).
           this.workers.delete(w.name);
