@@ -16,16 +16,27 @@ export const BOT_SENDER_TOKEN = `${BOT_SENDER_ID}:AAcampaign-bot-token`;
 export const SENDER_CODE = '24680';
 
 export const recipientName = (i: number): string => `rcpt_${String(i).padStart(6, '0')}`;
+export const botName = (b: number): string => (b === 0 ? 'campaign_sender_bot' : `campaign_sender_bot_${b}`);
+export const botToken = (b: number): string =>
+  b === 0 ? BOT_SENDER_TOKEN : `${BOT_SENDER_ID + b}:AAcampaign-bot-token-${b}`;
 export const userSenderPhone = (i: number): string => `+1555020${String(i).padStart(4, '0')}`;
 
 export interface CampaignWorldOptions {
   recipients: number;
   userSenders: number;
-  /** Whether a bot sender exists (every recipient started it). */
+  /** Whether a bot sender exists (every recipient started it); `bots` for more than one. */
   bot: boolean;
+  bots?: number;
+  /** Extra fields for recipient i (deactivated, blocked, ...). */
+  recipient?: (i: number) => Record<string, unknown>;
   /** Limits section of the world (defaults: generous, so only what a test sets up limits it). */
   limits?: Record<string, unknown>;
   faults?: Record<string, unknown>;
+  /**
+   * world.yaml (default) or world.json: a world of 100,000 recipients takes the YAML parser ~14 s and
+   * ~2 GB in every process that opens it, JSON ~3 s.
+   */
+  format?: 'yaml' | 'json';
 }
 
 export function writeCampaignWorld(options: CampaignWorldOptions): string {
@@ -39,19 +50,22 @@ export function writeCampaignWorld(options: CampaignWorldOptions): string {
       phone_number: userSenderPhone(i),
       login: { code: SENDER_CODE },
     });
-  if (options.bot)
+  const bots = Array.from({ length: options.bot ? (options.bots ?? 1) : 0 }, (_, b) => botName(b));
+  bots.forEach((username, b) =>
     users.push({
-      id: BOT_SENDER_ID,
-      first_name: 'Campaign Bot',
-      username: 'campaign_sender_bot',
-      bot: { token: BOT_SENDER_TOKEN },
-    });
+      id: BOT_SENDER_ID + b,
+      first_name: `Campaign Bot ${b}`,
+      username,
+      bot: { token: botToken(b) },
+    }),
+  );
   for (let i = 0; i < options.recipients; i++)
     users.push({
       id: RECIPIENT_BASE_ID + i,
       first_name: `Recipient ${i}`,
       username: recipientName(i),
-      ...(options.bot ? { started_bots: ['campaign_sender_bot'] } : {}),
+      ...(bots.length > 0 ? { started_bots: [...bots] } : {}),
+      ...options.recipient?.(i),
     });
   const world = {
     version: 1,
@@ -71,6 +85,7 @@ export function writeCampaignWorld(options: CampaignWorldOptions): string {
     },
     simulation: { chat_updates: false },
   };
-  writeFileSync(join(dir, 'world.yaml'), stringify(world));
+  if (options.format === 'json') writeFileSync(join(dir, 'world.json'), JSON.stringify(world));
+  else writeFileSync(join(dir, 'world.yaml'), stringify(world, { aliasDuplicateObjects: false }));
   return dir;
 }
