@@ -290,12 +290,20 @@ export class CampaignReconciler implements Reconciler {
     const nowMs = performance.now();
     for (const name of [...names].sort()) {
       const account = byName.get(name);
-      const ready = findCondition(account?.status?.conditions, ConditionType.Ready)?.status === 'True';
+      const readyCondition = findCondition(account?.status?.conditions, ConditionType.Ready);
+      const ready = readyCondition?.status === 'True';
       const key = `${campaign.metadata.namespace}/${name}`;
       if (ready) {
         if (!this.readySince.has(key)) this.readySince.set(key, nowMs);
       } else this.readySince.delete(key);
-      const settled = ready && nowMs - (this.readySince.get(key) ?? nowMs) >= READY_GRACE_MS;
+      // Ready for a while: by the condition's own transition time (written by this operator, so one clock,
+      // and it survives an operator restart), or since this process first saw it Ready when it has none.
+      const readySinceMs = Date.parse(readyCondition?.lastTransitionTime ?? '');
+      const settled =
+        ready &&
+        (Number.isNaN(readySinceMs)
+          ? nowMs - (this.readySince.get(key) ?? nowMs) >= READY_GRACE_MS
+          : now.getTime() - readySinceMs >= READY_GRACE_MS);
       // A sender's runtime says it is parked in the slices it writes.
       const reported = slices
         .map((s) => (s.status?.sender === name ? s.status.parked : undefined))

@@ -31,6 +31,7 @@ import { SendOutcomes, formattedText, resolveChat, sendMessageRequest, sentSince
 const FLUSH_MS = 1000;
 /** How long a slice asked back waits for its lost sends to be resolved before it is released unresolved. */
 const RELEASE_UNRESOLVED_AFTER_MS = 60_000;
+const CHAT_MEMO_SIZE = 10_000;
 
 export interface CampaignSenderContext {
   account: string;
@@ -305,6 +306,9 @@ export class CampaignSender {
     const cached = this.chats.get(key);
     if (cached !== undefined) return cached;
     const id = await resolveChat(client, parseRecipientKey(key), this.ctx.isBot());
+    // Only retries come back to a recipient (TDLib caches resolved usernames itself): a bounded memo, so a
+    // campaign of a million recipients costs no memory per recipient here.
+    if (this.chats.size >= CHAT_MEMO_SIZE) this.chats.delete(this.chats.keys().next().value as string);
     this.chats.set(key, id);
     return id;
   }

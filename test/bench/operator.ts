@@ -135,7 +135,7 @@ async function main(): Promise<void> {
   let operatorPid = 0;
   try {
     for (const crd of allCrds())
-      await rest.applyPatch(crdResource, crd as ApiObject, { fieldManager: 'bench' });
+      await rest.applyPatch(Resources.CustomResourceDefinition, crd as ApiObject, { fieldManager: 'bench' });
     await waitFor(
       'CRDs served',
       async () => (await rest.list(TelegramAccountResource, { limit: 1 }).then(() => true)) || undefined,
@@ -339,14 +339,6 @@ async function main(): Promise<void> {
     await plane.stop();
   }
 }
-
-const crdResource = {
-  group: 'apiextensions.k8s.io',
-  version: 'v1',
-  plural: 'customresourcedefinitions',
-  kind: 'CustomResourceDefinition',
-  namespaced: false,
-};
 
 main().catch((error: unknown) => {
   console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));

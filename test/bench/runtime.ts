@@ -26,14 +26,6 @@ import { waitFor } from '../cluster/wait.js';
 import { metricSum } from '../support/operator.js';
 
 const NAMESPACE = 'bench';
-const crdResource = {
-  group: 'apiextensions.k8s.io',
-  version: 'v1',
-  plural: 'customresourcedefinitions',
-  kind: 'CustomResourceDefinition',
-  namespaced: false,
-};
-
 function parseArgs(argv: string[]): {
   json: boolean;
   accounts: number;
@@ -122,7 +114,7 @@ async function main(): Promise<void> {
   const children: Array<ReturnType<typeof spawn>> = [];
   try {
     for (const crd of allCrds())
-      await rest.applyPatch(crdResource, crd as ApiObject, { fieldManager: 'bench' });
+      await rest.applyPatch(Resources.CustomResourceDefinition, crd as ApiObject, { fieldManager: 'bench' });
     await waitFor('CRDs served', () => rest.list(TelegramAccountResource, { limit: 1 }).then(() => true), {
       timeoutMs: 30_000,
     });
