@@ -240,6 +240,19 @@ export class CampaignRunner {
     );
   }
 
+  /**
+   * What a killed process leaves behind, for tests that play a crash in process: no timer and no watch goes on,
+   * and nothing is drained or written.
+   */
+  async abandon(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.pending);
+    for (const entry of this.senders.values()) clearTimeout(entry.timer);
+    this.senders.clear();
+    await this.campaigns.stop();
+    await this.slices.stop();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.pending);

@@ -292,6 +292,8 @@ export async function startAgent(options: AgentOptions): Promise<InProcessAgent>
       // The agent's work loops, as a dead process has none (private: nothing else may stop them alone).
       await (agent as unknown as { controller: Controller }).controller.stop();
       await agent.accounts.stop();
+      // The campaign runner's watches too: left running, they kept the test process alive after the run.
+      await agent.campaigns.abandon();
       await agent.fence.abandon();
       await backend.close();
       await rest.close();
