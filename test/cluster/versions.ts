@@ -12,3 +12,5 @@ function pinned(key: string): string {
 /** The Kubernetes release the test control plane is built from (test/cluster/versions.env). */
 export const K8S_VERSION = pinned('K8S_VERSION');
 export const KWOK_VERSION = pinned('KWOK_VERSION');
+export const PROMETHEUS_MODULE_VERSION = pinned('PROMETHEUS_MODULE_VERSION');
+export const HELM_VERSION = pinned('HELM_VERSION');
