@@ -7,6 +7,7 @@ import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { TelegramAccount } from '../crds/index.js';
 import { AccountReconciler, type SecretObject } from './account/controller.js';
 import { referencedSecrets } from './account/inputs.js';
+import { registerAccountMetrics } from './account/metrics.js';
 import type { OperatorConfig } from './config.js';
 import { RestClient, loadKubeConfig } from './kube/client.js';
 import { Controller } from './kube/controller.js';
@@ -17,6 +18,7 @@ import { createRegistry, startMetricsServer, type Registry } from './kube/metric
 import { Informer } from './kube/reflector.js';
 import { Resources, type ApiObject } from './kube/resource.js';
 import { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY } from '../crds/naming.js';
+import { registerCampaignMetrics } from './campaign/metrics.js';
 import { setupCampaignController } from './campaign/setup.js';
 import { POOL_INDEX, PoolReconciler, poolKeyOf, type HeartbeatLease } from './pool/controller.js';
 import { POOL_COALESCE_MS, poolRelevantChange } from './pool/predicates.js';
@@ -170,6 +172,9 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   const controllers = [pool, account, campaign.controller];
 
   let leading = false;
+  // Object state as metrics (for alerts), from every replica's cache: a failover leaves no gap.
+  registerAccountMetrics(registry, accounts);
+  registerCampaignMetrics(registry, campaign.campaigns);
   const synced = (): boolean => informers.every((i) => i.hasSynced());
   const probes = { '/healthz': () => true, '/readyz': synced };
   const metricsServer = await startMetricsServer({ port: config.METRICS_PORT, registry, probes });

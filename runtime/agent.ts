@@ -37,6 +37,7 @@ import type { RuntimeConfig } from './config.js';
 import { desireFor, type StopReason } from './hosting/desire.js';
 import { HolderLiveness, PodFence, fenceTiming, incarnationIdentity } from './hosting/fence.js';
 import { HostedAccount } from './hosting/hosted-account.js';
+import { SessionLossMetric } from './hosting/session-loss.js';
 import { sweepSessionDirs } from './hosting/session-sweep.js';
 import { StatusWriter } from './hosting/status-writer.js';
 import { CampaignRunner } from './sending/runner.js';
@@ -68,6 +69,7 @@ export class RuntimeAgent implements Reconciler {
   readonly status: StatusWriter;
   readonly fence: PodFence;
   readonly campaigns: CampaignRunner;
+  private readonly sessionsLost: SessionLossMetric;
   private readonly liveness: HolderLiveness;
   private readonly controller: Controller;
   private sweepTimer?: NodeJS.Timeout;
@@ -99,6 +101,7 @@ export class RuntimeAgent implements Reconciler {
       timing,
       logger,
     });
+    this.sessionsLost = new SessionLossMetric(registry);
     this.liveness = new HolderLiveness(deps.leaseRest, config.POD_NAMESPACE, config.RUNTIME_LEASE_SECONDS);
     this.status = new StatusWriter({
       rest,
@@ -175,6 +178,7 @@ export class RuntimeAgent implements Reconciler {
       this.campaigns.reconcileSoon();
       if (result.done) {
         this.hosted.delete(id);
+        this.sessionsLost.forget(key.name);
         if (desire.kind === 'logout' && account) this.loggedOut.set(id, uid);
         if (!account || desire.kind === 'stop') this.status.forget(key.namespace, key.name);
       }
@@ -214,8 +218,10 @@ export class RuntimeAgent implements Reconciler {
         await this.status.flush();
       },
       drainSends: () => this.campaigns.drainAccount(name, 30_000),
+      onSessionLost: (reason) => this.sessionsLost.sessionLost(name, reason),
     });
     this.hosted.set(id, hosted);
+    this.sessionsLost.hosted(name);
     return hosted;
   }
 

@@ -1,4 +1,5 @@
 /** Runtime metrics under the names the previous backend's alerts use (tdlib_*), plus auth and queue gauges. */
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from '../operator/kube/metrics.js';
 import type { RuntimeAgent } from './agent.js';
@@ -8,11 +9,58 @@ export interface RuntimeMetrics {
   sessionsStarted: Counter;
 }
 
+/** cgroup v2 (the container's own cgroup in a pod), then v1. */
+const CGROUP_MEMORY_LIMIT_FILES = [
+  '/sys/fs/cgroup/memory.max',
+  '/sys/fs/cgroup/memory/memory.limit_in_bytes',
+];
+/** cgroup v1 writes "no limit" as the largest page-aligned 64-bit value (9223372036854771712). */
+const NO_LIMIT_FROM = 2 ** 62;
+
+/**
+ * The container's memory limit in bytes from the cgroup files, or undefined when there is none ("max",
+ * v1's huge value, no cgroup files: a process outside a container). `read` returns a file's text or throws.
+ */
+export function cgroupMemoryLimitBytes(
+  read: (path: string) => string = (path) => readFileSync(path, 'utf8'),
+): number | undefined {
+  for (const path of CGROUP_MEMORY_LIMIT_FILES) {
+    let text: string;
+    try {
+      text = read(path).trim();
+    } catch {
+      continue;
+    }
+    if (text === 'max') return undefined;
+    const bytes = Number(text);
+    if (!Number.isFinite(bytes) || bytes <= 0 || bytes >= NO_LIMIT_FROM) return undefined;
+    return bytes;
+  }
+  return undefined;
+}
+
 export function registerRuntimeMetrics(
   registry: Registry,
   manager: () => TdClientManager | undefined,
   agent: () => RuntimeAgent | undefined,
+  options: { memoryLimitBytes?: () => number | undefined } = {},
 ): RuntimeMetrics {
+  const memoryLimitBytes = options.memoryLimitBytes ?? (() => cgroupMemoryLimitBytes());
+  // Registered only when there is a limit: a gauge without labels would otherwise export 0, and
+  // process_resident_memory_bytes / 0 is +Inf. Read at every scrape (a pod's limit can be resized in place).
+  const initialLimit = memoryLimitBytes();
+  if (initialLimit !== undefined) {
+    let lastLimit = initialLimit;
+    new Gauge({
+      name: 'tdlib_runtime_memory_limit_bytes',
+      help: "Memory limit of this runtime's container (cgroup memory.max or memory.limit_in_bytes); absent without a limit",
+      registers: [registry],
+      collect() {
+        lastLimit = memoryLimitBytes() ?? lastLimit;
+        this.set(lastLimit);
+      },
+    });
+  }
   new Gauge({
     name: 'tdlib_active_clients',
     help: 'TDLib clients open in this process',

@@ -27,6 +27,8 @@ export interface ManagedInformer {
 export interface CampaignSetup {
   controller: Controller;
   informers: ManagedInformer[];
+  /** The Campaign cache (read by the campaign metrics). */
+  campaigns: Informer<Campaign & ApiObject>;
 }
 
 export function setupCampaignController(deps: {
@@ -92,5 +94,5 @@ export function setupCampaignController(deps: {
       .map((c) => ({ namespace: ns, name: c.metadata.name ?? '' }));
     for (const key of keys) controller.enqueue(key, { afterMs: COALESCE_MS });
   });
-  return { controller, informers: [campaigns, slices] };
+  return { controller, informers: [campaigns, slices], campaigns };
 }

@@ -37,6 +37,7 @@ import type { Desire, StopReason } from './desire.js';
 import { heartbeatLeaseOf, type HolderLiveness, type PodFence } from './fence.js';
 import { ProxyConfigError, ProxyManager } from './proxies.js';
 import { InputError, SecretInputs } from './secret-inputs.js';
+import { SessionLossDetector, type SessionLossReason } from './session-loss.js';
 import { SessionStore, StaleBackupError } from './session-store.js';
 import type { HostedView } from './status.js';
 
@@ -69,6 +70,8 @@ export interface HostedAccountDeps {
    * finish and are recorded, so nothing it sent is left undecided.
    */
   drainSends?: () => Promise<void>;
+  /** TDLib logged the session out without us asking (for tdlib_sessions_lost_total). */
+  onSessionLost?: (reason: SessionLossReason) => void;
 }
 
 export interface StepResult {
@@ -117,6 +120,9 @@ export class HostedAccount {
   private initialBackupDone = false;
   private userChecked = false;
   private logOutSent = false;
+  private sessionLoss = new SessionLossDetector();
+  /** The last reconcile wanted a log-out: a LoggingOut TDLib resumes from its database is ours, not a loss. */
+  private logOutWanted = false;
   private logOutSentAt = 0;
   private logOutFailures = 0;
   /** A failed log-out is tried again (with a new client) no earlier than this. */
@@ -229,6 +235,7 @@ export class HostedAccount {
     signal: AbortSignal,
   ): Promise<StepResult> {
     if (account) this.observe(account);
+    this.logOutWanted = desire.kind === 'logout';
     if (!this.deps.unsafeNoFence && !this.deps.podFence.valid()) {
       this.fenceLapsed();
       // Nothing is allowed until the heartbeat is renewed; a stop must still let go of the Lease.
@@ -367,6 +374,7 @@ export class HostedAccount {
     this.closeStuckReported = false;
     this.inFlight = undefined;
     this.logOutSent = false;
+    this.sessionLoss = new SessionLossDetector();
     this.userChecked = false;
     this.blockedSpec = undefined;
     this.view.connectionBlocked = undefined;
@@ -669,6 +677,11 @@ export class HostedAccount {
 
   private onUpdate(client: TdClient, update: TdObject): void {
     if (this.client !== client) return;
+    const lost = this.sessionLoss.observe(update, this.logOutSent || this.logOutWanted);
+    if (lost) {
+      this.logger.warn({ reason: lost }, 'the Telegram session was lost: the account must log in again');
+      this.deps.onSessionLost?.(lost);
+    }
     switch (update['@type']) {
       case 'updateAuthorizationState': {
         const state = update.authorization_state as TdObject;

@@ -7,7 +7,14 @@
  */
 import type { TdBackend, TdObject, TdReceived } from './backend.js';
 import { DeadlineQueue, type Expirable } from './deadlines.js';
-import { TdClientClosedError, TdError, TdFenceError, TdTimeoutError } from './errors.js';
+import {
+  TdClientClosedError,
+  TdError,
+  TdFenceError,
+  TdTimeoutError,
+  telegramLimitOf,
+  type TelegramLimit,
+} from './errors.js';
 import type { TdRequestHooks } from './metrics-hooks.js';
 import type {
   TdAuthorizationState,
@@ -182,7 +189,7 @@ class Dispatcher {
     this.deadlines.settled(pending.timeoutMs);
     if (object['@type'] === 'error') {
       const error = TdError.fromObject(object, pending.method, pending.client.id);
-      this.finish(pending, error, String(error.code));
+      this.finish(pending, error, String(error.code), telegramLimitOf(error.code, error.message));
     } else {
       this.finish(pending, object, 'ok');
     }
@@ -199,10 +206,15 @@ class Dispatcher {
     pending.client.pendingCount--;
   }
 
-  private finish(pending: PendingRequest, outcome: TdObject | Error, label: string): void {
+  private finish(
+    pending: PendingRequest,
+    outcome: TdObject | Error,
+    label: string,
+    telegramLimit?: TelegramLimit,
+  ): void {
     const hooks = this.options.hooks;
     if (hooks !== undefined) {
-      hooks.requestDone(pending.method, (performance.now() - pending.start) / 1000, label);
+      hooks.requestDone(pending.method, (performance.now() - pending.start) / 1000, label, telegramLimit);
     }
     if (outcome instanceof Error) pending.reject(outcome);
     else pending.resolve(outcome);

@@ -72,6 +72,25 @@ export class TdFenceError extends Error {
   }
 }
 
+/**
+ * A refusal that is Telegram's limit on the account rather than a failure of ours: a flood wait (TDLib's
+ * 429 "Too Many Requests: retry after N" once it stopped waiting itself, or a raw FLOOD_WAIT_N /
+ * SLOWMODE_WAIT_N / FLOOD_PREMIUM_WAIT_N) or PEER_FLOOD (400). Metrics label such errors so that an error
+ * ratio meant to judge our version can leave them out.
+ */
+export type TelegramLimit = 'flood_wait' | 'peer_flood';
+
+export function telegramLimitOf(code: number, message: string): TelegramLimit | undefined {
+  if (/^PEER_FLOOD\b/.test(message)) return 'peer_flood';
+  if (
+    code === 429 ||
+    code === 420 ||
+    /retry after \d+|\b(?:FLOOD|SLOWMODE|FLOOD_PREMIUM)_WAIT_\d+/i.test(message)
+  )
+    return 'flood_wait';
+  return undefined;
+}
+
 /** The label metrics use for a failed request: TDLib's code, or the local outcome. */
 export function errorCodeLabel(error: unknown): string {
   if (error instanceof TdError) return String(error.code);

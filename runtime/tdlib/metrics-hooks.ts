@@ -4,12 +4,19 @@
  */
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { Counter as PromCounter, Histogram as PromHistogram } from 'prom-client';
+import type { TelegramLimit } from './errors.js';
 
 /** 'ok', TDLib's error code as text ('400', '429', ...), 'timeout' or 'closed'. */
 export type TdRequestOutcome = string;
 
 export interface TdRequestHooks {
-  requestDone(method: string, durationSeconds: number, outcome: TdRequestOutcome): void;
+  /** `telegramLimit` is set when the error is Telegram's limit on the account (flood wait, PEER_FLOOD). */
+  requestDone(
+    method: string,
+    durationSeconds: number,
+    outcome: TdRequestOutcome,
+    telegramLimit?: TelegramLimit,
+  ): void;
 }
 
 export interface MethodStats {
@@ -47,7 +54,7 @@ export class TdRequestStats implements TdRequestHooks {
 export interface TdPromMetrics {
   readonly duration: Histogram<'method'>;
   readonly requests: Counter<'method' | 'outcome'>;
-  readonly errors: Counter<'method' | 'code'>;
+  readonly errors: Counter<'method' | 'code' | 'telegram_limit'>;
 }
 
 /**
@@ -69,10 +76,12 @@ export function registerTdRequestMetrics(registry: Registry): TdPromMetrics {
       labelNames: ['method', 'outcome'],
       registers: [registry],
     }),
+    // telegram_limit (flood_wait, peer_flood) is present only on Telegram's limits on the account, which
+    // say nothing about our version: an error ratio selects {telegram_limit=""} to leave them out.
     errors: new PromCounter({
       name: 'tdlib_errors_total',
-      help: 'TDLib requests that failed, by method and error code (timeout and closed are local outcomes)',
-      labelNames: ['method', 'code'],
+      help: 'TDLib requests that failed, by method and error code (timeout and closed are local outcomes); telegram_limit (flood_wait, peer_flood) marks Telegram refusing for its limits',
+      labelNames: ['method', 'code', 'telegram_limit'],
       registers: [registry],
     }),
   };
@@ -81,10 +90,15 @@ export function registerTdRequestMetrics(registry: Registry): TdPromMetrics {
 /** Hooks that feed the prom-client metrics from registerTdRequestMetrics. */
 export function promRequestHooks(metrics: TdPromMetrics): TdRequestHooks {
   return {
-    requestDone(method, durationSeconds, outcome) {
+    requestDone(method, durationSeconds, outcome, telegramLimit) {
       metrics.duration.observe({ method }, durationSeconds);
       metrics.requests.inc({ method, outcome: outcome === 'ok' ? 'ok' : 'error' });
-      if (outcome !== 'ok') metrics.errors.inc({ method, code: outcome });
+      if (outcome !== 'ok')
+        metrics.errors.inc(
+          telegramLimit
+            ? { method, code: outcome, telegram_limit: telegramLimit }
+            : { method, code: outcome },
+        );
     },
   };
 }
@@ -92,8 +106,8 @@ export function promRequestHooks(metrics: TdPromMetrics): TdRequestHooks {
 /** Fans one request out to several hooks (e.g. Prometheus plus a benchmark's own stats). */
 export function combineHooks(...hooks: TdRequestHooks[]): TdRequestHooks {
   return {
-    requestDone(method, durationSeconds, outcome) {
-      for (const hook of hooks) hook.requestDone(method, durationSeconds, outcome);
+    requestDone(method, durationSeconds, outcome, telegramLimit) {
+      for (const hook of hooks) hook.requestDone(method, durationSeconds, outcome, telegramLimit);
     },
   };
 }
