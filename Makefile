@@ -26,14 +26,21 @@ native: deps ## build the C++ addon over libtdjson
 controlplane: ## build (or reuse from cache) kube-apiserver, controller-manager, scheduler, etcd and kwok
 	bash test/cluster/build.sh >/dev/null
 
+.PHONY: tools
+tools: ## build (or reuse from cache) promtool, prometheus and helm from their Go modules
+	bash test/cluster/build-tools.sh >/dev/null
+
 .PHONY: generate
-generate: build ## regenerate CRD YAML from crds/*.ts
-	node dist/crds/generate.js config/crd/bases
+generate: build ## regenerate the CRD YAML and the operator ClusterRole (config/ and the Helm chart) from crds/*.ts
+	node dist/crds/generate.js
+
+# Every file crds/generate.ts writes (crds/manifests.ts generatedFiles); CI fails if any of them is stale.
+GENERATED := config/crd config/rbac/role.yaml charts/tdlib-operator/templates/crds charts/tdlib-operator/templates/clusterrole.yaml
 
 .PHONY: check-generated
-check-generated: generate ## fail if the committed CRD YAML is stale
-	@git diff --exit-code --stat -- config/crd || { echo "config/crd is stale: run make generate and commit"; exit 1; }
-	@test -z "$$(git ls-files --others --exclude-standard -- config/crd)" || { echo "untracked generated CRDs: run make generate and commit"; exit 1; }
+check-generated: generate ## fail if the committed generated YAML (CRDs, ClusterRole, chart templates) is stale
+	@git diff --exit-code --stat -- $(GENERATED) || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- $(GENERATED))" || { echo "untracked generated files: run make generate and commit"; exit 1; }
 
 .PHONY: lint
 lint: deps ## eslint + prettier
@@ -52,11 +59,11 @@ test-native: native build controlplane
 	npm run -s test:native
 
 .PHONY: test-integration
-test-integration: build controlplane
+test-integration: build controlplane tools
 	npm run -s test:integration
 
 .PHONY: test-e2e
-test-e2e: build native controlplane
+test-e2e: build native controlplane tools
 	npm run -s test:e2e
 
 .PHONY: test
