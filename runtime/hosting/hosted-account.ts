@@ -123,6 +123,8 @@ export class HostedAccount {
   private sessionLoss = new SessionLossDetector();
   /** The last reconcile wanted a log-out: a LoggingOut TDLib resumes from its database is ours, not a loss. */
   private logOutWanted = false;
+  /** Telegram ended this client's session (not a log-out of ours): its files must not be restored again. */
+  private sessionLost = false;
   private logOutSentAt = 0;
   private logOutFailures = 0;
   /** A failed log-out is tried again (with a new client) no earlier than this. */
@@ -257,6 +259,29 @@ export class HostedAccount {
     const phase = this.clientPhase();
     if (phase === 'none' || phase === 'closed') {
       if (phase === 'closed' && desire.kind === 'logout' && this.logOutSent) return this.finishLogOut(signal);
+      if (phase === 'closed' && this.closeRequestedAt === undefined && this.sessionLost) {
+        // Telegram ended the session: the files here and the backup hold a dead key, and restoring them would
+        // lose it again at once, for ever. Set them aside and drop the backup: the next start logs in anew.
+        this.sessionLost = false;
+        this.client = undefined;
+        this.store.removeLocal();
+        if (!this.deps.unsafeNoFence)
+          await this.store.discardBackup(
+            this.fenceEpoch,
+            () => {
+              const refused = this.gateReason();
+              if (refused) throw new StaleBackupError(`dropping the session backup refused: ${refused}`);
+            },
+            signal,
+          );
+        this.view.session = undefined;
+        // The new login is a new session: backed up as soon as it is Ready, like the first one.
+        this.initialBackupDone = false;
+        this.userChecked = false;
+        this.changed();
+        this.logger.warn('the lost session was removed and its backup dropped: starting a new login');
+        return { requeueAfterMs: 1000 };
+      }
       if (phase === 'closed' && this.closeRequestedAt === undefined) {
         // TDLib closed by itself (the session was ended elsewhere, AUTH_KEY_DUPLICATED...): start over, gently.
         this.unexpectedCloses++;
@@ -679,6 +704,7 @@ export class HostedAccount {
     if (this.client !== client) return;
     const lost = this.sessionLoss.observe(update, this.logOutSent || this.logOutWanted);
     if (lost) {
+      this.sessionLost = true;
       this.logger.warn({ reason: lost }, 'the Telegram session was lost: the account must log in again');
       this.deps.onSessionLost?.(lost);
     }

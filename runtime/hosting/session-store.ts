@@ -190,6 +190,43 @@ export class SessionStore {
     );
   }
 
+  /**
+   * Drops the backed-up session (Telegram ended it: its auth key is dead), fenced like backup(): the next
+   * start logs in anew instead of restoring a key that is refused at once. The Secret and its epoch stay.
+   */
+  async discardBackup(epoch: number, check: () => void, signal?: AbortSignal): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let secret: SecretObject;
+      try {
+        secret = await this.options.rest.get<SecretObject>(
+          Resources.Secret,
+          this.options.namespace,
+          this.secretName,
+          { signal },
+        );
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw error;
+      }
+      if (!secret.data?.[SESSION_SECRET_KEY]) return;
+      const stored = parseEpoch(secret.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION]);
+      if (stored !== undefined && stored > epoch)
+        throw new StaleBackupError(
+          `the session Secret ${this.secretName} holds a backup of epoch ${stored}, newer than this holder's ${epoch}`,
+        );
+      const data = { ...secret.data };
+      delete data[SESSION_SECRET_KEY];
+      check();
+      try {
+        await this.options.rest.replace(Resources.Secret, { ...secret, data } as SecretObject, { signal });
+        return;
+      } catch (error) {
+        if (!isConflict(error)) throw error;
+      }
+    }
+    throw new Error(`the session Secret ${this.secretName} kept changing while its backup was dropped`);
+  }
+
   /** The newest backup's epoch (undefined: none), e.g. to keep the Lease's epoch ahead of it. */
   async backupEpoch(signal?: AbortSignal): Promise<number | undefined> {
     try {

@@ -140,6 +140,50 @@ describe('recovery and progress on the runtime agent (in process, real apiserver
     await scene.deleteAccount(name);
   });
 
+  it('a session Telegram ended is not restored again: its backup is dropped and the bot logs in anew, once', async () => {
+    const name = 'ended';
+    const bot = 11;
+    await scene.createBot(name, bot);
+    await scene.waitForPlacement(name);
+    const agent = await scene.startAgent();
+    await scene.waitForReady(name);
+    await scene.waitForBackup(name);
+    const oldKey = authKeyOf(bot);
+
+    // Ended elsewhere (terminated from another device): TDLib logs out and drops its database.
+    expect(scene.world.terminateSessions(botUserId(bot))).toBe(1);
+    const live = (): string[] =>
+      scene
+        .sessionsOf(botUserId(bot))
+        .filter((s) => s.revoked === undefined)
+        .map((s) => s.auth_key);
+    await waitFor(
+      'one new live session for the bot',
+      () => (live().length === 1 && live()[0] !== oldKey ? true : undefined),
+      { timeoutMs: 30_000, onTimeout: () => scene.diagnostics() },
+    );
+    await waitFor(
+      'a backup of the new session',
+      async () => {
+        const secret = await scene.sessionSecret(name);
+        return secret.data?.session ? true : undefined;
+      },
+      { timeoutMs: 20_000, onTimeout: () => scene.diagnostics() },
+    );
+    // And it stays that way: the dead key is never restored and lost again (it looped several times a second).
+    const from = Date.now();
+    await waitFor('five quiet seconds', () => (Date.now() - from > 5000 ? true : undefined), {
+      timeoutMs: 10_000,
+    });
+    expect(scene.worldEvents('login', botUserId(bot))).toHaveLength(2);
+    expect(scene.sessionsOf(botUserId(bot)).filter((s) => s.revoked !== undefined)).toHaveLength(1);
+    expect(live()).toHaveLength(1);
+    await scene.waitForReady(name);
+
+    await scene.stopAgent(agent);
+    await scene.deleteAccount(name);
+  });
+
   it('F12: an account being deleted with deletionPolicy LogOut when the agent starts is logged out properly', async () => {
     const name = 'cold-logout';
     const bot = botUserId(4);
