@@ -101,6 +101,11 @@ export function registerRuntimeMetrics(
       name: 'tdlib_sessions_total',
       help: 'TDLib sessions (clients) started',
       registers: [registry],
+      // Read from the manager at scrape time: every client it ever created, whoever created it.
+      collect() {
+        this.reset();
+        this.inc(manager()?.clientsCreated ?? 0);
+      },
     }),
   };
 }

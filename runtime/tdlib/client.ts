@@ -418,8 +418,12 @@ export class TdClientManager {
     const id = this.backend.createClientId();
     const client = new TdClient(this.dispatcher, id, options.gate);
     this.dispatcher.clients.set(id, client);
+    this.clientsCreated++;
     return client;
   }
+
+  /** Clients created over this manager's life (tdlib_sessions_total). */
+  clientsCreated = 0;
 
   /** Clients not yet closed (open or closing). */
   get size(): number {
