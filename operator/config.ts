@@ -67,7 +67,7 @@ export const operatorConfigSchema = {
   RUNTIME_IMAGE: {
     type: 'string',
     description: 'container image of runtime pods',
-    default: 'ghcr.io/tdlib-operator/runtime:0.1.0',
+    default: 'ghcr.io/tdlib-operator/tdlib-operator:0.1.0',
   },
   RUNTIME_ACCOUNTS_PER_POD: {
     type: 'integer',
