@@ -81,6 +81,24 @@ cluster-up: build controlplane ## start a local control plane (kubeconfig in .cl
 cluster-down: ## stop the local control plane
 	@if [ -f dist/test/cluster/cli.js ]; then node dist/test/cluster/cli.js down --dir $(CLUSTER_DIR); fi
 
+KIND_CLUSTER ?= tdlib-operator
+IMAGE ?= tdlib-operator:dev
+
+.PHONY: kind-up
+kind-up: ## (needs Docker, kind and internet; cannot run on the CI machines) kind cluster + image + chart + samples
+	kind create cluster --name $(KIND_CLUSTER)
+	docker build -t $(IMAGE) .
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+	helm install tdlib-operator charts/tdlib-operator -n tdlib-operator-system --create-namespace \
+	  --set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
+	  --set image.pullPolicy=Never
+	kubectl create namespace tdlib-demo --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n tdlib-demo apply -k config/samples
+
+.PHONY: kind-down
+kind-down: ## delete the kind cluster of make kind-up
+	kind delete cluster --name $(KIND_CLUSTER)
+
 .PHONY: clean
 clean: cluster-down
 	rm -rf dist native/build $(CLUSTER_DIR)
