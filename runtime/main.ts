@@ -10,6 +10,7 @@ import { registerRuntimeMetrics } from './metrics.js';
 import { startRuntimeServer } from './server.js';
 import { TdClientManager } from './tdlib/client.js';
 import { promRequestHooks, registerTdRequestMetrics } from './tdlib/metrics-hooks.js';
+import { registerTdlibVersionMetric, tdlibVersion } from './tdlib/version.js';
 
 const APPLICATION_VERSION = '0.1.0';
 
@@ -47,6 +48,8 @@ async function main(): Promise<void> {
     registry,
   });
   const backend = await createBackend(config, logger);
+  const tdlib = tdlibVersion(backend);
+  registerTdlibVersionMetric(registry, backend.kind, tdlib);
   const manager = new TdClientManager(backend, {
     hooks: promRequestHooks(registerTdRequestMetrics(registry)),
   });
@@ -70,7 +73,10 @@ async function main(): Promise<void> {
     registry,
     ready: () => agent.ready(),
   });
-  logger.info({ port: server.port, backend: backend.kind }, 'runtime started');
+  logger.info(
+    { port: server.port, backend: backend.kind, tdlibVersion: tdlib.version, tdlibCommit: tdlib.commit },
+    'runtime started',
+  );
 
   let shuttingDown = false;
   const shutdown = async (signal: string): Promise<void> => {
