@@ -30,6 +30,10 @@ controlplane: ## build (or reuse from cache) kube-apiserver, controller-manager,
 tools: ## build (or reuse from cache) promtool, prometheus and helm from their Go modules
 	bash test/cluster/build-tools.sh >/dev/null
 
+.PHONY: image
+image: ## build the image from the Dockerfile on local base images (tdlib-operator:test; needs a Docker engine)
+	nice -n 10 bash test/image/build-image.sh >/dev/null
+
 .PHONY: generate
 generate: build ## regenerate the CRD YAML and the operator ClusterRole (config/ and the Helm chart) from crds/*.ts
 	node dist/crds/generate.js
@@ -59,7 +63,7 @@ test-native: native build controlplane
 	npm run -s test:native
 
 .PHONY: test-integration
-test-integration: build controlplane tools
+test-integration: build controlplane tools image
 	npm run -s test:integration
 
 .PHONY: test-e2e
