@@ -71,6 +71,8 @@ export interface CampaignScene {
 }
 
 const kc = adminKubeConfig();
+/** The operator's grace before a sender that just became Ready gets work, plus a second of clock rounding. */
+const SENDER_SETTLED_MS = 6000;
 
 export async function startCampaignScene(options: {
   prefix: string;
@@ -169,14 +171,20 @@ export async function startCampaignScene(options: {
         '60s',
       ]);
     }
+    // Ready, and for longer than the operator's grace (5 s) before a new sender takes work: as accounts are
+    // when a user applies a campaign, so every sender starts with its share.
     for (const s of options.senders)
       await waitFor(
-        `${s.name} Ready`,
-        async () =>
-          (await account(s.name)).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+        `${s.name} Ready for 5 s`,
+        async () => {
+          const ready = (await account(s.name)).status?.conditions?.find(
+            (c) => c.type === 'Ready' && c.status === 'True',
+          );
+          return ready && Date.now() - Date.parse(ready.lastTransitionTime ?? '') >= SENDER_SETTLED_MS
             ? true
-            : undefined,
-        { timeoutMs: 60_000, onTimeout: logs },
+            : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 250, onTimeout: logs },
       );
   } catch (error) {
     await stop();
