@@ -84,7 +84,16 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
 
   it('places a valid account, reports Scheduled with observedGeneration, and creates its key and session Secrets', async () => {
     await createAccount('news', bot());
-    const account = await waitForCondition('news', 'Scheduled', 'True', 'Placed');
+    await waitForCondition('news', 'Scheduled', 'True', 'Placed');
+    // The status is applied first, the placement label right after it (a separate apply): wait for both.
+    const account = await waitFor(
+      'news: the placement label',
+      async () => {
+        const a = await getAccount('news');
+        return a?.metadata.labels?.[LABEL_POD] ? a : undefined;
+      },
+      { timeoutMs: 20_000, onTimeout: () => operator.rawOutput().slice(-4000) },
+    );
     const pod = account?.metadata.labels?.[LABEL_POD];
     expect(pod).toBe('tdlib-runtime-default-0');
     expect(account?.status?.placement).toEqual({ pool: 'default', pod });
