@@ -168,6 +168,12 @@ export class Controller {
     });
     this.metrics.max.set({ controller: this.name }, this.workers);
     this.metrics.active.set({ controller: this.name }, 0);
+    // Born at 0, as controller-runtime does: a counter that first appears at 1 is invisible to rate().
+    const labels = { controller: this.name };
+    this.metrics.errors.inc(labels, 0);
+    this.metrics.terminal.inc(labels, 0);
+    for (const result of ['success', 'error', 'requeue', 'requeue_after'])
+      this.metrics.total.inc({ ...labels, result }, 0);
   }
 
   /**
