@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
-import { stringify } from 'yaml';
 import {
   API_VERSION,
   GROUP,
@@ -24,10 +23,10 @@ import {
 } from '../../../crds/index.js';
 import { CampaignResource, CampaignSliceResource } from '../../../crds/resources.js';
 import { sliceName } from '../../../operator/campaign/plan.js';
-import { RestClient, loadKubeConfig } from '../../../operator/kube/client.js';
+import { RestClient } from '../../../operator/kube/client.js';
 import { createRegistry } from '../../../operator/kube/metrics.js';
-import { Resources, type ApiObject } from '../../../operator/kube/resource.js';
 import { waitFor } from '../../cluster/wait.js';
+import { restrictedKubeconfig as restrictedKubeconfigFor } from '../../support/restricted-kubeconfig.js';
 import { adminKubeConfig, createTestNamespace, testCluster } from '../../support/cluster.js';
 import { installCrds } from '../../support/crds.js';
 
@@ -538,57 +537,14 @@ process.on('exit', () => {
   });
 
   /** A ServiceAccount that may get campaigns but not list CampaignSlices. */
-  async function restrictedKubeconfig(probeCampaign: string): Promise<string> {
-    await client.create(Resources.ServiceAccount, { metadata: { name: 'report-user', namespace } });
-    await client.create(Resources.Role, {
-      metadata: { name: 'report-user', namespace },
+  function restrictedKubeconfig(probeCampaign: string): Promise<string> {
+    return restrictedKubeconfigFor({
+      admin: kc,
+      rest: client,
+      namespace,
+      name: 'report-user',
       rules: [{ apiGroups: [GROUP], resources: ['campaigns'], verbs: ['get'] }],
-    } as ApiObject);
-    await client.create(Resources.RoleBinding, {
-      metadata: { name: 'report-user', namespace },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'report-user' },
-      subjects: [{ kind: 'ServiceAccount', name: 'report-user', namespace }],
-    } as ApiObject);
-    const token = await client.request<{ status?: { token?: string } }>({
-      method: 'POST',
-      path: `/api/v1/namespaces/${namespace}/serviceaccounts/report-user/token`,
-      body: {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 3600 },
-      },
+      probe: (restricted) => restricted.get(CampaignResource, namespace, probeCampaign),
     });
-    const cluster = kc.getCurrentCluster();
-    if (!cluster || !token.status?.token) throw new Error('no token for the restricted ServiceAccount');
-    const path = join(work, 'restricted-kubeconfig');
-    writeFileSync(
-      path,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          { name: 'test', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } },
-        ],
-        users: [{ name: 'report-user', user: { token: token.status.token } }],
-        contexts: [{ name: 'report', context: { cluster: 'test', user: 'report-user', namespace } }],
-        'current-context': 'report',
-      }),
-      { mode: 0o600 },
-    );
-    // RBAC is evaluated from an informer cache: wait until the grant is in effect.
-    const probe = new RestClient(loadKubeConfig(path), { registry: createRegistry() });
-    try {
-      await waitFor(
-        'the restricted ServiceAccount to be authorized',
-        async () => {
-          await probe.get(CampaignResource, namespace, probeCampaign);
-          return true;
-        },
-        { timeoutMs: 10_000 },
-      );
-    } finally {
-      await probe.close();
-    }
-    return path;
   }
 });

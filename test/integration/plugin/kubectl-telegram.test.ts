@@ -4,17 +4,15 @@
  * writes status through the status subresource under its own field manager.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
+import { resolve } from 'node:path';
 import { API_VERSION, type Condition, type TelegramAccount } from '../../../crds/index.js';
-import { RestClient, isNotFound, loadKubeConfig } from '../../../operator/kube/client.js';
+import { RestClient, isNotFound } from '../../../operator/kube/client.js';
 import { createRegistry } from '../../../operator/kube/metrics.js';
 import { Resources, type ApiObject } from '../../../operator/kube/resource.js';
 import { LABEL_ACCOUNT, loginCodeSecretName } from '../../../crds/naming.js';
 import { TelegramAccountResource } from '../../../crds/resources.js';
 import { waitFor } from '../../cluster/wait.js';
+import { restrictedKubeconfig as restrictedKubeconfigFor } from '../../support/restricted-kubeconfig.js';
 import { adminKubeConfig, createTestNamespace, testCluster } from '../../support/cluster.js';
 import { installCrds } from '../../support/crds.js';
 
@@ -468,60 +466,17 @@ describe('kubectl telegram (the kubectl plugin) against a real apiserver', () =>
   });
 
   /** A ServiceAccount allowed only get on accounts and create/get/update/delete on Secrets in the namespace. */
-  async function restrictedKubeconfig(probeAccount: string): Promise<string> {
-    await client.create(Resources.ServiceAccount, { metadata: { name: 'login-user', namespace } });
-    await client.create(Resources.Role, {
-      metadata: { name: 'login-user', namespace },
+  function restrictedKubeconfig(probeAccount: string): Promise<string> {
+    return restrictedKubeconfigFor({
+      admin: kc,
+      rest: client,
+      namespace,
+      name: 'login-user',
       rules: [
         { apiGroups: ['telegram.tdlib-operator.dev'], resources: ['telegramaccounts'], verbs: ['get'] },
         { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'get', 'update', 'delete'] },
       ],
-    } as ApiObject);
-    await client.create(Resources.RoleBinding, {
-      metadata: { name: 'login-user', namespace },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'login-user' },
-      subjects: [{ kind: 'ServiceAccount', name: 'login-user', namespace }],
-    } as ApiObject);
-    const token = await client.request<{ status?: { token?: string } }>({
-      method: 'POST',
-      path: `/api/v1/namespaces/${namespace}/serviceaccounts/login-user/token`,
-      body: {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { expirationSeconds: 3600 },
-      },
+      probe: (restricted) => restricted.get(TelegramAccountResource, namespace, probeAccount),
     });
-    const cluster = kc.getCurrentCluster();
-    if (!cluster || !token.status?.token) throw new Error('no token for the restricted ServiceAccount');
-    const path = join(mkdtempSync(join(tmpdir(), 'plugin-kubeconfig-')), 'kubeconfig');
-    writeFileSync(
-      path,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          { name: 'test', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } },
-        ],
-        users: [{ name: 'login-user', user: { token: token.status.token } }],
-        contexts: [{ name: 'login', context: { cluster: 'test', user: 'login-user', namespace } }],
-        'current-context': 'login',
-      }),
-      { mode: 0o600 },
-    );
-    // RBAC is evaluated from an informer cache: wait until the grant is in effect.
-    const probe = new RestClient(loadKubeConfig(path), { registry: createRegistry() });
-    try {
-      await waitFor(
-        'the restricted ServiceAccount to be authorized',
-        async () => {
-          await probe.get(TelegramAccountResource, namespace, probeAccount);
-          return true;
-        },
-        { timeoutMs: 10_000 },
-      );
-    } finally {
-      await probe.close();
-    }
-    return path;
   }
 });
