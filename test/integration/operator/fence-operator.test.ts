@@ -257,7 +257,11 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
       async () => {
         const account = await getAccount(name);
         const c = conditionOf(account, type);
-        return c?.status === status && (reason === undefined || c.reason === reason) ? account : undefined;
+        // Placed: the operator applies the status first and the placement label right after it.
+        const labelled = reason !== 'Placed' || account.metadata.labels?.[LABEL_POD] !== undefined;
+        return c?.status === status && (reason === undefined || c.reason === reason) && labelled
+          ? account
+          : undefined;
       },
       { timeoutMs, onTimeout: logTail },
     );
