@@ -23,6 +23,14 @@ import {
   TELEGRAM_ACCOUNT_KIND,
   TELEGRAM_ACCOUNT_PLURAL,
 } from './telegram-account.js';
+import {
+  runtimePoolPrinterColumns,
+  runtimePoolSpec,
+  runtimePoolStatus,
+  runtimePoolValidations,
+  RUNTIME_POOL_KIND,
+  RUNTIME_POOL_PLURAL,
+} from './runtime-pool.js';
 
 interface CrdInput {
   kind: string;
@@ -31,7 +39,13 @@ interface CrdInput {
   shortName: string;
   spec: TSchema;
   status: TSchema;
-  printerColumns: ReadonlyArray<{ name: string; type: string; jsonPath: string; description?: string }>;
+  printerColumns: ReadonlyArray<{
+    name: string;
+    type: string;
+    jsonPath: string;
+    description?: string;
+    priority?: number;
+  }>;
   description: string;
   /** CEL rules on the whole object: the only place where a rule can see metadata.name. */
   validations?: CelRule[];
@@ -136,8 +150,24 @@ export function campaignSliceCrd(): Record<string, unknown> {
   });
 }
 
+export function runtimePoolCrd(): Record<string, unknown> {
+  return customResourceDefinition({
+    kind: RUNTIME_POOL_KIND,
+    plural: RUNTIME_POOL_PLURAL,
+    singular: 'telegramruntimepool',
+    shortName: 'tgp',
+    spec: runtimePoolSpec,
+    status: runtimePoolStatus,
+    printerColumns: runtimePoolPrinterColumns,
+    description:
+      'The runtime pods of one pool of TelegramAccounts, and how new runtime versions roll out to them (canary steps, analysis, automatic rollback).',
+    validations: runtimePoolValidations,
+  });
+}
+
 export const allCrds = (): Array<Record<string, unknown>> => [
   telegramAccountCrd(),
   campaignCrd(),
   campaignSliceCrd(),
+  runtimePoolCrd(),
 ];

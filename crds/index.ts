@@ -8,5 +8,6 @@ export * from './campaign-schedule.js';
 export * from './conditions.js';
 export * from './naming.js';
 export * from './resources.js';
-export { allCrds, campaignCrd, campaignSliceCrd, telegramAccountCrd } from './crd.js';
+export * from './runtime-pool.js';
+export { allCrds, campaignCrd, campaignSliceCrd, runtimePoolCrd, telegramAccountCrd } from './crd.js';
 export type { Condition } from './schema.js';

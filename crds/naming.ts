@@ -44,6 +44,36 @@ export function podOrdinal(pool: string, podName: string): number | undefined {
   return /^(0|[1-9][0-9]*)$/.test(rest) ? Number(rest) : undefined;
 }
 
+/**
+ * During a rollout the new version runs in a second StatefulSet, `tdlib-canary-<pool>` (see
+ * docs/architecture.md "Runtime rollouts"). Its name is no longer than the stable one's, so every pool name
+ * that is valid today stays valid, and no pool's stable pods can be named like another pool's canary pods.
+ */
+export function canaryName(pool: string): string {
+  return `tdlib-canary-${pool}`.slice(0, MAX_NAME - 6);
+}
+
+export function canaryPodName(pool: string, ordinal: number): string {
+  return `${canaryName(pool)}-${ordinal}`;
+}
+
+/** Ordinal of a pod of the pool's canary StatefulSet, or undefined for any other name. */
+export function canaryPodOrdinal(pool: string, podName: string): number | undefined {
+  const prefix = `${canaryName(pool)}-`;
+  if (!podName.startsWith(prefix)) return undefined;
+  const rest = podName.slice(prefix.length);
+  return /^(0|[1-9][0-9]*)$/.test(rest) ? Number(rest) : undefined;
+}
+
+/** On canary pods (and in the canary StatefulSet's selector): which of the pool's two StatefulSets. */
+export const LABEL_POD_SET = `${GROUP}/pod-set`;
+/** On a runtime StatefulSet: the revision (hash of the pod-shaping spec) its template runs. */
+export const ANNOTATION_REVISION = `${GROUP}/revision`;
+/** On a runtime StatefulSet: the pod-shaping spec of that revision (JSON), so it can be rebuilt as it was. */
+export const ANNOTATION_TEMPLATE = `${GROUP}/template`;
+/** On a runtime pod's heartbeat Lease: where the operator scrapes that runtime's /metrics for rollouts. */
+export const ANNOTATION_METRICS_URL = `${GROUP}/metrics-url`;
+
 export function encryptionKeySecretName(account: string): string {
   return `${account}-tdlib-key`;
 }

@@ -8,6 +8,7 @@ import { CAMPAIGN_PLURAL } from './campaign.js';
 import { CAMPAIGN_SLICE_PLURAL } from './campaign-slice.js';
 import { GROUP } from './common.js';
 import { TELEGRAM_ACCOUNT_PLURAL } from './telegram-account.js';
+import { RUNTIME_POOL_PLURAL } from './runtime-pool.js';
 
 export interface PolicyRule {
   apiGroups: readonly string[];
@@ -25,6 +26,8 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
     resources: [TELEGRAM_ACCOUNT_PLURAL, CAMPAIGN_PLURAL],
     verbs: [...READ, 'update', 'patch'],
   },
+  // Runtime pools: users create them; the operator reads them and writes their status.
+  { apiGroups: [GROUP], resources: [RUNTIME_POOL_PLURAL], verbs: READ },
   { apiGroups: [GROUP], resources: [CAMPAIGN_SLICE_PLURAL], verbs: MANAGE },
   {
     apiGroups: [GROUP],
@@ -32,6 +35,7 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
       `${TELEGRAM_ACCOUNT_PLURAL}/status`,
       `${CAMPAIGN_PLURAL}/status`,
       `${CAMPAIGN_SLICE_PLURAL}/status`,
+      `${RUNTIME_POOL_PLURAL}/status`,
     ],
     verbs: ['get', 'update', 'patch'],
   },
