@@ -11,6 +11,7 @@
  */
 import { join } from 'node:path';
 import {
+  ANNOTATION_METRICS_URL,
   LABEL_MANAGED_BY,
   LABEL_PLACED_POD,
   LABEL_POOL,
@@ -67,6 +68,8 @@ export class RuntimeAgent implements Reconciler {
    */
   private readonly loggedOut = new Map<string, string>();
   readonly status: StatusWriter;
+  /** Written with every heartbeat renewal (the Lease lock reads this object each time). */
+  private readonly heartbeatAnnotations: Record<string, string> = {};
   readonly fence: PodFence;
   readonly campaigns: CampaignRunner;
   private readonly sessionsLost: SessionLossMetric;
@@ -97,6 +100,7 @@ export class RuntimeAgent implements Reconciler {
         // The operator creates each pod's heartbeat Lease; the runtime may only take and renew it.
         create: false,
         labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_POOL]: config.RUNTIME_POOL },
+        annotations: this.heartbeatAnnotations,
       }),
       timing,
       logger,
@@ -128,6 +132,11 @@ export class RuntimeAgent implements Reconciler {
       accounts: () => this.hosted.values(),
       execute: (request) => deps.manager.executeUnchecked(request),
     });
+  }
+
+  /** Where the operator scrapes this runtime's /metrics (rollout analysis): on the heartbeat Lease. */
+  advertiseMetrics(url: string): void {
+    this.heartbeatAnnotations[ANNOTATION_METRICS_URL] = url;
   }
 
   async start(): Promise<void> {

@@ -11,6 +11,7 @@ export async function createBackend(config: RuntimeConfig, logger: Logger): Prom
     const { SimulatorBackend } = await import('./simulator/index.js');
     return new SimulatorBackend({
       worldDir: config.TDLIB_SIMULATOR_WORLD ?? '',
+      worldFile: config.TDLIB_SIMULATOR_WORLD_FILE || undefined,
       logger: logger.child({ component: 'simulator' }),
     });
   }

@@ -11,6 +11,23 @@ export const runtimeConfigSchema = {
     description: 'UID of this runtime pod (downward API): part of the session fence holder identity',
   },
   RUNTIME_POOL: { type: 'string', description: 'runtime pool of this pod', default: 'default' },
+  POD_IP: {
+    type: 'string',
+    description:
+      'IP of this pod (downward API): the runtime advertises http://POD_IP:HTTP_PORT/metrics on its heartbeat Lease for rollout analysis',
+    default: '',
+  },
+  RUNTIME_METRICS_URL: {
+    type: 'string',
+    description: 'the /metrics address to advertise instead of the one built from POD_IP',
+    default: '',
+  },
+  RUNTIME_MEMORY_LIMIT_BYTES: {
+    type: 'string',
+    description:
+      "the container's memory limit (downward API limits.memory), used when the cgroup files do not tell",
+    default: '',
+  },
   KUBECONFIG: { type: 'string', description: 'kubeconfig file; in a pod the in-cluster config is used' },
   TDLIB_ENABLED: {
     type: 'boolean',
@@ -26,6 +43,12 @@ export const runtimeConfigSchema = {
   TDLIB_ADDON_PATH: { type: 'string', description: 'the compiled addon (.node) or libtdjson.so to load' },
   TDLIB_LIBRARY_PATH: { type: 'string', description: 'libtdjson.so to load' },
   TDLIB_SIMULATOR_WORLD: { type: 'string', description: 'world directory of the simulator backend' },
+  TDLIB_SIMULATOR_WORLD_FILE: {
+    type: 'string',
+    description:
+      "this process's own world file (same world, other network conditions) instead of the world directory's",
+    default: '',
+  },
   TDLIB_DATA_DIR: {
     type: 'string',
     description: 'where TDLib databases live (the pod volume)',

@@ -6,7 +6,7 @@ import { createRegistry } from '../operator/kube/metrics.js';
 import { RuntimeAgent } from './agent.js';
 import { createBackend } from './backend.js';
 import { loadRuntimeConfig } from './config.js';
-import { registerRuntimeMetrics } from './metrics.js';
+import { cgroupMemoryLimitBytes, quantityBytes, registerRuntimeMetrics } from './metrics.js';
 import { startRuntimeServer } from './server.js';
 import { TdClientManager } from './tdlib/client.js';
 import { promRequestHooks, registerTdRequestMetrics } from './tdlib/metrics-hooks.js';
@@ -67,12 +67,19 @@ async function main(): Promise<void> {
     registry,
     () => manager,
     () => agent,
+    { memoryLimitBytes: () => cgroupMemoryLimitBytes() ?? quantityBytes(config.RUNTIME_MEMORY_LIMIT_BYTES) },
   );
   const server = await startRuntimeServer({
     port: config.HTTP_PORT,
     registry,
     ready: () => agent.ready(),
   });
+  const metricsUrl =
+    config.RUNTIME_METRICS_URL ||
+    (config.POD_IP
+      ? `http://${config.POD_IP.includes(':') ? `[${config.POD_IP}]` : config.POD_IP}:${server.port}/metrics`
+      : '');
+  if (metricsUrl) agent.advertiseMetrics(metricsUrl);
   logger.info(
     { port: server.port, backend: backend.kind, tdlibVersion: tdlib.version, tdlibCommit: tdlib.commit },
     'runtime started',

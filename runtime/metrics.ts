@@ -39,6 +39,27 @@ export function cgroupMemoryLimitBytes(
   return undefined;
 }
 
+/**
+ * Bytes from the downward API's limits.memory (a plain byte count) or a Kubernetes quantity (256Mi);
+ * undefined for anything else or nothing.
+ */
+export function quantityBytes(text: string | undefined): number | undefined {
+  const m = /^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec((text ?? '').trim());
+  if (!m) return undefined;
+  const unit: Record<string, number> = {
+    Ki: 2 ** 10,
+    Mi: 2 ** 20,
+    Gi: 2 ** 30,
+    Ti: 2 ** 40,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+  };
+  const bytes = Number(m[1]) * (m[2] ? (unit[m[2]] ?? 1) : 1);
+  return bytes > 0 && bytes < NO_LIMIT_FROM ? bytes : undefined;
+}
+
 export function registerRuntimeMetrics(
   registry: Registry,
   manager: () => TdClientManager | undefined,
