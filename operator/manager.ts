@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import type { V1StatefulSet } from '@kubernetes/client-node';
-import type { TelegramAccount } from '../crds/index.js';
+import type { TelegramAccount, TelegramRuntimePool } from '../crds/index.js';
 import { AccountReconciler, type SecretObject } from './account/controller.js';
 import { referencedSecrets } from './account/inputs.js';
 import { registerAccountMetrics } from './account/metrics.js';
@@ -22,7 +22,8 @@ import { registerCampaignMetrics } from './campaign/metrics.js';
 import { setupCampaignController } from './campaign/setup.js';
 import { POOL_INDEX, PoolReconciler, poolKeyOf, type HeartbeatLease } from './pool/controller.js';
 import { POOL_COALESCE_MS, poolRelevantChange } from './pool/predicates.js';
-import { TelegramAccountResource } from '../crds/resources.js';
+import { RuntimePoolResource, TelegramAccountResource } from '../crds/resources.js';
+import { registerRolloutMetrics } from './pool/rollout/metrics.js';
 
 type Account = TelegramAccount & ApiObject;
 const SECRET_INDEX = 'secret';
@@ -89,6 +90,12 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     logger,
     registry,
   });
+  const pools = new Informer<TelegramRuntimePool & ApiObject>(rest, RuntimePoolResource, {
+    name: 'telegramruntimepools',
+    namespace,
+    logger,
+    registry,
+  });
   const events = new EventRecorder(rest, { component: 'tdlib-operator', host: identity, logger, registry });
   const campaign = setupCampaignController({
     rest,
@@ -99,7 +106,8 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     registry,
     workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
   });
-  const informers = [accounts, secrets, statefulSets, leases, ...campaign.informers];
+  const informers = [accounts, secrets, statefulSets, leases, pools, ...campaign.informers];
+  const rolloutMetrics = registerRolloutMetrics(registry, pools);
   for (const informer of informers) informer.start();
 
   const pool = new Controller({
@@ -110,6 +118,8 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       secrets,
       statefulSets,
       leases,
+      pools,
+      rolloutMetrics,
       events,
       config,
       logger,
@@ -131,6 +141,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       const own = owner ? accounts.get(namespace, owner) : undefined;
       return [...named, ...(own ? [own] : [])].map((a) => splitKey(poolKeyOf(a)));
     })
+    .watches(pools, (p) => [{ namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '' }])
     .watches(statefulSets, (sts) => {
       const p = sts.metadata?.labels?.[LABEL_POOL];
       return p ? [{ namespace: sts.metadata?.namespace ?? '', name: p }] : [];

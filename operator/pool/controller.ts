@@ -5,7 +5,12 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { V1StatefulSet } from '@kubernetes/client-node';
-import type { TelegramAccount } from '../../crds/index.js';
+import type {
+  AnalysisRecord,
+  RuntimePoolStatus,
+  TelegramAccount,
+  TelegramRuntimePool,
+} from '../../crds/index.js';
 import {
   checkInputs,
   optedIn,
@@ -23,6 +28,10 @@ import { Resources, type ApiObject, type ResourceDescriptor } from '../kube/reso
 import { intentHash } from '../kube/apply.js';
 import { forEachLimited } from '../kube/util.js';
 import {
+  ANNOTATION_METRICS_URL,
+  ANNOTATION_PROMOTE,
+  ANNOTATION_TEMPLATE,
+  ANNOTATION_UNDO,
   ConditionType,
   LABEL_ACCOUNT,
   LABEL_MANAGED_BY,
@@ -30,6 +39,9 @@ import {
   LABEL_PLACED_POD,
   LABEL_POOL,
   accountLeaseName,
+  canaryName,
+  canaryPodName,
+  canaryPodOrdinal,
   encryptionKeySecretName,
   findCondition,
   heartbeatLeaseOf,
@@ -43,7 +55,19 @@ import { isAlreadyExists } from '../kube/errors.js';
 import type { LeaseObject } from '../kube/lease.js';
 import { PodLiveness } from './liveness.js';
 import { place } from '../placement.js';
-import { TelegramAccountResource } from '../../crds/resources.js';
+import { RuntimePoolResource, TelegramAccountResource } from '../../crds/resources.js';
+import { RolloutAnalyzer, type ScrapeTarget } from './rollout/analyzer.js';
+import type { RolloutMetrics } from './rollout/metrics.js';
+import { planRollout, type RolloutPlan } from './rollout/plan.js';
+import { MAX_ANALYSES, desiredPoolStatus, memoryFromStatus } from './rollout/pool-status.js';
+import { chooseCanaryAccounts, type SplitAccount } from './rollout/split.js';
+import {
+  declaredPool,
+  implicitPool,
+  parseRecordedTemplate,
+  revisionOf,
+  type PodTemplateSpec,
+} from './rollout/template.js';
 import {
   desiredOperatorStatus,
   operatorStatusCurrent,
@@ -58,12 +82,14 @@ import {
   desiredService,
   desiredServiceAccount,
   desiredStatefulSet,
+  type PodSet,
   type PoolSettings,
 } from './desired.js';
 
 export const PLACEMENT_FIELD_MANAGER = 'tdlib-operator-placement';
 export const STATUS_FIELD_MANAGER = 'tdlib-operator';
 export const WORKLOAD_FIELD_MANAGER = 'tdlib-operator-pool';
+export const ROLLOUT_FIELD_MANAGER = 'tdlib-operator-rollout';
 /**
  * A runtime pod is dead once its heartbeat Lease has not changed for this many Lease durations. One is
  * enough: a runtime that cannot renew within a duration has already closed every client (its fence).
@@ -84,6 +110,11 @@ export interface PoolReconcilerDeps {
   /** Secrets with their values blanked: only names and keys matter here. */
   secrets: Informer<ApiObject & { data?: Record<string, string> }>;
   statefulSets: Informer<V1StatefulSet & ApiObject>;
+  /** Declared pools; a pool without an object uses the operator's environment and updates in place. */
+  pools?: Informer<TelegramRuntimePool & ApiObject>;
+  rolloutMetrics?: RolloutMetrics;
+  /** Reads a runtime pod's /metrics for the rollout analysis (default: fetch). */
+  scrape?: (url: string, signal: AbortSignal) => Promise<string>;
   events: EventRecorder;
   config: OperatorConfig;
   logger?: Logger;
@@ -101,6 +132,26 @@ export type HeartbeatLease = ApiObject & LeaseObject;
 /** Writes per account run with this much concurrency (the REST client bounds the total anyway). */
 const WRITE_CONCURRENCY = 32;
 
+/** The pool's two StatefulSets' pods: which set and ordinal a pod name is. */
+function podSets(pool: string): { locate(pod: string): { set: PodSet; ordinal: number } | undefined } {
+  return {
+    locate(pod) {
+      const stable = podOrdinal(pool, pod);
+      if (stable !== undefined) return { set: 'stable', ordinal: stable };
+      const canary = canaryPodOrdinal(pool, pod);
+      return canary !== undefined ? { set: 'canary', ordinal: canary } : undefined;
+    },
+  };
+}
+
+/** The promote annotation, when it names `revision`: a step index whose pause to skip, or every pause. */
+export function parsePromote(value: string | undefined, revision: string): number | 'full' | undefined {
+  if (!value?.startsWith(`${revision}/`)) return undefined;
+  const what = value.slice(revision.length + 1);
+  if (what === 'full') return 'full';
+  return /^(0|[1-9][0-9]*)$/.test(what) ? Number(what) : undefined;
+}
+
 export class PoolReconciler implements Reconciler {
   /**
    * Placements this process wrote, until the cache shows them. Without it a reconcile that runs before the
@@ -115,6 +166,16 @@ export class PoolReconciler implements Reconciler {
   private readonly reportedDead = new Set<string>();
   /** Heartbeat Leases created by this process, until the informer shows them. */
   private readonly heartbeatsCreated = new Set<string>();
+  /** The template last written to each stable StatefulSet at a promotion, until the cache shows it. */
+  private readonly stableWritten = new Map<string, PodTemplateSpec>();
+  /** Rollout memory and analyses as this process last decided them (the status cache may lag behind). */
+  private readonly poolMemory = new Map<string, ReturnType<typeof memoryFromStatus>>();
+  private readonly poolAnalyses = new Map<string, AnalysisRecord[]>();
+  private readonly poolStatusWritten = new Map<string, string>();
+  /** Canary pod liveness by start deadline (the deadline is a per-pool setting). */
+  private readonly canaryLiveness = new Map<number, PodLiveness>();
+  private readonly analyzer: RolloutAnalyzer;
+  private readonly countersBorn = new Set<string>();
 
   constructor(private readonly deps: PoolReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -125,6 +186,7 @@ export class PoolReconciler implements Reconciler {
       apiTroubleEndedAt: deps.apiTroubleEndedAt ?? (() => 0),
       now: this.monotonic,
     });
+    this.analyzer = new RolloutAnalyzer({ fetch: deps.scrape, now: this.monotonic });
   }
 
   async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
@@ -132,11 +194,17 @@ export class PoolReconciler implements Reconciler {
     const { config } = this.deps;
     // Every concurrent write listens on the same abort signal.
     setMaxListeners(WRITE_CONCURRENCY * 2 + 16, context.signal);
-    const accounts = this.deps.accounts.byIndex(POOL_INDEX, `${namespace}/${pool}`);
+    const poolKey = `${namespace}/${pool}`;
+    const declared = this.deps.pools?.get(namespace, pool);
+    const definition = declared ? declaredPool(declared, config) : implicitPool(config);
+    const { sizing } = definition;
+    const accounts = this.deps.accounts.byIndex(POOL_INDEX, poolKey);
+    const sets = podSets(pool);
 
     const inputs = new Map<string, InputsCheck>();
-    const placeable: Array<{ key: string; pod?: number }> = [];
-    const load = new Map<number, number>();
+    const placeable: SplitAccount[] = [];
+    const loadByPod = new Map<string, number>();
+    const holders = this.accountHolders(namespace);
     for (const account of accounts) {
       const accountKey = account.metadata.name ?? '';
       const check =
@@ -144,42 +212,260 @@ export class PoolReconciler implements Reconciler {
         checkInputs(account, (secret) => this.secretFacts(namespace, secret));
       inputs.set(accountKey, check);
       const current = this.currentPod(account);
-      const ordinal = current === undefined ? undefined : podOrdinal(pool, current);
-      if (ordinal !== undefined) load.set(ordinal, (load.get(ordinal) ?? 0) + 1);
+      const where = current === undefined ? undefined : sets.locate(current);
+      if (where && current) loadByPod.set(current, (loadByPod.get(current) ?? 0) + 1);
       // An account being deleted keeps its pod so the runtime can log it out; one that runs logged in keeps
       // it too (a Secret deleted after login must not end a healthy session); other invalid inputs unplace.
-      if (check.ok || account.metadata.deletionTimestamp || this.servedWhereItIs(account))
-        placeable.push({ key: accountKey, pod: ordinal });
+      if (check.ok || account.metadata.deletionTimestamp || this.servedWhereItIs(account)) {
+        const holder = holders.get(accountKey);
+        placeable.push({
+          key: accountKey,
+          set: where?.set,
+          ordinal: where?.ordinal,
+          // Handed over once the pod it is placed on holds its session; a suspended one holds none.
+          settled:
+            current !== undefined && (holder === current || (!holder && account.spec.suspend === true)),
+        });
+      }
     }
-    const health = this.podHealth(namespace, pool, load);
-    const placement = place({
-      accounts: placeable,
-      accountsPerPod: config.RUNTIME_ACCOUNTS_PER_POD,
-      minReplicas: placeable.length > 0 ? config.RUNTIME_MIN_REPLICAS : 0,
-      maxReplicas: config.RUNTIME_MAX_REPLICAS,
-      drainingPods: health.dead,
-    });
+    const health = this.podHealth(namespace, pool, loadByPod);
+    const deadIn = (set: PodSet): Set<number> =>
+      new Set(
+        [...health.dead].flatMap((pod) => {
+          const where = sets.locate(pod);
+          return where?.set === set ? [where.ordinal] : [];
+        }),
+      );
 
-    await this.applyWorkload(namespace, pool, accounts, placement.replicas, context.signal);
-    await this.ensureHeartbeatLeases(namespace, pool, placement.replicas, context.signal);
+    // Versions: the stable StatefulSet records the template it runs; the spec names the desired one.
+    const stableId = `${namespace}/${runtimeName(pool)}`;
+    const stableSts = this.deps.statefulSets.get(namespace, runtimeName(pool));
+    const canarySts = this.deps.statefulSets.get(namespace, canaryName(pool));
+    const recorded =
+      this.stableWritten.get(stableId) ??
+      parseRecordedTemplate(stableSts?.metadata?.annotations?.[ANNOTATION_TEMPLATE]);
+    // A pool without an object is updated in place, as before pools could be declared; an existing
+    // StatefulSet from before revisions were recorded runs what the environment described.
+    const stableTemplate =
+      definition.rollout === undefined || !stableSts
+        ? definition.template
+        : (recorded ?? implicitPool(config).template);
+    const specRevision = revisionOf(definition.template);
+    let stableRevision = revisionOf(stableTemplate);
 
+    let plan: RolloutPlan | undefined;
+    let canaryChosen = new Set<string>();
+    const rollout = definition.rollout;
     const now = this.now();
+    let analyses: AnalysisRecord[] = [];
+    let canaryStartRecheckMs: number | undefined;
+    if (declared && rollout) {
+      this.bornAtZero(namespace, pool);
+      const memory = this.poolMemory.get(poolKey) ?? memoryFromStatus(declared.status);
+      analyses = [...(this.poolAnalyses.get(poolKey) ?? declared.status?.analyses ?? [])];
+      const onCanary = placeable.filter((a) => a.set === 'canary');
+      const canaryReplicas = canarySts?.spec?.replicas ?? 0;
+      const canaryJudged = this.judgeCanaryPods(namespace, pool, canaryReplicas, rollout.startDeadlineMs);
+      canaryStartRecheckMs = canaryJudged.recheckMs;
+      const analysing =
+        specRevision !== stableRevision &&
+        memory.rolledBackRevision !== specRevision &&
+        memory.canaryRevision === specRevision &&
+        onCanary.some((a) => a.settled);
+      if (analysing) {
+        const verdict = await this.analyzer.run(
+          poolKey,
+          specRevision,
+          this.scrapeTargets(namespace, pool),
+          rollout,
+          rollout.intervalMs,
+        );
+        if (verdict) {
+          const record: AnalysisRecord = {
+            time: now.toISOString(),
+            step: memory.currentStep ?? 0,
+            verdict: verdict.verdict,
+            message: verdict.message.slice(0, 1024),
+            canary: verdict.canary,
+            ...(verdict.metric ? { metric: verdict.metric } : {}),
+            ...(verdict.stable ? { stable: verdict.stable } : {}),
+          };
+          analyses = [...analyses, record].slice(-MAX_ANALYSES);
+          this.poolAnalyses.set(poolKey, analyses);
+          this.deps.rolloutMetrics?.analyses.inc({
+            pool_namespace: namespace,
+            pool,
+            verdict: verdict.verdict,
+          });
+          if (verdict.verdict !== 'Passed')
+            this.deps.logger?.info({ pool: poolKey, verdict: record }, 'rollout analysis');
+        }
+      } else if (memory.canaryRevision !== specRevision) this.analyzer.forget(poolKey);
+      const latest = analyses.at(-1);
+      const promote = parsePromote(declared.metadata.annotations?.[ANNOTATION_PROMOTE], specRevision);
+      plan = planRollout(
+        memory,
+        {
+          now,
+          specRevision,
+          stableRevision,
+          accounts: placeable.length,
+          canaryAccounts: onCanary.length,
+          canaryHosted: onCanary.filter((a) => a.settled).length,
+          inMotion: placeable.filter((a) => a.set !== undefined && !a.settled).length,
+          canaryPodsAlive:
+            canaryReplicas > 0 &&
+            canaryJudged.alive >= canaryReplicas &&
+            canaryReplicas * sizing.accountsPerPod >=
+              Math.ceil(((rollout.steps[memory.currentStep ?? 0]?.weight ?? 100) * placeable.length) / 100),
+          canaryPodFailure: canaryJudged.failure,
+          // Analyses of an earlier rollout say nothing about this one.
+          analysis: memory.canaryRevision === specRevision ? latest : undefined,
+          promote,
+          undo: declared.metadata.annotations?.[ANNOTATION_UNDO] === specRevision,
+        },
+        rollout,
+      );
+      if (plan.memory.canaryRevision !== memory.canaryRevision) {
+        // A new rollout starts with no analyses of its own.
+        analyses = [];
+        this.poolAnalyses.set(poolKey, analyses);
+      }
+      this.poolMemory.set(poolKey, plan.memory);
+      canaryChosen = chooseCanaryAccounts({
+        accounts: placeable,
+        target: plan.canaryTarget,
+        moveToCanary: plan.moveToCanary,
+        maxInMotion: rollout.maxAccountsInMotion,
+      });
+      for (const event of plan.events)
+        this.deps.events.event(declared, event.type, event.reason, event.message);
+      if (plan.rolledBack)
+        this.deps.rolloutMetrics?.rollbacks.inc({
+          pool_namespace: namespace,
+          pool,
+          reason: plan.rolledBack.reason,
+        });
+    }
+
+    const stableAccounts = placeable.filter((a) => !canaryChosen.has(a.key));
+    const canaryAccounts = placeable.filter((a) => canaryChosen.has(a.key));
+    const stablePlacement = place({
+      accounts: stableAccounts.map((a) => ({ key: a.key, pod: a.set === 'stable' ? a.ordinal : undefined })),
+      accountsPerPod: sizing.accountsPerPod,
+      minReplicas: stableAccounts.length > 0 ? sizing.minReplicas : 0,
+      maxReplicas: sizing.maxReplicas,
+      drainingPods: deadIn('stable'),
+    });
+    const canaryPlacement = place({
+      accounts: canaryAccounts.map((a) => ({ key: a.key, pod: a.set === 'canary' ? a.ordinal : undefined })),
+      accountsPerPod: sizing.accountsPerPod,
+      minReplicas: plan ? Math.ceil(plan.canaryCapacityFor / sizing.accountsPerPod) : 0,
+      maxReplicas: sizing.maxReplicas,
+      drainingPods: deadIn('canary'),
+    });
+    const podOf = (accountName: string): string | undefined => {
+      const stable = stablePlacement.assignments.get(accountName);
+      if (stable !== undefined) return runtimePodName(pool, stable);
+      const canary = canaryPlacement.assignments.get(accountName);
+      return canary !== undefined ? canaryPodName(pool, canary) : undefined;
+    };
+
+    let stableApplied = stableTemplate;
+    if (plan?.finalize) {
+      // The last step passed: the stable pods take the new template (they host no account now), and the
+      // accounts move back to them from the next reconcile on.
+      stableApplied = definition.template;
+      this.stableWritten.set(stableId, definition.template);
+      stableRevision = specRevision;
+    } else if (recorded && stableSts) {
+      const cached = parseRecordedTemplate(stableSts.metadata?.annotations?.[ANNOTATION_TEMPLATE]);
+      if (cached && revisionOf(cached) === revisionOf(recorded)) this.stableWritten.delete(stableId);
+    }
+    await this.applyWorkload(
+      namespace,
+      pool,
+      accounts,
+      [
+        { set: 'stable', replicas: stablePlacement.replicas, template: stableApplied },
+        {
+          set: 'canary',
+          replicas: canaryPlacement.replicas,
+          template: definition.template,
+          skipIfAbsent: canaryPlacement.replicas === 0,
+        },
+      ],
+      context.signal,
+    );
+    await this.ensureHeartbeatLeases(
+      namespace,
+      pool,
+      [
+        ...Array.from({ length: stablePlacement.replicas }, (_, i) => runtimePodName(pool, i)),
+        ...Array.from({ length: canaryPlacement.replicas }, (_, i) => canaryPodName(pool, i)),
+      ],
+      context.signal,
+    );
+
     const podHealth = (pod: string): PodHealth | undefined => health.byPod.get(pod);
     await forEachLimited(accounts, WRITE_CONCURRENCY, async (account) => {
       if (context.signal.aborted) return;
       const accountName = account.metadata.name ?? '';
       const check = inputs.get(accountName) ?? { ok: true };
-      const ordinal = placement.assignments.get(accountName);
+      const pod = podOf(accountName);
       const outcome: PlacementOutcome =
-        ordinal !== undefined
-          ? { pod: runtimePodName(pool, ordinal) }
-          : { unplaced: check.ok ? 'PoolFull' : 'InputsInvalid' };
+        pod !== undefined ? { pod } : { unplaced: check.ok ? 'PoolFull' : 'InputsInvalid' };
       // Status first: a pod declared dead shows its accounts Ready=Unknown before they are re-placed.
       await this.applyStatus(account, pool, check, outcome, podHealth, now, context.signal);
       await this.applyPlacementLabel(account, 'pod' in outcome ? outcome.pod : undefined, context.signal);
     });
+
+    let requeueAfterMs = health.recheckMs;
+    const earliest = (ms: number | undefined): void => {
+      if (ms !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, ms);
+    };
+    if (declared && plan && rollout) {
+      const alive = [...health.byPod.entries()].filter(([, h]) => h.state === 'alive').length;
+      await this.applyPoolStatus(
+        declared,
+        desiredPoolStatus({
+          pool: declared,
+          plan,
+          settings: rollout,
+          stable: { revision: stableRevision, template: stableApplied },
+          canary: { revision: specRevision, template: definition.template },
+          counts: {
+            replicas: stablePlacement.replicas + canaryPlacement.replicas,
+            alivePods: Math.min(alive, stablePlacement.replicas + canaryPlacement.replicas),
+            accounts: placeable.length,
+            canaryAccounts: placeable.filter((a) => a.set === 'canary').length,
+            canaryHosted: placeable.filter((a) => a.set === 'canary' && a.settled).length,
+            inMotion: placeable.filter((a) => a.set !== undefined && !a.settled).length,
+          },
+          analyses,
+          now,
+        }),
+        context.signal,
+      );
+      earliest(plan.requeueAfterMs);
+      earliest(canaryStartRecheckMs);
+      if (plan.phase === 'Progressing' || plan.phase === 'Paused')
+        earliest(Math.max(250, this.analyzer.dueInMs(poolKey, specRevision, rollout.intervalMs)));
+    }
     // Nothing announces that a heartbeat stopped changing: look again once it could have expired.
-    return health.recheckMs !== undefined ? { requeueAfterMs: health.recheckMs } : undefined;
+    return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
+  }
+
+  /** Rollout counters exist from a pool's first reconcile, so a first analysis or rollback shows in rate(). */
+  private bornAtZero(namespace: string, pool: string): void {
+    const metrics = this.deps.rolloutMetrics;
+    const key = `${namespace}/${pool}`;
+    if (!metrics || this.countersBorn.has(key)) return;
+    this.countersBorn.add(key);
+    for (const verdict of ['Passed', 'Failed', 'Inconclusive'])
+      metrics.analyses.inc({ pool_namespace: namespace, pool, verdict }, 0);
+    for (const reason of ['AnalysisFailed', 'ManualUndo'])
+      metrics.rollbacks.inc({ pool_namespace: namespace, pool, reason }, 0);
   }
 
   /** Logged in and connected on the pod it is placed on: a running session a Secret change must not stop. */
@@ -192,34 +478,44 @@ export class PoolReconciler implements Reconciler {
     );
   }
 
+  /** The pod holding each account's session Lease, by account name (from the Lease cache). */
+  private accountHolders(namespace: string): Map<string, string> {
+    const holders = new Map<string, string>();
+    for (const lease of this.deps.leases?.list(namespace) ?? []) {
+      const account = lease.metadata?.labels?.[LABEL_ACCOUNT];
+      const holder = lease.spec?.holderIdentity;
+      if (account && holder) holders.set(account, heartbeatLeaseOf(holder));
+    }
+    return holders;
+  }
+
   /**
-   * Runtime pods of the pool and their health from their heartbeat Leases (see liveness.ts). Dead pods
-   * get no accounts: theirs move. Logged once per death.
+   * Runtime pods of the pool (both StatefulSets) and their health from their heartbeat Leases (see
+   * liveness.ts). Dead pods get no accounts: theirs move. Logged once per death.
    */
   private podHealth(
     namespace: string,
     pool: string,
-    load: ReadonlyMap<number, number>,
-  ): { dead: Set<number>; byPod: Map<string, PodHealth>; recheckMs?: number } {
-    const dead = new Set<number>();
+    loadByPod: ReadonlyMap<string, number>,
+  ): { dead: Set<string>; byPod: Map<string, PodHealth>; recheckMs?: number } {
+    const sets = podSets(pool);
+    const dead = new Set<string>();
     const byPod = new Map<string, PodHealth>();
     let recheckMs: number | undefined;
-    const leases = new Map<number, HeartbeatLease>();
+    const leases = new Map<string, HeartbeatLease>();
     for (const lease of this.deps.leases?.list(namespace) ?? []) {
       if (lease.metadata?.labels?.[LABEL_POOL] !== pool) continue;
-      const ordinal = podOrdinal(pool, lease.metadata?.name ?? '');
-      if (ordinal !== undefined) leases.set(ordinal, lease);
+      const name = lease.metadata?.name ?? '';
+      if (sets.locate(name)) leases.set(name, lease);
     }
-    const ordinals = new Set([...leases.keys(), ...load.keys()]);
-    for (const ordinal of ordinals) {
-      const pod = runtimePodName(pool, ordinal);
+    for (const pod of new Set([...leases.keys(), ...loadByPod.keys()])) {
       const id = `${namespace}/${pod}`;
-      const hasAccounts = (load.get(ordinal) ?? 0) > 0;
-      const judged = this.liveness.judge(id, leases.get(ordinal)?.spec, hasAccounts);
+      const hasAccounts = (loadByPod.get(pod) ?? 0) > 0;
+      const judged = this.liveness.judge(id, leases.get(pod)?.spec, hasAccounts);
       byPod.set(pod, judged.health);
       if (judged.recheckMs !== undefined) recheckMs = Math.min(recheckMs ?? Infinity, judged.recheckMs);
       if (judged.health.state === 'dead') {
-        dead.add(ordinal);
+        dead.add(pod);
         if (!this.reportedDead.has(id)) {
           this.reportedDead.add(id);
           this.deps.logger?.warn(
@@ -233,18 +529,94 @@ export class PoolReconciler implements Reconciler {
   }
 
   /**
+   * The canary pods the rollout asked for, judged on the rollout's start deadline: one that never took its
+   * heartbeat within it (a crash loop, an image that does not start) or stopped renewing it fails the
+   * version, whether or not accounts were moved there yet.
+   */
+  private judgeCanaryPods(
+    namespace: string,
+    pool: string,
+    replicas: number,
+    startDeadlineMs: number,
+  ): { alive: number; failure?: string; recheckMs?: number } {
+    let liveness = this.canaryLiveness.get(startDeadlineMs);
+    if (!liveness) {
+      liveness = new PodLiveness({
+        graceFactor: HEARTBEAT_GRACE,
+        startTimeoutMs: startDeadlineMs,
+        apiTroubleEndedAt: this.deps.apiTroubleEndedAt ?? (() => 0),
+        now: this.monotonic,
+      });
+      this.canaryLiveness.set(startDeadlineMs, liveness);
+    }
+    let alive = 0;
+    let failure: string | undefined;
+    let recheckMs: number | undefined;
+    for (let ordinal = 0; ordinal < replicas; ordinal++) {
+      const pod = canaryPodName(pool, ordinal);
+      const judged = liveness.judge(
+        `canary/${namespace}/${pod}`,
+        this.deps.leases?.get(namespace, pod)?.spec,
+        true,
+      );
+      if (judged.health.state === 'alive') alive += 1;
+      if (judged.health.state === 'dead')
+        failure ??= `canary pod ${pod} runs no runtime: ${judged.health.why}`;
+      if (judged.recheckMs !== undefined) recheckMs = Math.min(recheckMs ?? Infinity, judged.recheckMs);
+    }
+    // Pods above the size no longer count: their clocks restart if they are needed again.
+    for (let ordinal = replicas; ordinal < replicas + 50; ordinal++)
+      liveness.forget(`canary/${namespace}/${canaryPodName(pool, ordinal)}`);
+    return { alive, failure, recheckMs };
+  }
+
+  /** Each runtime pod's /metrics, as it advertises on its heartbeat Lease. */
+  private scrapeTargets(namespace: string, pool: string): ScrapeTarget[] {
+    const sets = podSets(pool);
+    const targets: ScrapeTarget[] = [];
+    for (const lease of this.deps.leases?.list(namespace) ?? []) {
+      if (lease.metadata?.labels?.[LABEL_POOL] !== pool || !lease.spec?.holderIdentity) continue;
+      const name = lease.metadata?.name ?? '';
+      const where = sets.locate(name);
+      const url = lease.metadata?.annotations?.[ANNOTATION_METRICS_URL];
+      if (where && url) targets.push({ pod: name, set: where.set, url });
+    }
+    return targets;
+  }
+
+  private async applyPoolStatus(
+    pool: TelegramRuntimePool,
+    status: RuntimePoolStatus,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const id = `${pool.metadata.namespace}/${pool.metadata.name}`;
+    const hash = intentHash(status);
+    if (this.poolStatusWritten.get(id) === hash) return;
+    await this.deps.rest.applyStatus(
+      RuntimePoolResource,
+      {
+        apiVersion: pool.apiVersion,
+        kind: pool.kind,
+        metadata: { name: pool.metadata.name, namespace: pool.metadata.namespace },
+        status,
+      } as ApiObject,
+      { fieldManager: ROLLOUT_FIELD_MANAGER, force: true, signal },
+    );
+    this.poolStatusWritten.set(id, hash);
+  }
+
+  /**
    * Each pod's heartbeat Lease exists before its runtime starts: the runtime may take and renew it but not
    * create Leases (a create cannot be limited by name, and a runtime could then squat another's Lease).
    */
   private async ensureHeartbeatLeases(
     namespace: string,
     pool: string,
-    replicas: number,
+    pods: readonly string[],
     signal: AbortSignal,
   ): Promise<void> {
     if (!this.deps.leases) return;
-    for (let ordinal = 0; ordinal < replicas; ordinal++) {
-      const name = runtimePodName(pool, ordinal);
+    for (const name of pods) {
       if (this.deps.leases.get(namespace, name) || this.heartbeatsCreated.has(`${namespace}/${name}`))
         continue;
       try {
@@ -291,26 +663,22 @@ export class PoolReconciler implements Reconciler {
   }
 
   /**
-   * What this pool's runtime pods still hold: account Leases (by account name) and heartbeats (as a pod
-   * count), from the Lease cache.
+   * What this pool's runtime pods (both StatefulSets) still hold: account Leases (by account name) and
+   * heartbeats (pod names), from the Lease cache.
    */
-  private heldByPool(namespace: string, pool: string): { accounts: string[]; podCount: number } {
+  private heldByPool(namespace: string, pool: string): { accounts: string[]; pods: string[] } {
+    const sets = podSets(pool);
     const accounts: string[] = [];
-    let podCount = 0;
-    const prefix = `${runtimeName(pool)}-`;
+    const pods: string[] = [];
     for (const lease of this.deps.leases?.list(namespace) ?? []) {
       const holder = lease.spec?.holderIdentity ?? '';
-      if (!holder.startsWith(prefix)) continue;
-      const holderPod = heartbeatLeaseOf(holder);
-      if (podOrdinal(pool, holderPod) === undefined) continue;
+      if (!holder || !sets.locate(heartbeatLeaseOf(holder))) continue;
       const account = lease.metadata?.labels?.[LABEL_ACCOUNT];
       if (account) accounts.push(account);
-      else if (lease.metadata?.labels?.[LABEL_POOL] === pool) {
-        const ordinal = podOrdinal(pool, lease.metadata?.name ?? '');
-        if (ordinal !== undefined) podCount = Math.max(podCount, ordinal + 1);
-      }
+      else if (lease.metadata?.labels?.[LABEL_POOL] === pool && sets.locate(lease.metadata?.name ?? ''))
+        pods.push(lease.metadata?.name ?? '');
     }
-    return { accounts, podCount };
+    return { accounts, pods };
   }
 
   /** The key Secret is gone while a backup exists: say so (the account reconciler refuses a new key). */
@@ -398,7 +766,13 @@ export class PoolReconciler implements Reconciler {
     namespace: string,
     pool: string,
     accounts: readonly TelegramAccount[],
-    replicas: number,
+    statefulSets: ReadonlyArray<{
+      set: PodSet;
+      replicas: number;
+      template: PodTemplateSpec;
+      /** Not created while it would have no pods (the canary StatefulSet between rollouts). */
+      skipIfAbsent?: boolean;
+    }>,
     signal: AbortSignal,
   ): Promise<void> {
     const placedHere = accounts.map((a) => a.metadata.name ?? '');
@@ -406,43 +780,51 @@ export class PoolReconciler implements Reconciler {
     // Accounts that left the pool keep their names in its Role until its pod let them go (backed up and
     // released): dropping them first would make that pod's last writes fail and strand the Lease.
     const names = [...new Set([...placedHere, ...held.accounts])];
+    const podNames = statefulSets.flatMap((s) =>
+      Array.from({ length: s.replicas }, (_, i) =>
+        s.set === 'stable' ? runtimePodName(pool, i) : canaryPodName(pool, i),
+      ),
+    );
+    const inputSecretNames = accounts
+      .flatMap((a) => referencedSecrets(a))
+      .filter((secret) => optedIn(this.secretFacts(namespace, secret)));
     const settings: PoolSettings = {
       namespace,
       pool,
-      replicas,
-      image: this.deps.config.RUNTIME_IMAGE,
-      storageSize: this.deps.config.RUNTIME_STORAGE_SIZE,
-      storageClass: this.deps.config.RUNTIME_STORAGE_CLASS,
-      backend: this.deps.config.RUNTIME_BACKEND === 'simulator' ? 'simulator' : 'native',
       // Only Secrets their owners opted in (a spec alone must not grant a runtime any Secret).
-      inputSecretNames: accounts
-        .flatMap((a) => referencedSecrets(a))
-        .filter((secret) => optedIn(this.secretFacts(namespace, secret))),
+      inputSecretNames,
       // Never a key Secret someone else made under that name (see foreignKey).
       keySecretNames: names.filter((n) => !this.foreignKey(namespace, n)).map(encryptionKeySecretName),
       loginCodeSecretNames: names.map(loginCodeSecretName),
       sessionSecretNames: names.map(sessionSecretName),
       accountNames: names,
       // The account Leases (the session fence) and each pod's heartbeat Lease.
-      leaseNames: [
-        ...names.map(accountLeaseName),
-        ...Array.from({ length: Math.max(replicas, held.podCount) }, (_, i) => runtimePodName(pool, i)),
-      ],
+      leaseNames: [...names.map(accountLeaseName), ...new Set([...podNames, ...held.pods])],
     };
-    if (
-      accounts.length === 0 &&
-      !this.deps.statefulSets.get(namespace, desiredStatefulSet(settings).metadata?.name ?? '')
-    )
-      return;
-    const objects: Array<[ResourceDescriptor, ApiObject]> = [
-      [Resources.ServiceAccount, desiredServiceAccount(settings)],
-      [Resources.Role, desiredRole(settings)],
-      [Resources.RoleBinding, desiredRoleBinding(settings)],
-      [Resources.Service, desiredService(settings)],
-      [Resources.PodDisruptionBudget, desiredPodDisruptionBudget(settings)],
-      [Resources.StatefulSet, desiredStatefulSet(settings)],
+    const present = (set: PodSet): boolean =>
+      this.deps.statefulSets.get(namespace, set === 'stable' ? runtimeName(pool) : canaryName(pool)) !==
+      undefined;
+    if (accounts.length === 0 && !present('stable') && !present('canary')) return;
+    const objects: Array<[ResourceDescriptor, ApiObject, number | undefined]> = [
+      [Resources.ServiceAccount, desiredServiceAccount(settings), undefined],
+      [Resources.Role, desiredRole(settings), undefined],
+      [Resources.RoleBinding, desiredRoleBinding(settings), undefined],
+      [Resources.Service, desiredService(settings), undefined],
+      [Resources.PodDisruptionBudget, desiredPodDisruptionBudget(settings), undefined],
     ];
-    for (const [resource, object] of objects) {
+    for (const s of statefulSets) {
+      if (s.skipIfAbsent && !present(s.set)) continue;
+      const desired = desiredStatefulSet({
+        namespace,
+        pool,
+        set: s.set,
+        replicas: s.replicas,
+        template: s.template,
+        revision: revisionOf(s.template),
+      });
+      objects.push([Resources.StatefulSet, desired, s.replicas]);
+    }
+    for (const [resource, object, replicas] of objects) {
       const id = `${resource.kind}/${namespace}/${object.metadata?.name ?? ''}`;
       const hash = intentHash(object);
       const cachedSts =

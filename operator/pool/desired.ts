@@ -11,17 +11,20 @@ import type {
   V1StatefulSet,
 } from '@kubernetes/client-node';
 import { CAMPAIGN_PLURAL, CAMPAIGN_SLICE_PLURAL, GROUP, TELEGRAM_ACCOUNT_PLURAL } from '../../crds/index.js';
-import { LABEL_POOL, poolLabels, runtimeName } from '../../crds/naming.js';
+import {
+  ANNOTATION_REVISION,
+  ANNOTATION_TEMPLATE,
+  LABEL_POD_SET,
+  LABEL_POOL,
+  canaryName,
+  poolLabels,
+  runtimeName,
+} from '../../crds/naming.js';
+import type { PodTemplateSpec } from './rollout/template.js';
 
 export interface PoolSettings {
   namespace: string;
   pool: string;
-  replicas: number;
-  image: string;
-  /** "emptyDir" or a volume claim size such as "1Gi". */
-  storageSize: string;
-  storageClass: string;
-  backend: 'native' | 'simulator';
   /** Secrets the accounts name (API credentials, bot tokens, 2FA passwords, proxy credentials) that opted in. */
   inputSecretNames: readonly string[];
   /** The accounts' session key Secrets (read only). */
@@ -162,14 +165,42 @@ export function desiredPodDisruptionBudget(s: PoolSettings): V1PodDisruptionBudg
   };
 }
 
-export function desiredStatefulSet(s: PoolSettings): V1StatefulSet {
-  const labels = poolLabels(s.pool);
-  const selector = { [LABEL_POOL]: s.pool, 'app.kubernetes.io/name': 'tdlib-runtime' };
-  const emptyDir = s.storageSize === 'emptyDir';
+/** Which of the pool's two StatefulSets: the stable one, or the canary one during a rollout. */
+export type PodSet = 'stable' | 'canary';
+
+export interface StatefulSetSettings {
+  namespace: string;
+  pool: string;
+  set: PodSet;
+  replicas: number;
+  template: PodTemplateSpec;
+  revision: string;
+}
+
+export function statefulSetName(pool: string, set: PodSet): string {
+  return set === 'stable' ? runtimeName(pool) : canaryName(pool);
+}
+
+export function desiredStatefulSet(s: StatefulSetSettings): V1StatefulSet {
+  const t = s.template;
+  // The stable selector predates canaries and is immutable; canary pods match it too, but a StatefulSet only
+  // adopts pods no other controller owns, so each keeps its own.
+  const selector: Record<string, string> = {
+    [LABEL_POOL]: s.pool,
+    'app.kubernetes.io/name': 'tdlib-runtime',
+  };
+  if (s.set === 'canary') selector[LABEL_POD_SET] = 'canary';
+  const labels = { ...poolLabels(s.pool), ...(s.set === 'canary' ? { [LABEL_POD_SET]: 'canary' } : {}) };
+  const emptyDir = t.storageSize === 'emptyDir';
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
-    metadata: { name: runtimeName(s.pool), namespace: s.namespace, labels },
+    metadata: {
+      name: statefulSetName(s.pool, s.set),
+      namespace: s.namespace,
+      labels,
+      annotations: { [ANNOTATION_REVISION]: s.revision, [ANNOTATION_TEMPLATE]: JSON.stringify(t) },
+    },
     spec: {
       replicas: s.replicas,
       serviceName: runtimeName(s.pool),
@@ -189,18 +220,29 @@ export function desiredStatefulSet(s: PoolSettings): V1StatefulSet {
             fsGroup: 65532,
             seccompProfile: { type: 'RuntimeDefault' },
           },
+          nodeSelector: t.nodeSelector,
+          tolerations: t.tolerations as V1StatefulSetTolerations,
+          affinity: t.affinity as V1StatefulSetAffinity,
+          priorityClassName: t.priorityClassName,
           containers: [
             {
               name: 'runtime',
-              image: s.image,
+              image: t.image,
               args: ['runtime'],
               env: [
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 // The session fence names the process incarnation: a recreated pod is a different holder.
                 { name: 'POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+                // Where the operator scrapes this runtime's /metrics during rollouts (see the heartbeat Lease).
+                { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                // The memory gate's denominator where the cgroup does not tell (cgroup v1 hierarchies, sandboxes).
+                {
+                  name: 'RUNTIME_MEMORY_LIMIT_BYTES',
+                  valueFrom: { resourceFieldRef: { containerName: 'runtime', resource: 'limits.memory' } },
+                },
                 { name: 'RUNTIME_POOL', value: s.pool },
-                { name: 'TDLIB_BACKEND', value: s.backend },
+                { name: 'TDLIB_BACKEND', value: t.backend },
                 { name: 'TDLIB_DATA_DIR', value: '/var/lib/tdlib' },
               ],
               ports: [{ name: 'http', containerPort: HTTP_PORT }],
@@ -210,7 +252,7 @@ export function desiredStatefulSet(s: PoolSettings): V1StatefulSet {
                 periodSeconds: 10,
                 failureThreshold: 6,
               },
-              resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+              resources: t.resources as V1StatefulSetResources,
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
@@ -231,11 +273,16 @@ export function desiredStatefulSet(s: PoolSettings): V1StatefulSet {
               metadata: { name: DATA_VOLUME },
               spec: {
                 accessModes: ['ReadWriteOnce'],
-                resources: { requests: { storage: s.storageSize } },
-                storageClassName: s.storageClass === '' ? undefined : s.storageClass,
+                resources: { requests: { storage: t.storageSize } },
+                storageClassName: t.storageClass === '' ? undefined : t.storageClass,
               },
             },
           ],
     },
   };
 }
+
+type PodSpecOf = NonNullable<NonNullable<V1StatefulSet['spec']>['template']['spec']>;
+type V1StatefulSetTolerations = PodSpecOf['tolerations'];
+type V1StatefulSetAffinity = PodSpecOf['affinity'];
+type V1StatefulSetResources = PodSpecOf['containers'][number]['resources'];

@@ -59,11 +59,6 @@ describe('generated manifests', () => {
     const settings: PoolSettings = {
       namespace: 'team',
       pool: 'default',
-      replicas: 1,
-      image: 'runtime:1',
-      storageSize: '1Gi',
-      storageClass: '',
-      backend: 'native',
       inputSecretNames: ['api'],
       keySecretNames: ['a-tdlib-key'],
       loginCodeSecretNames: ['a-login-code'],

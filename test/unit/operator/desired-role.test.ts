@@ -4,11 +4,6 @@ import { desiredRole, type PoolSettings } from '../../../operator/pool/desired.j
 const settings = (over: Partial<PoolSettings> = {}): PoolSettings => ({
   namespace: 'team',
   pool: 'default',
-  replicas: 2,
-  image: 'runtime:1',
-  storageSize: '1Gi',
-  storageClass: '',
-  backend: 'native',
   inputSecretNames: ['api', 'bot', 'api'],
   keySecretNames: ['a-tdlib-key', 'b-tdlib-key'],
   loginCodeSecretNames: ['a-login-code', 'b-login-code'],

@@ -1,0 +1,135 @@
+/**
+ * What shapes a runtime pod (image, backend, resources, storage, scheduling), its revision, and the pool's
+ * sizing and rollout settings with their defaults: pure, from a TelegramRuntimePool or, for a pool nobody
+ * declared, from the operator's environment.
+ */
+import {
+  DEFAULT_ROLLOUT_STEPS,
+  DEFAULT_STEP_PAUSE,
+  parseDurationMs,
+  type TelegramRuntimePool,
+} from '../../../crds/index.js';
+import { intentHash } from '../../kube/apply.js';
+import type { OperatorConfig } from '../../config.js';
+
+export interface PodTemplateSpec {
+  image: string;
+  backend: 'native' | 'simulator';
+  resources: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
+  /** "emptyDir" or a claim size. */
+  storageSize: string;
+  storageClass: string;
+  nodeSelector?: Record<string, string>;
+  tolerations?: ReadonlyArray<Record<string, unknown>>;
+  affinity?: Record<string, unknown>;
+  priorityClassName?: string;
+}
+
+export interface Sizing {
+  accountsPerPod: number;
+  minReplicas: number;
+  maxReplicas: number;
+}
+
+export interface RolloutSettings {
+  steps: ReadonlyArray<{ weight: number; pauseMs: number }>;
+  paused: boolean;
+  maxAccountsInMotion: number;
+  intervalMs: number;
+  startDeadlineMs: number;
+  minRequests: number;
+  maxErrorRatio: number;
+  maxP95LatencyMs: number;
+  maxMemoryRatio: number;
+  countTelegramLimits: boolean;
+  ignoredErrorCodes: readonly string[];
+}
+
+export const DEFAULT_RESOURCES = {
+  requests: { cpu: '100m', memory: '256Mi' },
+  limits: { memory: '1Gi' },
+};
+
+/** A pool's effective settings; `rollout` is undefined for an implicit pool (updated in place, as before). */
+export interface PoolDefinition {
+  template: PodTemplateSpec;
+  sizing: Sizing;
+  rollout?: RolloutSettings;
+}
+
+/** Revision of a template: stable across key order, so only a real change starts a rollout. */
+export function revisionOf(template: PodTemplateSpec): string {
+  return intentHash(template).slice(0, 10);
+}
+
+export function implicitPool(config: OperatorConfig): PoolDefinition {
+  return {
+    template: {
+      image: config.RUNTIME_IMAGE,
+      backend: config.RUNTIME_BACKEND === 'simulator' ? 'simulator' : 'native',
+      resources: DEFAULT_RESOURCES,
+      storageSize: config.RUNTIME_STORAGE_SIZE,
+      storageClass: config.RUNTIME_STORAGE_CLASS,
+    },
+    sizing: {
+      accountsPerPod: config.RUNTIME_ACCOUNTS_PER_POD,
+      minReplicas: config.RUNTIME_MIN_REPLICAS,
+      maxReplicas: config.RUNTIME_MAX_REPLICAS,
+    },
+  };
+}
+
+/** The pool object's settings; what it leaves out comes from the operator's environment, then defaults. */
+export function declaredPool(pool: TelegramRuntimePool, config: OperatorConfig): PoolDefinition {
+  const spec = pool.spec;
+  const base = implicitPool(config);
+  const analysis = spec.rollout?.analysis ?? {};
+  const template: PodTemplateSpec = {
+    image: spec.image,
+    backend: spec.backend === 'simulator' ? 'simulator' : 'native',
+    resources: spec.resources ?? DEFAULT_RESOURCES,
+    storageSize: spec.storage?.size ?? base.template.storageSize,
+    storageClass: spec.storage?.storageClassName ?? base.template.storageClass,
+  };
+  if (spec.nodeSelector) template.nodeSelector = spec.nodeSelector;
+  if (spec.tolerations) template.tolerations = spec.tolerations;
+  if (spec.affinity) template.affinity = spec.affinity;
+  if (spec.priorityClassName) template.priorityClassName = spec.priorityClassName;
+  const steps = spec.rollout?.steps ?? DEFAULT_ROLLOUT_STEPS.map((weight) => ({ weight, pause: undefined }));
+  return {
+    template,
+    sizing: {
+      accountsPerPod: spec.accountsPerPod ?? base.sizing.accountsPerPod,
+      minReplicas: spec.minReplicas ?? base.sizing.minReplicas,
+      maxReplicas: spec.maxReplicas ?? base.sizing.maxReplicas,
+    },
+    rollout: {
+      steps: steps.map((s) => ({
+        weight: s.weight,
+        pauseMs: parseDurationMs(s.pause ?? DEFAULT_STEP_PAUSE) ?? 86_400_000,
+      })),
+      paused: spec.rollout?.paused ?? false,
+      maxAccountsInMotion: spec.rollout?.maxAccountsInMotion ?? 10,
+      intervalMs: Math.max(1000, parseDurationMs(analysis.interval) ?? 60_000),
+      startDeadlineMs: parseDurationMs(analysis.startDeadline) ?? 300_000,
+      minRequests: analysis.minRequests ?? 100,
+      maxErrorRatio: analysis.maxErrorRatio ?? 0.01,
+      maxP95LatencyMs: analysis.maxP95LatencyMs ?? 500,
+      maxMemoryRatio: analysis.maxMemoryRatio ?? 0.8,
+      countTelegramLimits: analysis.countTelegramLimits ?? false,
+      ignoredErrorCodes: analysis.ignoredErrorCodes ?? [],
+    },
+  };
+}
+
+/** The template a StatefulSet recorded (ANNOTATION_TEMPLATE), or undefined when absent or unreadable. */
+export function parseRecordedTemplate(text: string | undefined): PodTemplateSpec | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as Partial<PodTemplateSpec>;
+    if (typeof value.image !== 'string' || typeof value.storageSize !== 'string') return undefined;
+    return value as PodTemplateSpec;
+  } catch {
+    return undefined;
+  }
+}
