@@ -4,7 +4,11 @@
  */
 import { CliError, ExitCode } from './errors.js';
 
-export type Command = 'login' | 'status' | 'campaign-report' | 'help';
+export type Command = 'login' | 'status' | 'campaign-report' | 'rollout' | 'help';
+
+/** What `kubectl telegram rollout <action> <pool>` does to a TelegramRuntimePool. */
+export type RolloutAction = 'status' | 'promote' | 'pause' | 'resume' | 'undo';
+export const ROLLOUT_ACTIONS: readonly RolloutAction[] = ['status', 'promote', 'pause', 'resume', 'undo'];
 
 export interface Options {
   command: Command;
@@ -16,11 +20,20 @@ export interface Options {
   context?: string;
   /** The login code from --code (discouraged: it shows in the process list and shell history). */
   code?: string;
+  /** login: how long to wait (default 5m); rollout status --watch: Infinity unless --timeout is given. */
   timeoutMs: number;
   /** campaign report: -o csv|json (default csv). */
   output?: OutputFormat;
   /** campaign report: CampaignSlices per list request (--chunk-size). */
   chunkSize?: number;
+  /** rollout: the subcommand. */
+  rolloutAction?: RolloutAction;
+  /** rollout: the TelegramRuntimePool. */
+  pool?: string;
+  /** rollout status: wait until the rollout ends (--watch, -w). */
+  watch?: boolean;
+  /** rollout promote: skip every remaining pause, not only the current step's (--full). */
+  full?: boolean;
 }
 
 /** Output formats of campaign report (here, not with the report: help must not load the API types). */
@@ -30,12 +43,14 @@ export const OUTPUT_FORMATS: readonly OutputFormat[] = ['csv', 'json'];
 export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 
 export const USAGE = `kubectl telegram: log Telegram accounts (TelegramAccount resources) in from the command line,
-and report what a Campaign sent to whom.
+report what a Campaign sent to whom, and follow and steer rollouts of TelegramRuntimePools.
 
 Usage:
   kubectl telegram login <account> [-n namespace] [--code CODE] [--timeout 5m]
   kubectl telegram status <account> [-n namespace]
   kubectl telegram campaign report <campaign> [-n namespace] [-o csv|json]
+  kubectl telegram rollout status <pool> [-n namespace] [-w] [--timeout 30m]
+  kubectl telegram rollout pause|resume|promote|undo <pool> [-n namespace] [--full]
   kubectl telegram help
 
 login   Shows the account's state and completes the interactive step of a User login: asks for the code
@@ -50,20 +65,36 @@ campaign report
         Invalid for a line that is not a recipient), reason, time (RFC 3339 UTC; empty when none). CSV with
         a header line (default) or -o json, one JSON object per line. Written as it is read, so it can be
         piped to head, grep or a file for campaigns of millions. It shows phone numbers: keep it private.
+rollout How a new runtime version rolls out to a TelegramRuntimePool (tgp) in canary steps; the operator
+        does the rollout, these commands read its status and signal it:
+  status   Phase, stable and canary revisions, step, weight, accounts, pods, conditions and the last
+           analyses. Exit code 0 when Healthy, 1 when Degraded (a version was rolled back), 0 while
+           Progressing or Paused; with -w it waits until the rollout ends (Healthy: 0, Degraded: 1),
+           printing each change of step, phase and message.
+  pause    Holds the rollout at its current step (spec.rollout.paused: true); analysis and rollback go on.
+  resume   Lets it go on (spec.rollout.paused: false).
+  promote  Skips the pause of the current step; with --full, every remaining pause.
+  undo     Moves the canary's accounts back to the stable version and marks the canary revision rolled
+           back. It is not tried again until the spec changes: to retry the same image, change the spec
+           (e.g. the same image under another tag, or by digest).
 
 Flags:
   -n, --namespace NAME   namespace of the account (default: the kubeconfig context's, else "default")
       --kubeconfig PATH  kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)
       --context NAME     kubeconfig context to use
       --code CODE        the login code (prefer the prompt or stdin: arguments are visible to other users)
-      --timeout DURATION how long to wait for the runtime, e.g. 90s, 5m, 1h30m (default 5m)
+      --timeout DURATION how long to wait for the runtime, e.g. 90s, 5m, 1h30m (default 5m); for rollout
+                         status -w, how long to wait for the rollout to end (default: no limit)
   -o, --output FORMAT    campaign report: csv (default) or json
       --chunk-size N     campaign report: CampaignSlices per list request (default 10)
+  -w, --watch            rollout status: wait until the rollout is Healthy or Degraded
+      --full             rollout promote: skip every remaining pause, not only the current step's
   -h, --help             this help
 
-Exit codes: 0 done (logged in; report written, or its reader closed the pipe), 1 login failed (e.g. wrong
-code) or an API error (e.g. not allowed), 2 usage error, 3 account or campaign not found, 4 nothing to log in
-(Bot account or suspended), 5 timed out, 6 account being deleted, 130 interrupted.
+Exit codes: 0 done (logged in; report written, or its reader closed the pipe; rollout Healthy or still going
+without -w; rollout signal written), 1 login failed (e.g. wrong code), rollout Degraded or nothing to promote
+or undo, or an API error (e.g. not allowed), 2 usage error, 3 account, campaign or pool not found, 4 nothing
+to log in (Bot account or suspended), 5 timed out, 6 account being deleted, 130 interrupted.
 `;
 
 /** Parses a duration: "90s", "5m", "1h30m", "1500ms", or a bare number of seconds. */
@@ -98,10 +129,20 @@ const VALUE_FLAGS: Record<string, keyof Options> = {
   '--chunk-size': 'chunkSize',
 };
 
+/** Flags without a value (`--watch=false` style is accepted too). */
+const BOOLEAN_FLAGS: Record<string, 'watch' | 'full'> = {
+  '-w': 'watch',
+  '--watch': 'watch',
+  '--full': 'full',
+};
+
+type FlagValues = Partial<Record<keyof Options, string>>;
+
 /** Parses argv (without node and the script); throws CliError(Usage) with a message on bad input. */
 export function parseArgs(argv: readonly string[]): Options {
   const positional: string[] = [];
-  const values: Partial<Record<keyof Options, string>> = {};
+  const values: FlagValues = {};
+  const booleans: Partial<Record<'watch' | 'full', boolean>> = {};
   let help = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -122,6 +163,15 @@ export function parseArgs(argv: readonly string[]): Options {
         value = flag.slice(2);
         flag = flag.slice(0, 2);
       }
+      const bool = BOOLEAN_FLAGS[flag];
+      if (bool !== undefined) {
+        if (value !== undefined && value !== 'true' && value !== 'false') {
+          throw new CliError(ExitCode.Usage, `flag ${flag} takes no value (or =true, =false)`);
+        }
+        if (booleans[bool] !== undefined) throw new CliError(ExitCode.Usage, `flag ${flag} given twice`);
+        booleans[bool] = value !== 'false';
+        continue;
+      }
       const key = VALUE_FLAGS[flag];
       if (key === undefined) throw new CliError(ExitCode.Usage, `unknown flag ${flag}\n\n${USAGE}`);
       if (value === undefined) {
@@ -138,6 +188,10 @@ export function parseArgs(argv: readonly string[]): Options {
 
   if (help || positional[0] === undefined || positional[0] === 'help') {
     return { command: 'help', timeoutMs: DEFAULT_TIMEOUT_MS };
+  }
+  if (positional[0] === 'rollout') return parseRollout(positional.slice(1), values, booleans);
+  if (booleans.watch !== undefined || booleans.full !== undefined) {
+    throw new CliError(ExitCode.Usage, '--watch and --full apply to rollout only');
   }
   if (positional[0] === 'campaign') return parseCampaignReport(positional.slice(1), values);
   if (values.output !== undefined || values.chunkSize !== undefined) {
@@ -183,10 +237,7 @@ function isObjectName(name: string): boolean {
 }
 
 /** `campaign report <campaign>` (the words after "campaign"), with the flag values already read. */
-function parseCampaignReport(
-  words: readonly string[],
-  values: Partial<Record<keyof Options, string>>,
-): Options {
+function parseCampaignReport(words: readonly string[], values: FlagValues): Options {
   const [sub, campaign, ...rest] = words;
   if (sub !== 'report') {
     throw new CliError(
@@ -211,7 +262,8 @@ function parseCampaignReport(
     throw new CliError(ExitCode.Usage, `${JSON.stringify(campaign)} is not a valid Campaign name`);
   }
   if (values.code !== undefined) throw new CliError(ExitCode.Usage, '--code applies to login only');
-  if (values.timeoutMs !== undefined) throw new CliError(ExitCode.Usage, '--timeout applies to login only');
+  if (values.timeoutMs !== undefined)
+    throw new CliError(ExitCode.Usage, '--timeout applies to login and rollout status --watch only');
   const output = values.output ?? 'csv';
   if (!isOutputFormat(output)) {
     throw new CliError(
@@ -233,6 +285,71 @@ function parseCampaignReport(
     output,
     chunkSize: chunk === undefined ? undefined : Number(chunk),
   };
+}
+
+/** `rollout <action> <pool>` (the words after "rollout"), with the flag values already read. */
+function parseRollout(
+  words: readonly string[],
+  values: FlagValues,
+  booleans: Partial<Record<'watch' | 'full', boolean>>,
+): Options {
+  const [action, pool, ...rest] = words;
+  const usage = `kubectl telegram rollout ${ROLLOUT_ACTIONS.join('|')} <pool>`;
+  if (action === undefined || !isRolloutAction(action)) {
+    throw new CliError(
+      ExitCode.Usage,
+      `${action === undefined ? 'rollout needs a subcommand' : `unknown rollout subcommand ${JSON.stringify(action)}`}: ${usage}`,
+    );
+  }
+  if (pool === undefined || pool === '') {
+    throw new CliError(
+      ExitCode.Usage,
+      `rollout ${action} needs a pool name: kubectl telegram rollout ${action} <pool> (kubectl get tgp lists them)`,
+    );
+  }
+  if (rest.length > 0) {
+    throw new CliError(
+      ExitCode.Usage,
+      `unexpected ${rest.length === 1 ? 'argument' : `${rest.length} arguments`} after the pool name`,
+    );
+  }
+  if (!isObjectName(pool)) {
+    throw new CliError(ExitCode.Usage, `${JSON.stringify(pool)} is not a valid TelegramRuntimePool name`);
+  }
+  if (values.code !== undefined) throw new CliError(ExitCode.Usage, '--code applies to login only');
+  if (values.output !== undefined || values.chunkSize !== undefined) {
+    throw new CliError(ExitCode.Usage, '--output and --chunk-size apply to campaign report only');
+  }
+  const watch = booleans.watch ?? false;
+  const full = booleans.full ?? false;
+  if (booleans.watch !== undefined && action !== 'status') {
+    throw new CliError(ExitCode.Usage, '--watch applies to rollout status only');
+  }
+  if (booleans.full !== undefined && action !== 'promote') {
+    throw new CliError(ExitCode.Usage, '--full applies to rollout promote only');
+  }
+  if (values.timeoutMs !== undefined && !(action === 'status' && watch)) {
+    throw new CliError(
+      ExitCode.Usage,
+      '--timeout applies to rollout status --watch only (the other rollout commands do not wait)',
+    );
+  }
+  return {
+    command: 'rollout',
+    rolloutAction: action,
+    pool,
+    namespace: values.namespace,
+    kubeconfig: values.kubeconfig,
+    context: values.context,
+    watch,
+    full,
+    // A rollout's steps pause for hours (24h by default): like kubectl rollout status, no limit by default.
+    timeoutMs: values.timeoutMs === undefined ? Number.POSITIVE_INFINITY : parseDuration(values.timeoutMs),
+  };
+}
+
+function isRolloutAction(text: string): text is RolloutAction {
+  return (ROLLOUT_ACTIONS as readonly string[]).includes(text);
 }
 
 function isOutputFormat(text: string): text is OutputFormat {

@@ -9,6 +9,7 @@ import { describe } from './format.js';
 import { Cleanups, PLUGIN_NAME, login, readAccount } from './login.js';
 import type { Io } from './prompt.js';
 import { DEFAULT_CHUNK_SIZE, campaignReport } from './report.js';
+import { rollout } from './rollout.js';
 
 export { Cleanups } from './login.js';
 
@@ -48,6 +49,21 @@ export async function execute(options: Options, io: Io, cleanups = new Cleanups(
         output: options.output ?? 'csv',
         chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
       });
+    }
+    if (options.command === 'rollout') {
+      return await rollout(
+        client,
+        io,
+        {
+          namespace,
+          name: options.pool ?? '',
+          action: options.rolloutAction ?? 'status',
+          watch: options.watch ?? false,
+          full: options.full ?? false,
+          timeoutMs: options.timeoutMs,
+        },
+        cleanups,
+      );
     }
     const name = options.account ?? '';
     if (options.command === 'status') {
