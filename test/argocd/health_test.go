@@ -68,7 +68,11 @@ func findCustomizations(t *testing.T) []customization {
 	for _, c := range out {
 		kinds[c.group+"/"+c.kind] = true
 	}
-	for _, want := range []string{"telegram.tdlib-operator.dev/TelegramAccount", "telegram.tdlib-operator.dev/Campaign"} {
+	for _, want := range []string{
+		"telegram.tdlib-operator.dev/TelegramAccount",
+		"telegram.tdlib-operator.dev/Campaign",
+		"telegram.tdlib-operator.dev/TelegramRuntimePool",
+	} {
 		if !kinds[want] {
 			t.Fatalf("no health.lua for %s under %s", want, customizations)
 		}

@@ -18,10 +18,13 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { GROUP, VERSION } from '../../crds/index.js';
 import { World } from '../../runtime/simulator/world.js';
 import { waitFor } from '../cluster/wait.js';
 import { recipientName } from '../support/campaign-world.js';
 import { startCampaignScene, type CampaignScene } from '../support/campaign-scene.js';
+import { adminKubeConfig } from '../support/cluster.js';
 import { OPERATOR_NAMESPACE } from '../support/operator.js';
 import {
   assembleAlertRules,
@@ -210,6 +213,25 @@ describe('Prometheus scraping the operator and the runtimes, with the shipped ru
       pods: 2,
       accountsPerPod: 1,
     });
+    // The pool declared as it runs (the operator's defaults): rollout series exist at their idle values.
+    await adminKubeConfig()
+      .makeApiClient(k8s.CustomObjectsApi)
+      .createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: scene.namespace,
+        plural: 'telegramruntimepools',
+        body: {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: 'TelegramRuntimePool',
+          metadata: { name: 'default' },
+          spec: {
+            image: 'ghcr.io/tdlib-operator/tdlib-operator:0.1.0',
+            backend: 'simulator',
+            accountsPerPod: 1,
+          },
+        },
+      });
     world = World.open(scene.worldDir);
     runtimePods = scene.runtimes.map((r) => r.pod).sort();
     mark('scene up');

@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
-import { GROUP, campaignCrd, telegramAccountCrd } from '../../../crds/index.js';
+import { GROUP, campaignCrd, runtimePoolCrd, telegramAccountCrd } from '../../../crds/index.js';
 
 const GO_TEST_TIMEOUT_MS = 10 * 60_000;
 const harness = resolve('test/argocd');
@@ -68,7 +68,7 @@ describe('Argo CD health checks', () => {
     async () => {
       const { code, output } = await goTest();
       if (code !== 0) throw new Error(`go test ./... in test/argocd exited ${code}:\n${output}`);
-      for (const kind of ['TelegramAccount', 'Campaign'])
+      for (const kind of ['TelegramAccount', 'Campaign', 'TelegramRuntimePool'])
         expect(output).toContain(`--- PASS: TestHealthChecks/${GROUP}/${kind}/testdata/`);
       expect(output).toContain('--- PASS: TestSandboxHasNoOpenLibraries');
     },
@@ -78,6 +78,7 @@ describe('Argo CD health checks', () => {
   it.each([
     ['TelegramAccount', telegramAccountCrd()],
     ['Campaign', campaignCrd()],
+    ['TelegramRuntimePool', runtimePoolCrd()],
   ])('run on %s testdata our CRD schema accepts', (kind, crd) => {
     const validate = new Ajv({ strict: false, validateFormats: false, allErrors: true }).compile(
       objectSchema(crd),
