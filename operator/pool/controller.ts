@@ -364,6 +364,18 @@ export class PoolReconciler implements Reconciler {
       maxReplicas: sizing.maxReplicas,
       drainingPods: deadIn('canary'),
     });
+    // A pod stays until it let go of every session it holds (sends drained and recorded, session backed up):
+    // scaling it away in the middle of a handover would cut that short. Dead pods hold nothing worth waiting for.
+    const holding = (set: PodSet): number =>
+      Math.max(
+        0,
+        ...[...holders.values()].map((pod) => {
+          const where = health.dead.has(pod) ? undefined : sets.locate(pod);
+          return where?.set === set ? where.ordinal + 1 : 0;
+        }),
+      );
+    stablePlacement.replicas = Math.max(stablePlacement.replicas, holding('stable'));
+    canaryPlacement.replicas = Math.max(canaryPlacement.replicas, holding('canary'));
     const podOf = (accountName: string): string | undefined => {
       const stable = stablePlacement.assignments.get(accountName);
       if (stable !== undefined) return runtimePodName(pool, stable);

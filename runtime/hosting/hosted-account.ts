@@ -104,6 +104,8 @@ export class HostedAccount {
   private holding = false;
   /** The fence lapsed since we took the Lease: write it again before TDLib may run. */
   private mustReacquire = false;
+  /** A stop or log-out drained this account's campaign sends: none may start until it runs again. */
+  private sendsStopping = false;
   private fenceEpoch = 0;
   private settleUntil = 0;
   private client?: TdClient;
@@ -200,6 +202,10 @@ export class HostedAccount {
     return this.gateReason() === undefined;
   }
 
+  stoppingSends(): boolean {
+    return this.sendsStopping;
+  }
+
   /** The account Lease's fencing epoch this process holds it under. */
   epoch(): number {
     return this.fenceEpoch;
@@ -246,6 +252,8 @@ export class HostedAccount {
       return { requeueAfterMs: 1000 };
     }
     if (desire.kind === 'stop') return this.stopStep(desire.reason, signal);
+    // Running again (a stop was called off before the client closed): campaigns may send through it again.
+    if (desire.kind === 'run') this.sendsStopping = false;
     if (!(await this.holdLease(signal))) return { requeueAfterMs: 1000 };
     const settle = this.settleUntil - performance.now();
     if (settle > 0) return { requeueAfterMs: Math.ceil(settle) };
@@ -763,6 +771,7 @@ export class HostedAccount {
     }
     // Logging out without us asking (the session was ended elsewhere): TDLib closes by itself.
     if (state === 'authorizationStateLoggingOut') return {};
+    this.sendsStopping = true;
     await this.deps.drainSends?.();
     this.logOutSent = true;
     this.logOutSentAt = performance.now();
@@ -831,6 +840,7 @@ export class HostedAccount {
   private async stopStep(reason: StopReason, signal: AbortSignal): Promise<StepResult> {
     const phase = this.clientPhase();
     if (phase === 'open') {
+      this.sendsStopping = true;
       if (this.gateReason() === undefined) await this.deps.drainSends?.();
       this.requestClose();
       return { requeueAfterMs: this.deps.closeTimeoutMs };

@@ -94,6 +94,8 @@ export class CampaignSender {
   private readonly chats = new Map<string, number>();
   private readonly now: () => Date;
   private stopped = false;
+  /** A step is running (drain waits for it: it may be about to send). */
+  private stepping = false;
 
   constructor(private readonly ctx: CampaignSenderContext) {
     this.now = ctx.now ?? (() => new Date());
@@ -114,13 +116,24 @@ export class CampaignSender {
   async drain(timeoutMs: number): Promise<void> {
     this.stopped = true;
     const until = performance.now() + timeoutMs;
-    while (this.inFlight > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+    // A step already past its check of `stopped` may still be about to send: wait for it as well.
+    while ((this.inFlight > 0 || this.stepping) && performance.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
     for (const w of this.workers.values()) if (w.dirty) await this.write(w, {}).catch(() => undefined);
     this.outcomes?.tracker.close();
   }
 
   /** One step; returns how long until the next one is useful (ms). */
   async step(): Promise<number> {
+    this.stepping = true;
+    try {
+      return await this.stepOnce();
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  private async stepOnce(): Promise<number> {
     const campaign = this.ctx.campaign();
     const client = this.ctx.client();
     if (!campaign || this.stopped) return 5000;
@@ -195,7 +208,7 @@ export class CampaignSender {
         !w.base.spec.releaseRequested &&
         w.ledger.pendingInfo(nowSec).ready > 0,
     );
-    if (client && active && !parked && !floodWait && this.ctx.fenceValid()) {
+    if (client && active && !parked && !floodWait && !this.stopped && this.ctx.fenceValid()) {
       const spec = active.base.spec;
       this.bucket ??= new TokenBucket(spec.messagesPerMinute, now);
       this.bucket.setRate(spec.messagesPerMinute, now);
@@ -263,7 +276,18 @@ export class CampaignSender {
   }
 
   private async recover(w: Worker, client: TdClient, campaign: Campaign, nowSec: number): Promise<void> {
-    const lost = w.ledger.mineInFlight().filter((i) => !w.inFlight.has(i));
+    let lost = w.ledger.mineInFlight().filter((i) => !w.inFlight.has(i));
+    if (lost.length > 0) {
+      // The cache may not show the previous holder's last write yet (a handover drains and records its sends
+      // just before it releases the session): only what the API server holds now is lost for sure.
+      const fresh = await this.ctx.readSlice(w.name);
+      if (fresh && Number(fresh.metadata.resourceVersion) > Number(w.base.metadata.resourceVersion)) {
+        if (fresh.spec.sender !== this.ctx.account || fresh.spec.assignment !== w.assignment) return;
+        w.base = fresh;
+        w.ledger = new SliceLedger(fresh, this.ctx.account);
+        lost = w.ledger.mineInFlight().filter((i) => !w.inFlight.has(i));
+      }
+    }
     if (lost.length > 0) {
       const bot = this.ctx.isBot();
       const policy = campaign.spec.inDoubtPolicy ?? 'Skip';

@@ -37,6 +37,8 @@ export interface SendingAccount {
   isBot(): boolean;
   fenceValid(): boolean;
   epoch(): number;
+  /** Its client is about to close (move, suspend, shutdown, log-out): no sender may start for it any more. */
+  stoppingSends(): boolean;
 }
 
 type Slice = CampaignSlice & ApiObject;
@@ -48,6 +50,8 @@ export class CampaignRunner {
     string,
     { sender: CampaignSender; timer?: NodeJS.Timeout; running: boolean }
   >();
+  /** Drains under way, by account: a second stop of the same account waits for them. */
+  private readonly draining = new Map<Promise<void>, string>();
   private readonly sends;
   private readonly floodWait;
   private readonly stoppedWhileParked = new Map<string, { reason: string; untilMs?: number }>();
@@ -123,6 +127,8 @@ export class CampaignRunner {
     if (this.stopped || !this.slices.hasSynced() || !this.campaigns.hasSynced()) return;
     const wanted = new Set<string>();
     for (const account of this.deps.accounts()) {
+      // Drained for a stop: a sender started now would send on a client about to close, unrecorded.
+      if (account.stoppingSends()) continue;
       const campaigns = new Set(this.slices.byIndex('sender', account.name).map((s) => s.spec.campaign));
       for (const campaign of campaigns) {
         const key = `${account.name}/${campaign}`;
@@ -227,17 +233,21 @@ export class CampaignRunner {
 
   /** Before an account's client closes (move, suspend, shutdown): finish its sends and record them. */
   async drainAccount(account: string, timeoutMs: number): Promise<void> {
-    await Promise.all(
-      [...this.senders.keys()]
-        .filter((k) => k.startsWith(`${account}/`))
-        .map(async (key) => {
-          const entry = this.senders.get(key);
-          if (!entry) return;
-          this.senders.delete(key);
-          clearTimeout(entry.timer);
-          await entry.sender.drain(timeoutMs);
-        }),
-    );
+    const started = [...this.senders.keys()]
+      .filter((k) => k.startsWith(`${account}/`))
+      .map((key) => {
+        const entry = this.senders.get(key);
+        this.senders.delete(key);
+        if (!entry) return Promise.resolve();
+        clearTimeout(entry.timer);
+        const drained = entry.sender.drain(timeoutMs).finally(() => this.draining.delete(drained));
+        this.draining.set(drained, account);
+        return drained;
+      });
+    // A drain an interrupted stop began (a move cut short by SIGTERM) is waited for too: the client must not
+    // close under sends it has not recorded.
+    const earlier = [...this.draining].filter(([, a]) => a === account).map(([p]) => p);
+    await Promise.all([...started, ...earlier]);
   }
 
   /**
@@ -257,6 +267,8 @@ export class CampaignRunner {
     this.stopped = true;
     clearTimeout(this.pending);
     await Promise.all([...this.senders.keys()].map((k) => this.stopSender(k)));
+    // Drains of accounts that were moving when the process was told to stop write their sends too.
+    await Promise.all([...this.draining.keys()]);
     await this.campaigns.stop();
     await this.slices.stop();
   }
