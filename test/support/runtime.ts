@@ -138,10 +138,12 @@ export function startRuntimeProcess(options: {
   worldDir: string;
   dataDir?: string;
   env?: Record<string, string>;
+  /** Node options before the runtime's entry point (e.g. --import of a preload). */
+  nodeArgs?: readonly string[];
 }): RuntimeProcess {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), `tdlib-operator-data-${options.pod}-`));
   mkdirSync(dataDir, { recursive: true });
-  const child = spawn(process.execPath, [runtimeMain], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), runtimeMain], {
     env: {
       ...process.env,
       KUBECONFIG: options.kubeconfig,
