@@ -244,10 +244,52 @@ export const runtimePoolSpec = object(
                     maxLength: 32,
                   }),
                 ),
+                prometheus: Type.Optional(
+                  object(
+                    {
+                      address: Type.String({
+                        description:
+                          'URL of the Prometheus server (or another server of its query API, such as Thanos Query), e.g. http://prometheus-operated.monitoring.svc:9090; the operator runs instant queries on <address>/api/v1/query.',
+                        minLength: 1,
+                        maxLength: 512,
+                      }),
+                      podLabel: Type.Optional(
+                        Type.String({
+                          description:
+                            'Label naming the runtime pod on its series, as the PodMonitor or ServiceMonitor scraping it sets it. Defaults to "pod".',
+                          default: 'pod',
+                          pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$',
+                          maxLength: 128,
+                        }),
+                      ),
+                      namespaceLabel: Type.Optional(
+                        Type.String({
+                          description:
+                            'Label naming the runtime pod\'s namespace on its series, as the PodMonitor or ServiceMonitor scraping it sets it. Defaults to "namespace".',
+                          default: 'namespace',
+                          pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$',
+                          maxLength: 128,
+                        }),
+                      ),
+                    },
+                    {
+                      description:
+                        "Take the gates' values from this Prometheus, which must scrape the runtime pods (the chart's PodMonitor), instead of scraping each runtime pod's /metrics: each interval, the increase over the interval of the canary pods' and the stable pods' series is queried. Unset: the operator scrapes the pods itself.",
+                      'x-kubernetes-validations': [
+                        {
+                          rule: "self.address.startsWith('http://') || self.address.startsWith('https://')",
+                          message:
+                            'address must be an http:// or https:// URL of the Prometheus server, e.g. http://prometheus-operated.monitoring.svc:9090',
+                          fieldPath: '.address',
+                        },
+                      ],
+                    },
+                  ),
+                ),
               },
               {
                 description:
-                  "Gates: every interval the operator scrapes each runtime pod's /metrics and compares the canary with the stable version; a failed gate rolls back.",
+                  "Gates: every interval the operator compares the canary with the stable version, from each runtime pod's /metrics or, with prometheus set, from Prometheus; a failed gate rolls back.",
                 'x-kubernetes-validations': [
                   durationRule('interval', '1m'),
                   durationRule('startDeadline', '5m'),
@@ -283,6 +325,11 @@ export const analysisRecord = object(
     time: Type.String({ description: 'When the analysis ran.', format: 'date-time' }),
     step: Type.Integer({ description: 'Step index (0-based) it ran at.', minimum: 0 }),
     verdict: stringEnum(['Passed', 'Failed', 'Inconclusive'] as const, { description: 'The outcome.' }),
+    source: Type.Optional(
+      stringEnum(['Pods', 'Prometheus'] as const, {
+        description: "Where the values came from: the runtime pods' /metrics, or the configured Prometheus.",
+      }),
+    ),
     metric: Type.Optional(
       Type.String({ description: 'The gate that decided a failure or inconclusive result.', maxLength: 64 }),
     ),

@@ -57,6 +57,7 @@ import { PodLiveness } from './liveness.js';
 import { place } from '../placement.js';
 import { RuntimePoolResource, TelegramAccountResource } from '../../crds/resources.js';
 import { RolloutAnalyzer, type ScrapeTarget } from './rollout/analyzer.js';
+import { PrometheusAnalysis, podRegexes, rolloutQueries } from './rollout/prometheus-analysis.js';
 import type { RolloutMetrics } from './rollout/metrics.js';
 import { planRollout, type RolloutPlan } from './rollout/plan.js';
 import { MAX_ANALYSES, desiredPoolStatus, memoryFromStatus } from './rollout/pool-status.js';
@@ -175,6 +176,7 @@ export class PoolReconciler implements Reconciler {
   /** Canary pod liveness by start deadline (the deadline is a per-pool setting). */
   private readonly canaryLiveness = new Map<number, PodLiveness>();
   private readonly analyzer: RolloutAnalyzer;
+  private readonly prometheus = new PrometheusAnalysis();
   private readonly countersBorn = new Set<string>();
 
   constructor(private readonly deps: PoolReconcilerDeps) {
@@ -273,18 +275,34 @@ export class PoolReconciler implements Reconciler {
         memory.canaryRevision === specRevision &&
         onCanary.some((a) => a.settled);
       if (analysing) {
-        const verdict = await this.analyzer.run(
-          poolKey,
-          specRevision,
-          this.scrapeTargets(namespace, pool),
-          rollout,
-          rollout.intervalMs,
-        );
+        const prometheus = rollout.prometheus;
+        const verdict = prometheus
+          ? await this.analyzer.runQuery(poolKey, specRevision, rollout.intervalMs, () => {
+              const pods = podRegexes(pool);
+              const queries = rolloutQueries({
+                namespace,
+                canaryPodRegex: pods.canary,
+                stablePodRegex: pods.stable,
+                windowSeconds: rollout.intervalMs / 1000,
+                gates: rollout,
+                podLabel: prometheus.podLabel,
+                namespaceLabel: prometheus.namespaceLabel,
+              });
+              return this.prometheus.run(prometheus.address, queries, rollout);
+            })
+          : await this.analyzer.run(
+              poolKey,
+              specRevision,
+              this.scrapeTargets(namespace, pool),
+              rollout,
+              rollout.intervalMs,
+            );
         if (verdict) {
           const record: AnalysisRecord = {
             time: now.toISOString(),
             step: memory.currentStep ?? 0,
             verdict: verdict.verdict,
+            source: prometheus ? 'Prometheus' : 'Pods',
             message: verdict.message.slice(0, 1024),
             canary: verdict.canary,
             ...(verdict.metric ? { metric: verdict.metric } : {}),

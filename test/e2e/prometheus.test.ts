@@ -77,6 +77,12 @@ const METRICS: Record<string, MetricSpec> = {
     labels: ['campaign_namespace', 'campaign', 'phase', 'reason'],
   },
   tdlib_campaign_recipients: { job: 'tdlib-operator', labels: ['campaign_namespace', 'campaign', 'state'] },
+  tdlib_rollout_step: { job: 'tdlib-operator', labels: ['pool_namespace', 'pool'] },
+  tdlib_rollout_canary_weight: { job: 'tdlib-operator', labels: ['pool_namespace', 'pool'] },
+  tdlib_rollout_desired_weight: { job: 'tdlib-operator', labels: ['pool_namespace', 'pool'] },
+  tdlib_rollout_degraded: { job: 'tdlib-operator', labels: ['pool_namespace', 'pool'] },
+  tdlib_rollout_analyses_total: { job: 'tdlib-operator', labels: ['pool_namespace', 'pool', 'verdict'] },
+  tdlib_rollout_rollbacks_total: { job: 'tdlib-operator', labels: ['pool_namespace', 'pool', 'reason'] },
 };
 
 /** tdlib_* metrics this scene cannot produce, and why. Keep it short. */

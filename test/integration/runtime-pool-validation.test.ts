@@ -93,6 +93,18 @@ describe('TelegramRuntimePool validation', () => {
       ['spec.minReplicas', 'must not exceed spec.maxReplicas'],
     ],
     [
+      'a Prometheus address without a scheme',
+      'prom-scheme',
+      { ...base, rollout: { analysis: { prometheus: { address: 'prometheus.monitoring:9090' } } } },
+      ['spec.rollout.analysis.prometheus.address', 'http:// or https://'],
+    ],
+    [
+      'a Prometheus without an address',
+      'prom-missing',
+      { ...base, rollout: { analysis: { prometheus: {} } } },
+      ['spec.rollout.analysis.prometheus.address', 'Required value'],
+    ],
+    [
       'a name too long for its pods',
       'a-pool-name-that-is-much-too-long-for-its-pods',
       base,

@@ -8,7 +8,7 @@
  * The pod's image tag selects how the runtime behaves, standing in for different builds of it: see
  * `imageBehaviour`.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -84,7 +84,18 @@ export interface PodKubelet {
   stop(): Promise<void>;
 }
 
-export function startPodKubelet(options: { namespace: string; worldDir: string }): PodKubelet {
+/** The port a runtime process reported it listens on, once it has. */
+function reportedPort(process: RuntimeProcess): number | undefined {
+  const m = process.output().match(/"port":(\d+)[^\n]*"msg":"runtime started"/);
+  return m ? Number(m[1]) : undefined;
+}
+
+export function startPodKubelet(options: {
+  namespace: string;
+  worldDir: string;
+  /** Kept up to date as a Prometheus file_sd file: every running runtime, labelled namespace and pod. */
+  targetsFile?: string;
+}): PodKubelet {
   const kc = adminKubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const { namespace, worldDir } = options;
@@ -201,6 +212,17 @@ export function startPodKubelet(options: { namespace: string; worldDir: string }
         current.stopping = true;
         void current.process.stop('SIGTERM');
       }
+    if (options.targetsFile) {
+      const targets = [...running.values()].flatMap((r) => {
+        const port = reportedPort(r.process);
+        const alive = r.process.child.exitCode === null && r.process.child.signalCode === null;
+        return port && alive
+          ? [{ targets: [`127.0.0.1:${port}`], labels: { namespace, pod: r.process.pod } }]
+          : [];
+      });
+      writeFileSync(`${options.targetsFile}.tmp`, JSON.stringify(targets));
+      renameSync(`${options.targetsFile}.tmp`, options.targetsFile);
+    }
   };
 
   const loop = (async () => {

@@ -56,6 +56,8 @@ export interface StaticTarget {
 export interface ScrapeJob {
   job: string;
   targets: StaticTarget[];
+  /** A file_sd JSON file whose targets Prometheus re-reads as it changes (pods that come and go). */
+  fileSd?: string;
 }
 
 /** One series of an instant vector. */
@@ -160,6 +162,7 @@ export async function startPrometheus(options: {
       scrape_configs: options.jobs.map((job) => ({
         job_name: job.job,
         static_configs: job.targets.map((t) => ({ targets: [t.address], labels: t.labels })),
+        ...(job.fileSd ? { file_sd_configs: [{ files: [job.fileSd], refresh_interval: '1s' }] } : {}),
       })),
     }),
   );

@@ -1,6 +1,7 @@
 /**
  * Canary analysis: compares what the canary and the stable runtime pods measured between two scrapes of
- * their /metrics against the rollout's gates. Pure: the controller scrapes, this only judges.
+ * their /metrics against the rollout's gates. Pure: the controller scrapes, this only judges. judge() is the
+ * verdict alone, shared with the analysis from a Prometheus query (prometheus-analysis.ts).
  */
 import type { AnalysisRecord } from '../../../crds/runtime-pool.js';
 import type { Sample } from './metrics-text.js';
@@ -65,8 +66,7 @@ export function windowValues(
 }
 
 /**
- * Judges the canary: no canary scraped, then memory, then too little traffic, then the error ratio, then the
- * P95 latency; the first that decides wins.
+ * Judges the canary from two scrapes of every runtime pod: the interval's values of each set, then judge().
  */
 export function analyze(
   previous: readonly PodScrape[],
@@ -76,6 +76,22 @@ export function analyze(
   const canary = windowValues(previous, current, 'canary', gates);
   const stableValues = windowValues(previous, current, 'stable', gates);
   const stable = stableValues.pods > 0 ? stableValues : undefined;
+  return judge(canary, stable, gates, { memoryPod: memoryPeak(podsOf(current, 'canary'))?.pod });
+}
+
+/**
+ * Judges the canary's values of an interval against the gates, whatever measured them (the pods' own
+ * /metrics, or a Prometheus query): no canary measured, then memory, then too little traffic, then the
+ * error ratio, then the P95 latency; the first that decides wins. `stable` is undefined when no stable pod
+ * was measured; `memoryPod`, when known, is the canary pod with the highest memory ratio, named in a
+ * memory failure.
+ */
+export function judge(
+  canary: GateValues,
+  stable: GateValues | undefined,
+  gates: Gates,
+  context: { memoryPod?: string | undefined } = {},
+): Verdict {
   const values = { canary, ...(stable !== undefined && { stable }) };
   const verdict = (v: Pick<Verdict, 'verdict' | 'metric' | 'message'>): Verdict => ({ ...v, ...values });
 
@@ -86,15 +102,15 @@ export function analyze(
       message: 'no canary pod could be scraped in the interval: inconclusive, holding the step',
     });
 
-  const memory = memoryPeak(podsOf(current, 'canary'));
-  if (memory !== undefined && memory.ratio > gates.maxMemoryRatio) {
+  if (canary.memoryRatio !== undefined && canary.memoryRatio > gates.maxMemoryRatio) {
     // Memory is judged before traffic: a leak shows on an idle canary too, and waiting for traffic
     // could let it reach the OOM killer first.
-    const [value, limit] = comparable(memory.ratio * 100, gates.maxMemoryRatio * 100, 0);
+    const [value, limit] = comparable(canary.memoryRatio * 100, gates.maxMemoryRatio * 100, 0);
+    const pod = context.memoryPod !== undefined ? ` (pod ${context.memoryPod})` : '';
     return verdict({
       verdict: 'Failed',
       metric: 'memoryRatio',
-      message: `canary memory ${value}% of its limit > ${limit}% (pod ${memory.pod})`,
+      message: `canary memory ${value}% of its limit > ${limit}%${pod}`,
     });
   }
 

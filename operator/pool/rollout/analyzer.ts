@@ -58,6 +58,24 @@ export class RolloutAnalyzer {
     return analyze(previous.scrapes, scrapes, gates);
   }
 
+  /**
+   * The same schedule for an analysis that needs no baseline of ours (a Prometheus query over the interval):
+   * the first interval of a revision only starts the clock, since its window would hold traffic from before
+   * the accounts moved.
+   */
+  async runQuery(
+    key: string,
+    revision: string,
+    intervalMs: number,
+    query: () => Promise<Verdict>,
+  ): Promise<Verdict | undefined> {
+    if (this.dueInMs(key, revision, intervalMs) > 0) return undefined;
+    const previous = this.baselines.get(key);
+    this.baselines.set(key, { revision, at: this.now(), scrapes: [] });
+    if (!previous || previous.revision !== revision) return undefined;
+    return query();
+  }
+
   forget(key: string): void {
     this.baselines.delete(key);
   }

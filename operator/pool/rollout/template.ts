@@ -43,6 +43,17 @@ export interface RolloutSettings {
   maxMemoryRatio: number;
   countTelegramLimits: boolean;
   ignoredErrorCodes: readonly string[];
+  /** Set when the gates' values come from this Prometheus instead of scraping the runtime pods. */
+  prometheus?: PrometheusSettings;
+}
+
+/** spec.rollout.analysis.prometheus with its defaults. */
+export interface PrometheusSettings {
+  address: string;
+  /** The label naming a runtime pod on its series (default "pod"). */
+  podLabel: string;
+  /** The label naming a runtime pod's namespace on its series (default "namespace"). */
+  namespaceLabel: string;
 }
 
 export const DEFAULT_RESOURCES = {
@@ -118,6 +129,13 @@ export function declaredPool(pool: TelegramRuntimePool, config: OperatorConfig):
       maxMemoryRatio: analysis.maxMemoryRatio ?? 0.8,
       countTelegramLimits: analysis.countTelegramLimits ?? false,
       ignoredErrorCodes: analysis.ignoredErrorCodes ?? [],
+      ...(analysis.prometheus !== undefined && {
+        prometheus: {
+          address: analysis.prometheus.address,
+          podLabel: analysis.prometheus.podLabel ?? 'pod',
+          namespaceLabel: analysis.prometheus.namespaceLabel ?? 'namespace',
+        },
+      }),
     },
   };
 }
