@@ -5,6 +5,7 @@
  * `:failing`, `:leaky` and `:crashing` roll back on their own, an idle canary and one that Telegram floods
  * hold their step, and `kubectl telegram rollout undo` brings every account back to the stable version.
  */
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -24,6 +25,7 @@ import { adminKubeConfig, createTestNamespace, testCluster } from '../support/cl
 import { installCrds } from '../support/crds.js';
 import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../support/operator.js';
 import { startPodKubelet, type PodKubelet } from '../support/pod-kubelet.js';
+import { startPrometheus } from '../support/prometheus.js';
 import { DEMO_API_CREDENTIALS, SECRET_OPT_IN } from '../support/runtime.js';
 
 const kc = adminKubeConfig();
@@ -40,6 +42,8 @@ let namespace = '';
 let worldDir = '';
 let operator: OperatorProcess;
 let kubelet: PodKubelet;
+/** Every running runtime as a Prometheus file_sd target (for the analysis from Prometheus). */
+const targetsFile = join(tmpdir(), `tdlib-operator-rollout-targets-${process.pid}.json`);
 
 const logs = (): string =>
   `operator:\n${operator.rawOutput().slice(-4000)}\n--- runtimes:\n${kubelet.logs().slice(-6000)}`;
@@ -209,7 +213,8 @@ beforeAll(async () => {
     WATCH_NAMESPACE: namespace,
     RUNTIME_BACKEND: 'simulator',
   });
-  kubelet = startPodKubelet({ namespace, worldDir });
+  writeFileSync(targetsFile, '[]');
+  kubelet = startPodKubelet({ namespace, worldDir, targetsFile });
   await core.createNamespacedSecret({
     namespace,
     body: { metadata: { name: 'api', labels: SECRET_OPT_IN }, stringData: DEMO_API_CREDENTIALS },
@@ -531,5 +536,21 @@ describe('a runtime rollout', () => {
       await deleteCampaign('traffic-flooding');
     }
     expect(duplicateSessions()).toBe(0);
+  }, 300_000);
+
+  it('rolls back on the same gate when the values come from a Prometheus query', async () => {
+    const prometheus = await startPrometheus({
+      jobs: [{ job: 'tdlib-runtime', targets: [], fileSd: targetsFile }],
+    });
+    try {
+      await patchPool('gates', {
+        spec: { rollout: { analysis: { prometheus: { address: prometheus.url } } } },
+      });
+      const pool = await expectRollback('tdlib-operator-next:slow', 'p95LatencyMs', true);
+      expect(pool.status?.analyses?.at(-1)).toMatchObject({ source: 'Prometheus', verdict: 'Failed' });
+    } finally {
+      await patchPool('gates', { spec: { rollout: { analysis: { prometheus: null } } } });
+      await prometheus.stop();
+    }
   }, 300_000);
 });
