@@ -41,6 +41,7 @@ const STABLE_IMAGE = 'tdlib-operator:stable';
 let namespace = '';
 let worldDir = '';
 let operator: OperatorProcess;
+let operatorEnv: Record<string, string> = {};
 let kubelet: PodKubelet;
 /** Every running runtime as a Prometheus file_sd target (for the analysis from Prometheus). */
 const targetsFile = join(tmpdir(), `tdlib-operator-rollout-targets-${process.pid}.json`);
@@ -209,10 +210,8 @@ beforeAll(async () => {
     bots: MAIN_ACCOUNTS + GATE_ACCOUNTS,
     format: 'json',
   });
-  operator = startOperatorProcess(await operatorKubeconfig(), {
-    WATCH_NAMESPACE: namespace,
-    RUNTIME_BACKEND: 'simulator',
-  });
+  operatorEnv = { WATCH_NAMESPACE: namespace, RUNTIME_BACKEND: 'simulator' };
+  operator = startOperatorProcess(await operatorKubeconfig(), operatorEnv);
   writeFileSync(targetsFile, '[]');
   kubelet = startPodKubelet({ namespace, worldDir, targetsFile });
   await core.createNamespacedSecret({
@@ -266,7 +265,7 @@ afterAll(async () => {
 });
 
 describe('a runtime rollout', () => {
-  it('promotes a good build through 10/25/50/100% while a campaign sends, each recipient once, no session twice', async () => {
+  it('promotes a good build through 10/25/50/100% across an operator restart while a campaign sends, each recipient once, no session twice', async () => {
     const text = 'A rollout is happening: this message arrives exactly once.';
     await createCampaign('through-rollout', 'main', text, 180);
     await waitFor(
@@ -295,6 +294,14 @@ describe('a runtime rollout', () => {
       }
     })();
     try {
+      // The operator restarts mid-rollout (an upgrade, a failover): the new process continues from the status.
+      await waitFor(
+        'pool main at step 2/4',
+        async () => ((await getPool('main')).status?.currentStep === 1 ? true : undefined),
+        { timeoutMs: 120_000, intervalMs: 250, onTimeout: logs },
+      );
+      await operator.stop();
+      operator = startOperatorProcess(await operatorKubeconfig(), operatorEnv);
       await waitFor(
         'pool main to promote tdlib-operator:good',
         async () => {
@@ -320,6 +327,9 @@ describe('a runtime rollout', () => {
     const reasons = (await poolEvents('main')).map((e) => e.reason);
     for (const reason of ['RolloutStarted', 'StepReached', 'StepCompleted', 'Promoted'])
       expect(reasons).toContain(reason);
+    // Started once: the restarted operator did not begin the rollout again.
+    const started = (await poolEvents('main')).filter((e) => e.reason === 'RolloutStarted');
+    expect(started.reduce((n, e) => n + (e.count ?? 1), 0)).toBe(1);
     expect(reasons).not.toContain('RolledBack');
 
     // Everyone back on the stable StatefulSet, which now runs the new image; the canary one is empty.
