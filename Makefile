@@ -67,7 +67,7 @@ test-integration: build controlplane tools image
 	npm run -s test:integration
 
 .PHONY: test-e2e
-test-e2e: build native controlplane tools
+test-e2e: build native controlplane tools node-binaries
 	npm run -s test:e2e
 
 .PHONY: test
@@ -78,8 +78,12 @@ run: build controlplane ## the main job: control plane, operator, a simulator ru
 	node dist/tools/demo/run.js
 
 .PHONY: cluster-up
-cluster-up: build controlplane ## start a local control plane (kubeconfig in .cluster/kubeconfig)
-	node dist/test/cluster/cli.js up --dir $(CLUSTER_DIR) --controllers --kwok-nodes 3
+cluster-up: build controlplane $(if $(filter real,$(NODE)),node-binaries) ## start a local control plane (kubeconfig in .cluster/kubeconfig); NODE=real adds a real node
+	node dist/test/cluster/cli.js up --dir $(CLUSTER_DIR) --controllers --kwok-nodes 3 $(if $(filter real,$(NODE)),--real-node)
+
+.PHONY: node-binaries
+node-binaries: ## build kubelet, containerd and pause for a real node (cached by version)
+	bash test/cluster/build-node.sh >/dev/null
 
 .PHONY: cluster-down
 cluster-down: ## stop the local control plane

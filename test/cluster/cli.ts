@@ -1,6 +1,7 @@
 /**
  * Shell entry point of the test control plane.
- *   up    [--dir D] [--controllers] [--kwok-nodes N]  start a supervisor in the background, wait until ready
+ *   up    [--dir D] [--controllers] [--kwok-nodes N] [--real-node]
+ *                                                     start a supervisor in the background, wait until ready
  *   serve [--dir D] [...]                             the supervisor itself (foreground; components die with it)
  *   down  [--dir D]                                   stop the supervisor and wait until every component is gone
  */
@@ -9,23 +10,30 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlPlane } from './control-plane.js';
+import { RealNode } from './real-node.js';
 import { waitFor } from './wait.js';
 
 interface CliOptions {
   dir: string;
   controllers: boolean;
   kwokNodes: number;
+  /** Also a real node: kubelet + containerd running pods (needs root; see real-node.ts). */
+  realNode: boolean;
 }
 
 function parseArgs(argv: string[]): { command: string; options: CliOptions } {
   const [command = 'help', ...rest] = argv;
-  const options: CliOptions = { dir: resolve('.cluster'), controllers: false, kwokNodes: 0 };
+  const options: CliOptions = { dir: resolve('.cluster'), controllers: false, kwokNodes: 0, realNode: false };
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
     if (arg === '--dir') options.dir = resolve(rest[++i] ?? '.cluster');
     else if (arg === '--controllers') options.controllers = true;
     else if (arg === '--kwok-nodes') options.kwokNodes = Number(rest[++i] ?? '0');
-    else throw new Error(`unknown argument "${arg}"; expected --dir, --controllers or --kwok-nodes`);
+    else if (arg === '--real-node') options.realNode = true;
+    else
+      throw new Error(
+        `unknown argument "${arg}"; expected --dir, --controllers, --kwok-nodes or --real-node`,
+      );
   }
   if (!Number.isInteger(options.kwokNodes) || options.kwokNodes < 0)
     throw new Error('--kwok-nodes takes a whole number >= 0');
@@ -51,10 +59,22 @@ async function serve(options: CliOptions): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
   const plane = await ControlPlane.start({
     dir: workDir,
-    controllers: options.controllers,
+    controllers: options.controllers || options.realNode,
     kwokNodes: options.kwokNodes,
     kubeconfigPath: join(options.dir, 'kubeconfig'),
   });
+  let node: RealNode | undefined;
+  if (options.realNode) {
+    try {
+      node = await RealNode.start({
+        dir: join(workDir, 'node'),
+        kubeconfigPath: join(options.dir, 'kubeconfig'),
+      });
+    } catch (error) {
+      await plane.stop();
+      throw error;
+    }
+  }
   writeFileSync(
     stateFile(options.dir),
     JSON.stringify({ ...plane.info, pids: plane.pids(), supervisorPid: process.pid }, null, 2),
@@ -63,11 +83,13 @@ async function serve(options: CliOptions): Promise<void> {
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    void plane.stop().then(() => {
-      rmSync(stateFile(options.dir), { force: true });
-      rmSync(pidFile(options.dir), { force: true });
-      process.exit(0);
-    });
+    void (node ? node.stop() : Promise.resolve())
+      .then(() => plane.stop())
+      .then(() => {
+        rmSync(stateFile(options.dir), { force: true });
+        rmSync(pidFile(options.dir), { force: true });
+        process.exit(0);
+      });
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -195,6 +195,8 @@ export class ControlPlane {
       '--authorization-mode=RBAC',
       '--allow-privileged=true',
       '--endpoint-reconciler-type=none',
+      // A real node's kubelet is reached at its InternalIP; its name resolves nowhere (no DNS here).
+      '--kubelet-preferred-address-types=InternalIP,Hostname',
       `--cert-dir=${join(this.info.dir, 'apiserver-certs')}`,
       // Tests create thousands of objects quickly; the default in-flight limits would throttle them.
       '--max-requests-inflight=2000',

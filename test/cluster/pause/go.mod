@@ -1,0 +1,3 @@
+module tdlib-operator.local/pause
+
+go 1.26.8
