@@ -276,18 +276,24 @@ export class CampaignSender {
   }
 
   private async recover(w: Worker, client: TdClient, campaign: Campaign, nowSec: number): Promise<void> {
-    let lost = w.ledger.mineInFlight().filter((i) => !w.inFlight.has(i));
-    if (lost.length > 0) {
-      // The cache may not show the previous holder's last write yet (a handover drains and records its sends
-      // just before it releases the session): only what the API server holds now is lost for sure.
-      const fresh = await this.ctx.readSlice(w.name);
-      if (fresh && Number(fresh.metadata.resourceVersion) > Number(w.base.metadata.resourceVersion)) {
-        if (fresh.spec.sender !== this.ctx.account || fresh.spec.assignment !== w.assignment) return;
-        w.base = fresh;
-        w.ledger = new SliceLedger(fresh, this.ctx.account);
-        lost = w.ledger.mineInFlight().filter((i) => !w.inFlight.has(i));
-      }
+    // The cache may not show the previous holder's last writes yet (a handover drains and records its sends,
+    // and may release the slice, just before it releases the session): start from what the API server holds.
+    const fresh = await this.ctx.readSlice(w.name);
+    if (
+      !fresh ||
+      fresh.spec.sender !== this.ctx.account ||
+      fresh.spec.assignment !== w.assignment ||
+      (fresh.status?.released === true && fresh.status.assignment === fresh.spec.assignment)
+    ) {
+      // Not ours to send any more (released, or given to another assignment): nothing is sent or written.
+      this.workers.delete(w.name);
+      return;
     }
+    if (Number(fresh.metadata.resourceVersion) > Number(w.base.metadata.resourceVersion)) {
+      w.base = fresh;
+      w.ledger = new SliceLedger(fresh, this.ctx.account);
+    }
+    const lost = w.ledger.mineInFlight().filter((i) => !w.inFlight.has(i));
     if (lost.length > 0) {
       const bot = this.ctx.isBot();
       const policy = campaign.spec.inDoubtPolicy ?? 'Skip';
