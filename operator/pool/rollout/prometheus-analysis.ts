@@ -125,6 +125,11 @@ type Values = Record<RolloutQueryName, number | undefined>;
 /** The longest message an AnalysisRecord takes (crds/runtime-pool.ts). */
 const MAX_MESSAGE = 1024;
 
+/** The address with any user:password@ part masked (a URL may carry credentials). */
+export function withoutCredentials(address: string): string {
+  return address.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
+}
+
 export class PrometheusAnalysis {
   constructor(private readonly options: { fetch?: PrometheusFetch; timeoutMs?: number } = {}) {}
 
@@ -133,6 +138,8 @@ export class PrometheusAnalysis {
    * pods. Never rejects: a Prometheus that cannot be reached or answers an error gives Inconclusive 'scrape'.
    */
   async run(address: string, queries: RolloutQueries, gates: Gates): Promise<Verdict> {
+    // Status and Events show the address; credentials someone put into it must not go with it.
+    const shown = withoutCredentials(address);
     let canaryValues: Values;
     let stableValues: Values;
     try {
@@ -145,7 +152,7 @@ export class PrometheusAnalysis {
         verdict: 'Inconclusive',
         metric: 'scrape',
         message: clamp(
-          `Prometheus at ${address} could not be queried (${oneLine(reason(error), 600)}): ` +
+          `Prometheus at ${shown} could not be queried (${oneLine(reason(error).split(address).join(shown), 600)}): ` +
             'inconclusive, holding the step',
         ),
         canary: { pods: 0, requests: 0 },
@@ -159,7 +166,7 @@ export class PrometheusAnalysis {
         verdict: 'Inconclusive',
         metric: 'scrape',
         message: clamp(
-          `Prometheus at ${address} has no series of a canary pod (${queries.canary.pods} is empty): ` +
+          `Prometheus at ${shown} has no series of a canary pod (${queries.canary.pods} is empty): ` +
             'is it scraping the runtime pods? inconclusive, holding the step',
         ),
         canary,

@@ -12,6 +12,7 @@ import { judge, type Gates } from '../../../operator/pool/rollout/analysis.js';
 import {
   PrometheusAnalysis,
   podRegexes,
+  withoutCredentials,
   rolloutQueries,
   type PrometheusFetch,
   type RolloutQueries,
@@ -414,5 +415,38 @@ describe('declaredPool', () => {
   it('has no prometheus without one: the pods are scraped directly', () => {
     expect(settings({})).not.toHaveProperty('prometheus');
     expect(settings(undefined)).not.toHaveProperty('prometheus');
+  });
+});
+
+describe('withoutCredentials (the address as status and Events show it)', () => {
+  it('masks a user and password in the address and leaves a plain address alone', () => {
+    expect(withoutCredentials('https://admin:s3cret@prometheus.monitoring:9090')).toBe(
+      'https://***@prometheus.monitoring:9090',
+    );
+    expect(withoutCredentials('http://prometheus-operated.monitoring.svc:9090')).toBe(
+      'http://prometheus-operated.monitoring.svc:9090',
+    );
+  });
+
+  it('never puts the credentials into an inconclusive verdict', async () => {
+    const analysis = new PrometheusAnalysis({
+      fetch: (url) => Promise.reject(new Error(`cannot reach ${url}`)),
+    });
+    const address = 'https://admin:s3cret@prometheus.monitoring:9090';
+    const verdict = await analysis.run(
+      address,
+      rolloutQueries({
+        namespace: 'team',
+        canaryPodRegex: podRegexes('p').canary,
+        stablePodRegex: podRegexes('p').stable,
+        windowSeconds: 60,
+        gates: gates,
+        podLabel: 'pod',
+        namespaceLabel: 'namespace',
+      }),
+      gates,
+    );
+    expect(verdict.verdict).toBe('Inconclusive');
+    expect(verdict.message).not.toContain('s3cret');
   });
 });
