@@ -67,7 +67,7 @@ test-integration: build controlplane tools image
 	npm run -s test:integration
 
 .PHONY: test-e2e
-test-e2e: build native controlplane tools node-binaries
+test-e2e: build native controlplane tools node-binaries image
 	npm run -s test:e2e
 
 .PHONY: test

@@ -1,4 +1,4 @@
-import { loadEnvConfig, type EnvConfig } from './kube/env-config.js';
+import { ConfigError, loadEnvConfig, type EnvConfig } from './kube/env-config.js';
 
 export const operatorConfigSchema = {
   KUBECONFIG: { type: 'string', description: 'kubeconfig file; in a pod the in-cluster config is used' },
@@ -116,6 +116,31 @@ export const operatorConfigSchema = {
     default: 'native',
     enum: ['native', 'simulator'],
   },
+  RUNTIME_NODE_SELECTOR: {
+    type: 'object',
+    description: 'node selector of runtime pods, JSON (a pool object may set its own)',
+  },
+  RUNTIME_TOLERATIONS: {
+    type: 'array',
+    description: 'tolerations of runtime pods, JSON list (a pool object may set its own)',
+  },
+  RUNTIME_RESOURCES: {
+    type: 'object',
+    description:
+      'resources of the runtime container, JSON {"requests":{...},"limits":{...}} (a pool object may set its own)',
+  },
+  RUNTIME_EXTRA_ENV: {
+    type: 'array',
+    description: 'extra environment variables of the runtime container, JSON list of EnvVar',
+  },
+  RUNTIME_EXTRA_VOLUMES: {
+    type: 'array',
+    description: 'extra volumes of runtime pods, JSON list of Volume',
+  },
+  RUNTIME_EXTRA_VOLUME_MOUNTS: {
+    type: 'array',
+    description: 'extra volume mounts of the runtime container, JSON list of VolumeMount',
+  },
   LOG_LEVEL: {
     type: 'string',
     description: 'pino log level',
@@ -126,6 +151,61 @@ export const operatorConfigSchema = {
 
 export type OperatorConfig = EnvConfig<typeof operatorConfigSchema>;
 
+/** Names and paths the operator's own runtime pod template uses; extras that reuse them would break it. */
+export const RESERVED_RUNTIME_ENV = [
+  'POD_NAME',
+  'POD_NAMESPACE',
+  'POD_UID',
+  'POD_IP',
+  'RUNTIME_MEMORY_LIMIT_BYTES',
+  'RUNTIME_POOL',
+  'TDLIB_BACKEND',
+  'TDLIB_DATA_DIR',
+];
+export const RESERVED_RUNTIME_VOLUME = 'tdlib-data';
+export const RESERVED_RUNTIME_MOUNT_PATH = '/var/lib/tdlib';
+
+/** What the schema cannot say about the runtime pod extras: each problem names the key and the fix. */
+export function runtimeExtrasProblems(config: OperatorConfig): string[] {
+  const problems: string[] = [];
+  const nameOf = (item: Record<string, unknown>, field: string): string =>
+    typeof item[field] === 'string' ? (item[field] as string) : '';
+  (config.RUNTIME_EXTRA_ENV ?? []).forEach((item, i) => {
+    const name = nameOf(item, 'name');
+    if (name === '') problems.push(`RUNTIME_EXTRA_ENV: item ${i} needs a "name"`);
+    else if (RESERVED_RUNTIME_ENV.includes(name))
+      problems.push(`RUNTIME_EXTRA_ENV: ${name} is set by the operator; remove it from the list`);
+  });
+  const volumes = new Set<string>();
+  (config.RUNTIME_EXTRA_VOLUMES ?? []).forEach((item, i) => {
+    const name = nameOf(item, 'name');
+    if (name === '') problems.push(`RUNTIME_EXTRA_VOLUMES: item ${i} needs a "name"`);
+    else if (name === RESERVED_RUNTIME_VOLUME)
+      problems.push(
+        `RUNTIME_EXTRA_VOLUMES: ${name} is the operator's TDLib data volume; choose another name`,
+      );
+    volumes.add(name);
+  });
+  (config.RUNTIME_EXTRA_VOLUME_MOUNTS ?? []).forEach((item, i) => {
+    const name = nameOf(item, 'name');
+    const path = nameOf(item, 'mountPath');
+    if (name === '' || path === '')
+      problems.push(`RUNTIME_EXTRA_VOLUME_MOUNTS: item ${i} needs a "name" and a "mountPath"`);
+    else if (!volumes.has(name))
+      problems.push(
+        `RUNTIME_EXTRA_VOLUME_MOUNTS: ${name} names no volume of RUNTIME_EXTRA_VOLUMES; add the volume or fix the name`,
+      );
+    else if (path === RESERVED_RUNTIME_MOUNT_PATH || path.startsWith(`${RESERVED_RUNTIME_MOUNT_PATH}/`))
+      problems.push(
+        `RUNTIME_EXTRA_VOLUME_MOUNTS: ${path} is inside the TDLib data volume (${RESERVED_RUNTIME_MOUNT_PATH}); mount it elsewhere`,
+      );
+  });
+  return problems;
+}
+
 export function loadOperatorConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
-  return loadEnvConfig(operatorConfigSchema, env);
+  const config = loadEnvConfig(operatorConfigSchema, env);
+  const problems = runtimeExtrasProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
 }

@@ -2,7 +2,8 @@ import { Ajv, type ErrorObject } from 'ajv';
 
 /** One configuration key read from the environment. */
 export interface EnvKey {
-  type: 'string' | 'integer' | 'number' | 'boolean';
+  /** 'array' and 'object' are JSON text (lists and maps of Kubernetes objects a chart passes through). */
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'array' | 'object';
   description: string;
   default?: string | number | boolean;
   enum?: ReadonlyArray<string>;
@@ -19,7 +20,11 @@ type ValueOf<K extends EnvKey> = K['type'] extends 'string'
   ? string
   : K['type'] extends 'boolean'
     ? boolean
-    : number;
+    : K['type'] extends 'array'
+      ? ReadonlyArray<Record<string, unknown>>
+      : K['type'] extends 'object'
+        ? Record<string, unknown>
+        : number;
 export type EnvConfig<S extends EnvSchema> = {
   [Name in keyof S]: S[Name] extends { default: unknown } ? ValueOf<S[Name]> : ValueOf<S[Name]> | undefined;
 };
@@ -35,12 +40,14 @@ const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
 
 function describe(error: ErrorObject, schema: EnvSchema, raw: Record<string, string | undefined>): string {
-  const key = error.instancePath.replace(/^\//, '');
+  const [key = '', ...path] = error.instancePath.replace(/^\//, '').split('/');
   const spec = schema[key];
   const got = spec?.secret ? '' : ` (got "${raw[key] ?? ''}")`;
   const hint = spec ? ` — ${spec.description}` : '';
   switch (error.keyword) {
     case 'type':
+      if (path.length > 0)
+        return `${key}: item ${path.join('.')} ${error.message ?? 'has the wrong type'}${hint}`;
       return `${key} must be ${spec?.type === 'integer' ? 'a whole number' : `a ${spec?.type}`}${got}${hint}`;
     case 'enum':
       return `${key} must be one of ${(spec?.enum ?? []).join(', ')}${got}`;
@@ -68,7 +75,12 @@ export function loadEnvConfig<S extends EnvSchema>(
   const problems: string[] = [];
   for (const [key, spec] of Object.entries(schema)) {
     const { secret: _secret, description, ...jsonSchema } = spec;
-    properties[key] = { ...jsonSchema, description };
+    properties[key] = {
+      ...jsonSchema,
+      description,
+      // Lists hold objects (EnvVar, Volume, Toleration...): the API server validates their fields.
+      ...(spec.type === 'array' && { items: { type: 'object' } }),
+    };
     const text = env[key];
     raw[key] = text;
     if (text === undefined || text === '') continue;
@@ -77,6 +89,14 @@ export function loadEnvConfig<S extends EnvSchema>(
       if (TRUE.has(lower)) values[key] = true;
       else if (FALSE.has(lower)) values[key] = false;
       else problems.push(`${key} must be true or false${spec.secret ? '' : ` (got "${text}")`}`);
+    } else if (spec.type === 'array' || spec.type === 'object') {
+      try {
+        values[key] = JSON.parse(text) as unknown;
+      } catch (error) {
+        problems.push(
+          `${key} must be JSON (${spec.type === 'array' ? 'a list' : 'an object'}): ${error instanceof Error ? error.message : String(error)}${spec.secret ? '' : ` (got "${text}")`}`,
+        );
+      }
     } else if (spec.type === 'integer' || spec.type === 'number') {
       values[key] = /^-?\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : text;
     } else {

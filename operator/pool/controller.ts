@@ -331,6 +331,7 @@ export class PoolReconciler implements Reconciler {
           canaryAccounts: onCanary.length,
           canaryHosted: onCanary.filter((a) => a.settled).length,
           inMotion: placeable.filter((a) => a.set !== undefined && !a.settled).length,
+          canaryPods: canaryReplicas,
           canaryPodsAlive:
             canaryReplicas > 0 &&
             canaryJudged.alive >= canaryReplicas &&

@@ -244,6 +244,7 @@ export function desiredStatefulSet(s: StatefulSetSettings): V1StatefulSet {
                 { name: 'RUNTIME_POOL', value: s.pool },
                 { name: 'TDLIB_BACKEND', value: t.backend },
                 { name: 'TDLIB_DATA_DIR', value: '/var/lib/tdlib' },
+                ...((t.extraEnv ?? []) as unknown as V1EnvVars),
               ],
               ports: [{ name: 'http', containerPort: HTTP_PORT }],
               readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
@@ -258,10 +259,13 @@ export function desiredStatefulSet(s: StatefulSetSettings): V1StatefulSet {
                 readOnlyRootFilesystem: true,
                 capabilities: { drop: ['ALL'] },
               },
-              volumeMounts: [{ name: DATA_VOLUME, mountPath: '/var/lib/tdlib' }],
+              volumeMounts: [
+                { name: DATA_VOLUME, mountPath: '/var/lib/tdlib' },
+                ...((t.extraVolumeMounts ?? []) as unknown as V1VolumeMounts),
+              ],
             },
           ],
-          volumes: emptyDir ? [{ name: DATA_VOLUME, emptyDir: {} }] : undefined,
+          volumes: podVolumes(emptyDir, (t.extraVolumes ?? []) as unknown as V1Volumes),
         },
       },
       volumeClaimTemplates: emptyDir
@@ -282,7 +286,15 @@ export function desiredStatefulSet(s: StatefulSetSettings): V1StatefulSet {
   };
 }
 
+function podVolumes(emptyDir: boolean, extra: V1Volumes): V1Volumes | undefined {
+  const volumes: V1Volumes = [...(emptyDir ? [{ name: DATA_VOLUME, emptyDir: {} }] : []), ...extra];
+  return volumes.length > 0 ? volumes : undefined;
+}
+
 type PodSpecOf = NonNullable<NonNullable<V1StatefulSet['spec']>['template']['spec']>;
 type V1StatefulSetTolerations = PodSpecOf['tolerations'];
 type V1StatefulSetAffinity = PodSpecOf['affinity'];
 type V1StatefulSetResources = PodSpecOf['containers'][number]['resources'];
+type V1EnvVars = NonNullable<PodSpecOf['containers'][number]['env']>;
+type V1VolumeMounts = NonNullable<PodSpecOf['containers'][number]['volumeMounts']>;
+type V1Volumes = NonNullable<PodSpecOf['volumes']>;

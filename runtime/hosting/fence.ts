@@ -57,6 +57,18 @@ export function incarnationIdentity(podName: string, podUid: string | undefined)
   return `${podName}/${podUid || 'no-uid'}/${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * Whether `holder` is an earlier incarnation in this very pod (same pod name and uid, another nonce): the
+ * kubelet starts a pod's container again only after the previous one exited, so that process is gone and
+ * its heartbeat need not be waited out. Without a pod uid (processes run outside a pod) nothing is known.
+ */
+export function earlierIncarnationInPod(ours: string, holder: string): boolean {
+  const [pod, uid] = ours.split('/');
+  if (!pod || !uid || uid === 'no-uid') return false;
+  const [holderPod, holderUid, holderNonce] = holder.split('/');
+  return holderPod === pod && holderUid === uid && holderNonce !== undefined && holder !== ours;
+}
+
 /** Raised by a fenced action attempted without a valid fence. */
 export class FenceLostError extends Error {
   override readonly name = 'FenceLostError';
@@ -171,7 +183,13 @@ export class PodFence {
       const onStop = (): void => deadline.abort(signal.reason);
       signal.addEventListener('abort', onStop, { once: true });
       try {
-        attempt = await lock.tryAcquireOrRenew({ signal: deadline.signal });
+        attempt = await lock.tryAcquireOrRenew({
+          signal: deadline.signal,
+          // A restarted container takes its pod's heartbeat at once; anyone else waits for it to expire.
+          mayTakeOver: ({ holder, record, unchangedForMs }) =>
+            earlierIncarnationInPod(lock.identity, holder) ||
+            leaseExpired(record, unchangedForMs, timing.durationMs / 1000),
+        });
       } catch (error) {
         if (signal.aborted) break;
         this.failures++;

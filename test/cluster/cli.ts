@@ -10,6 +10,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlPlane } from './control-plane.js';
+import { processAlive } from './process.js';
 import { RealNode } from './real-node.js';
 import { waitFor } from './wait.js';
 
@@ -42,15 +43,6 @@ function parseArgs(argv: string[]): { command: string; options: CliOptions } {
 
 const pidFile = (dir: string): string => join(dir, 'supervisor.pid');
 const stateFile = (dir: string): string => join(dir, 'state.json');
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function serve(options: CliOptions): Promise<void> {
   mkdirSync(options.dir, { recursive: true });
@@ -113,6 +105,7 @@ async function up(options: CliOptions): Promise<void> {
     String(options.kwokNodes),
   ];
   if (options.controllers) args.push('--controllers');
+  if (options.realNode) args.push('--real-node');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   child.unref();
@@ -172,7 +165,7 @@ async function main(): Promise<void> {
   if (command === 'serve') return serve(options);
   if (command === 'up') return up(options);
   if (command === 'down') return down(options);
-  console.log('usage: cli.js up|serve|down [--dir DIR] [--controllers] [--kwok-nodes N]');
+  console.log('usage: cli.js up|serve|down [--dir DIR] [--controllers] [--kwok-nodes N] [--real-node]');
   process.exitCode = command === 'help' ? 0 : 2;
 }
 

@@ -108,7 +108,9 @@ export function createPki(dir: string): Pki {
       'keyUsage=critical,digitalSignature,keyEncipherment',
       'extendedKeyUsage=serverAuth,clientAuth',
       'subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,' +
-        'DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1',
+        // 10.0.0.1: the kubernetes Service (first address of --service-cluster-ip-range), which pods on the real
+        // node reach through real-node.ts's DNAT rule.
+        'DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.0.0.1',
       '',
     ].join('\n'),
   );

@@ -57,3 +57,13 @@ export function tailLog(logFile: string, lines = 30): string {
     return '(no log)';
   }
 }
+
+/** Whether a process with this pid exists (signal 0 checks without signalling). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

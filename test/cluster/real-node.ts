@@ -20,7 +20,7 @@ import {
 } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { clusterSourceDir } from './control-plane.js';
 import { isRunning, startProcess, stopProcess, tailLog, type ManagedProcess } from './process.js';
 import { waitFor } from './wait.js';
@@ -36,6 +36,8 @@ const POD_CIDR = '10.88.0.0/24';
 const CNI_BIN_DIR = '/usr/lib/cni';
 const RUNC = '/usr/sbin/runc';
 const IPTABLES_COMMENT = 'tdlib-operator-real-node';
+/** The kubernetes Service's ClusterIP (first address of the control plane's service range) and port. */
+const KUBERNETES_SERVICE = { ip: '10.0.0.1', port: 443, cidr: '10.0.0.0/24' };
 /** The sandbox image, as `ctr images import` names a local image. */
 export const PAUSE_IMAGE = 'docker.io/local/pause:3.10';
 
@@ -91,15 +93,69 @@ function portOpen(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** The API server's address in the kubeconfig (the control plane listens on loopback only). */
+function apiServerOf(kubeconfigPath: string): { host: string; port: number } {
+  const config = parse(readFileSync(kubeconfigPath, 'utf8')) as {
+    clusters?: Array<{ cluster?: { server?: string } }>;
+  };
+  const url = new URL(config.clusters?.[0]?.cluster?.server ?? '');
+  return { host: url.hostname, port: Number(url.port || 443) };
+}
+
+/**
+ * kube-proxy's one job here: pods reach the kubernetes Service (10.0.0.1:443, what in-cluster clients dial)
+ * at the API server on the host's loopback. DNAT to 127.0.0.1 is what kube-proxy does for localhost
+ * NodePorts; the kernel only routes it with route_localnet on the incoming link.
+ */
+function serviceDnatRule(apiServer: { host: string; port: number }): string[] {
+  return [
+    'PREROUTING',
+    '-i',
+    POD_BRIDGE,
+    '-d',
+    `${KUBERNETES_SERVICE.ip}/32`,
+    '-p',
+    'tcp',
+    '--dport',
+    String(KUBERNETES_SERVICE.port),
+    '-j',
+    'DNAT',
+    '--to-destination',
+    `${apiServer.host}:${apiServer.port}`,
+    '-m',
+    'comment',
+    '--comment',
+    IPTABLES_COMMENT,
+  ];
+}
+
+const forwardRule = [
+  'FORWARD',
+  '-i',
+  POD_BRIDGE,
+  '-o',
+  POD_BRIDGE,
+  '-j',
+  'ACCEPT',
+  '-m',
+  'comment',
+  '--comment',
+  IPTABLES_COMMENT,
+];
+
 export class RealNode {
   private containerd?: ManagedProcess;
   private kubelet?: ManagedProcess;
   readonly binDir: string;
   readonly socket: string;
   private readonly createdPaths: string[] = [];
+  /** Network namespaces present before the node started: the ones the pods' sandboxes add are removed on stop. */
+  private readonly netnsBefore = listNetns();
+  private readonly apiServer: { host: string; port: number };
 
   private constructor(private readonly options: RealNodeOptions) {
     this.binDir = options.binDir ?? ensureNodeBinaries();
+    this.apiServer = apiServerOf(options.kubeconfigPath);
     this.socket = join(options.dir, 'containerd', 'containerd.sock');
   }
 
@@ -134,37 +190,16 @@ export class RealNode {
     run('ip', ['addr', 'add', `${NODE_IP}/32`, 'dev', NODE_LINK]);
     run('ip', ['link', 'set', NODE_LINK, 'up']);
     // Bridged pod traffic passes the FORWARD chain, whose policy may be DROP (Docker's).
-    if (
-      !tryRun('iptables', [
-        '-C',
-        'FORWARD',
-        '-i',
-        POD_BRIDGE,
-        '-o',
-        POD_BRIDGE,
-        '-j',
-        'ACCEPT',
-        '-m',
-        'comment',
-        '--comment',
-        IPTABLES_COMMENT,
-      ])
-    )
-      run('iptables', [
-        '-I',
-        'FORWARD',
-        '1',
-        '-i',
-        POD_BRIDGE,
-        '-o',
-        POD_BRIDGE,
-        '-j',
-        'ACCEPT',
-        '-m',
-        'comment',
-        '--comment',
-        IPTABLES_COMMENT,
-      ]);
+    if (!tryRun('iptables', ['-C', ...forwardRule]))
+      run('iptables', ['-I', ...forwardRule.slice(0, 1), '1', ...forwardRule.slice(1)]);
+    // The pod bridge exists before the first pod (the CNI bridge plugin adopts it), so route_localnet can
+    // be set on it for the Service DNAT.
+    tryRun('ip', ['link', 'del', POD_BRIDGE]);
+    run('ip', ['link', 'add', POD_BRIDGE, 'type', 'bridge']);
+    run('ip', ['link', 'set', POD_BRIDGE, 'up']);
+    writeFileSync(`/proc/sys/net/ipv4/conf/${POD_BRIDGE}/route_localnet`, '1');
+    const dnat = serviceDnatRule(this.apiServer);
+    if (!tryRun('iptables', ['-t', 'nat', '-C', ...dnat])) run('iptables', ['-t', 'nat', '-I', ...dnat]);
     mkdirSync(this.path('cni', 'net.d'), { recursive: true });
     writeFileSync(
       this.path('cni', 'net.d', '10-tdlop.conflist'),
@@ -177,7 +212,13 @@ export class RealNode {
             bridge: POD_BRIDGE,
             isGateway: true,
             ipMasq: false,
-            ipam: { type: 'host-local', ranges: [[{ subnet: POD_CIDR }]], dataDir: this.path('cni', 'ipam') },
+            ipam: {
+              type: 'host-local',
+              ranges: [[{ subnet: POD_CIDR }]],
+              // Only the Service range goes through the bridge's gateway: no default route, nothing leaves.
+              routes: [{ dst: KUBERNETES_SERVICE.cidr }],
+              dataDir: this.path('cni', 'ipam'),
+            },
           },
           { type: 'portmap', capabilities: { portMappings: true } },
         ],
@@ -240,6 +281,17 @@ state = '${join(dir, 'state')}'
   /** Imports an image tarball (docker save) into the namespace the kubelet's pods use. */
   importImage(tarball: string): void {
     run(join(this.binDir, 'ctr'), ['-a', this.socket, '-n', 'k8s.io', 'images', 'import', tarball]);
+  }
+
+  /** docker save, then ctr import (the tarball is removed): an image reaches the node without a registry. */
+  importDockerImage(image: string): void {
+    const tarball = this.path(`image-${image.replace(/[^a-zA-Z0-9_.-]/g, '_')}.tar`);
+    run('docker', ['save', image, '-o', tarball]);
+    try {
+      this.importImage(tarball);
+    } finally {
+      rmSync(tarball, { force: true });
+    }
   }
 
   private async importPause(): Promise<void> {
@@ -315,6 +367,30 @@ state = '${join(dir, 'state')}'
     );
   }
 
+  /** SIGKILLs a container's process, as the kernel or a crash would; the kubelet restarts it. */
+  killContainer(containerId: string): void {
+    run(join(this.binDir, 'ctr'), [
+      '-a',
+      this.socket,
+      '-n',
+      'k8s.io',
+      'tasks',
+      'kill',
+      '-s',
+      'SIGKILL',
+      containerId,
+    ]);
+  }
+
+  /** The kubelet's, containerd's and the pods' shims' process ids (a test checks none is left after stop). */
+  pids(): number[] {
+    return [
+      this.kubelet?.child.pid,
+      this.containerd?.child.pid,
+      ...processesWithArgument(this.socket),
+    ].filter((p): p is number => p !== undefined);
+  }
+
   logs(): string {
     return `kubelet:\n${tailLog(this.path('logs', 'kubelet.log'))}\ncontainerd:\n${tailLog(this.path('logs', 'containerd.log'))}`;
   }
@@ -340,26 +416,45 @@ state = '${join(dir, 'state')}'
         tryRun(ctr, ['-a', this.socket, '-n', 'k8s.io', 'tasks', 'kill', '-s', 'SIGKILL', line]);
       await stopProcess(this.containerd, 15_000);
     }
+    // A pod's shim outlives containerd while its sandbox runs (pods not deleted before stop): end them too.
+    for (const pid of processesWithArgument(this.socket)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
     for (const mount of mountsUnder(this.options.dir).reverse()) tryRun('umount', ['-l', mount]);
+    // A sandbox killed without the kubelet's teardown keeps its network namespace (and veth end).
+    for (const name of listNetns())
+      if (!this.netnsBefore.includes(name)) tryRun('ip', ['netns', 'delete', name]);
     tryRun('ip', ['link', 'del', POD_BRIDGE]);
     tryRun('ip', ['link', 'del', NODE_LINK]);
-    tryRun('iptables', [
-      '-D',
-      'FORWARD',
-      '-i',
-      POD_BRIDGE,
-      '-o',
-      POD_BRIDGE,
-      '-j',
-      'ACCEPT',
-      '-m',
-      'comment',
-      '--comment',
-      IPTABLES_COMMENT,
-    ]);
+    tryRun('iptables', ['-D', ...forwardRule]);
+    tryRun('iptables', ['-t', 'nat', '-D', ...serviceDnatRule(this.apiServer)]);
     removeCgroups('/sys/fs/cgroup');
     for (const path of this.createdPaths) rmSync(path, { recursive: true, force: true });
   }
+}
+
+/** Processes whose command line has `argument` (our containerd socket names our shims). */
+function processesWithArgument(argument: string): number[] {
+  const pids: number[] = [];
+  for (const entry of safeList('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(argument))
+        pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Network namespaces by name (`ip netns` and CNI keep them in /var/run/netns). */
+export function listNetns(): string[] {
+  return safeList('/var/run/netns');
 }
 
 function tryList(command: string, args: string[]): string[] {

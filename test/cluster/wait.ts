@@ -5,7 +5,7 @@
 export async function waitFor<T>(
   description: string,
   probe: () => Promise<T | undefined> | T | undefined,
-  options: { timeoutMs: number; intervalMs?: number; onTimeout?: () => string },
+  options: { timeoutMs: number; intervalMs?: number; onTimeout?: () => string | Promise<string> },
 ): Promise<T> {
   const deadline = Date.now() + options.timeoutMs;
   let interval = Math.min(options.intervalMs ?? 50, 50);
@@ -20,7 +20,7 @@ export async function waitFor<T>(
     }
     if (Date.now() >= deadline) {
       const detail = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-      const extra = options.onTimeout ? `\n${options.onTimeout()}` : '';
+      const extra = options.onTimeout ? `\n${await options.onTimeout()}` : '';
       throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${description}${detail}${extra}`);
     }
     await new Promise((resolve) => setTimeout(resolve, interval));

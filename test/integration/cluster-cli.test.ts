@@ -2,18 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { processAlive } from '../cluster/process.js';
 import { K8S_VERSION } from '../cluster/versions.js';
 
 const cli = resolve('dist/test/cluster/cli.js');
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 describe('cluster-up / cluster-down from the shell', () => {
   it('serves the pinned Kubernetes version to kubectl and leaves no process behind', () => {

@@ -51,6 +51,8 @@ export interface RolloutFacts {
   inMotion: number;
   /** Every canary pod the rollout needs runs a runtime (holds its heartbeat). */
   canaryPodsAlive: boolean;
+  /** Pods of the canary StatefulSet: none means no account can be on its way back from one. */
+  canaryPods: number;
   /** Why a canary pod counts as failed (never started within the deadline, stopped heartbeating). */
   canaryPodFailure?: string;
   /** The latest analysis of this rollout, if any. */
@@ -143,7 +145,10 @@ export function planRollout(
     const promoted = memory.canaryRevision === facts.specRevision;
     // A spec reverted mid-rollout ends that rollout now: applying the new revision again starts it over.
     const settled: RolloutMemory = promoted ? memory : { rolledBackRevision: memory.rolledBackRevision };
-    if (facts.canaryAccounts > 0 || facts.inMotion > 0) {
+    // Accounts in motion matter only while a rollout is winding down: without one they are new accounts
+    // starting on the stable pods (or ordinary moves), not a rollback.
+    const windingDown = facts.canaryPods > 0 && facts.inMotion > 0;
+    if (facts.canaryAccounts > 0 || windingDown) {
       const message = promoted
         ? `finalizing: moving ${facts.canaryAccounts + facts.inMotion} accounts from the canary pods back to the stable pods, which now run revision ${facts.specRevision}`
         : `the spec names the stable revision ${facts.stableRevision} again: moving ${facts.canaryAccounts + facts.inMotion} accounts back from the canary pods`;

@@ -23,6 +23,10 @@ export interface PodTemplateSpec {
   tolerations?: ReadonlyArray<Record<string, unknown>>;
   affinity?: Record<string, unknown>;
   priorityClassName?: string;
+  /** The chart's runtime.extraEnv / extraVolumes / extraVolumeMounts, appended to the operator's own. */
+  extraEnv?: ReadonlyArray<Record<string, unknown>>;
+  extraVolumes?: ReadonlyArray<Record<string, unknown>>;
+  extraVolumeMounts?: ReadonlyArray<Record<string, unknown>>;
 }
 
 export interface Sizing {
@@ -73,15 +77,39 @@ export function revisionOf(template: PodTemplateSpec): string {
   return intentHash(template).slice(0, 10);
 }
 
+const nonEmptyList = <T>(list: readonly T[] | undefined): readonly T[] | undefined =>
+  list !== undefined && list.length > 0 ? list : undefined;
+const nonEmptyMap = <T extends object>(map: T | undefined): T | undefined =>
+  map !== undefined && Object.keys(map).length > 0 ? map : undefined;
+
+/**
+ * The template from the operator's environment. Keys left empty stay absent, so an operator upgrade that
+ * adds a setting nobody uses does not change the revision of every pool (which would restart its pods).
+ */
+function environmentTemplate(config: OperatorConfig): PodTemplateSpec {
+  const template: PodTemplateSpec = {
+    image: config.RUNTIME_IMAGE,
+    backend: config.RUNTIME_BACKEND === 'simulator' ? 'simulator' : 'native',
+    resources: (nonEmptyMap(config.RUNTIME_RESOURCES) as PodTemplateSpec['resources']) ?? DEFAULT_RESOURCES,
+    storageSize: config.RUNTIME_STORAGE_SIZE,
+    storageClass: config.RUNTIME_STORAGE_CLASS,
+  };
+  const nodeSelector = nonEmptyMap(config.RUNTIME_NODE_SELECTOR);
+  if (nodeSelector) template.nodeSelector = nodeSelector as Record<string, string>;
+  const tolerations = nonEmptyList(config.RUNTIME_TOLERATIONS);
+  if (tolerations) template.tolerations = tolerations;
+  const extraEnv = nonEmptyList(config.RUNTIME_EXTRA_ENV);
+  if (extraEnv) template.extraEnv = extraEnv;
+  const extraVolumes = nonEmptyList(config.RUNTIME_EXTRA_VOLUMES);
+  if (extraVolumes) template.extraVolumes = extraVolumes;
+  const extraVolumeMounts = nonEmptyList(config.RUNTIME_EXTRA_VOLUME_MOUNTS);
+  if (extraVolumeMounts) template.extraVolumeMounts = extraVolumeMounts;
+  return template;
+}
+
 export function implicitPool(config: OperatorConfig): PoolDefinition {
   return {
-    template: {
-      image: config.RUNTIME_IMAGE,
-      backend: config.RUNTIME_BACKEND === 'simulator' ? 'simulator' : 'native',
-      resources: DEFAULT_RESOURCES,
-      storageSize: config.RUNTIME_STORAGE_SIZE,
-      storageClass: config.RUNTIME_STORAGE_CLASS,
-    },
+    template: environmentTemplate(config),
     sizing: {
       accountsPerPod: config.RUNTIME_ACCOUNTS_PER_POD,
       minReplicas: config.RUNTIME_MIN_REPLICAS,
@@ -96,9 +124,10 @@ export function declaredPool(pool: TelegramRuntimePool, config: OperatorConfig):
   const base = implicitPool(config);
   const analysis = spec.rollout?.analysis ?? {};
   const template: PodTemplateSpec = {
+    ...base.template,
     image: spec.image,
     backend: spec.backend === 'simulator' ? 'simulator' : 'native',
-    resources: spec.resources ?? DEFAULT_RESOURCES,
+    resources: spec.resources ?? base.template.resources,
     storageSize: spec.storage?.size ?? base.template.storageSize,
     storageClass: spec.storage?.storageClassName ?? base.template.storageClass,
   };

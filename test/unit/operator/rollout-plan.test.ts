@@ -61,6 +61,7 @@ class Pool {
   canaryHosted = 0;
   inMotion = 0;
   canaryPodsAlive = true;
+  canaryPods = 1;
   canaryPodFailure: string | undefined;
   analysis: LatestAnalysis | undefined;
   promote: number | 'full' | undefined;
@@ -83,6 +84,7 @@ class Pool {
       canaryHosted: this.canaryHosted,
       inMotion: this.inMotion,
       canaryPodsAlive: this.canaryPodsAlive,
+      canaryPods: this.canaryPods,
       canaryPodFailure: this.canaryPodFailure,
       analysis: this.analysis,
       promote: this.promote,
@@ -588,6 +590,21 @@ describe('planRollout: rollback', () => {
     pool.reconcile();
     pool.analyse('Failed', 'memoryRatio', 'memory 0.95 of the limit');
     expect(pool.reconcile().phase).toBe('Degraded');
+  });
+});
+
+describe('planRollout: no rollout', () => {
+  it('new accounts starting on the stable pods of a pool without canary pods are not a rollback', () => {
+    const pool = new Pool(3);
+    pool.specRevision = STABLE;
+    pool.canaryPods = 0;
+    pool.inMotion = 3;
+    const plan = pool.reconcile();
+    expect(plan.phase).toBe('Healthy');
+    expect(condition(plan, RolloutConditionType.Progressing)).toMatchObject({
+      status: 'False',
+      reason: RolloutReason.NoRollout,
+    });
   });
 });
 

@@ -73,6 +73,7 @@ const facts = (over: Partial<RolloutFacts> = {}): RolloutFacts => ({
   canaryAccounts: 0,
   canaryHosted: 0,
   inMotion: 0,
+  canaryPods: 1,
   canaryPodsAlive: true,
   undo: false,
   ...over,

@@ -19,14 +19,15 @@ import {
   type PodTemplateSpec,
 } from '../../../operator/pool/rollout/template.js';
 
-const config = loadOperatorConfig({
+const configEnv = {
   RUNTIME_IMAGE: 'registry.example/runtime:1.0',
   RUNTIME_ACCOUNTS_PER_POD: '40',
   RUNTIME_MIN_REPLICAS: '2',
   RUNTIME_MAX_REPLICAS: '9',
   RUNTIME_STORAGE_SIZE: '2Gi',
   RUNTIME_STORAGE_CLASS: 'fast',
-});
+};
+const config = loadOperatorConfig(configEnv);
 
 const pool = (spec: RuntimePoolSpec): TelegramRuntimePool => ({
   apiVersion: API_VERSION,
@@ -182,6 +183,71 @@ describe('implicitPool', () => {
     expect(implicitPool(loadOperatorConfig({ RUNTIME_BACKEND: 'simulator' })).template.backend).toBe(
       'simulator',
     );
+  });
+
+  it('takes scheduling, resources and extra env and volumes from the environment (JSON), empty ones absent', () => {
+    const env = {
+      RUNTIME_NODE_SELECTOR: '{"disk":"ssd"}',
+      RUNTIME_TOLERATIONS: '[{"key":"dedicated","operator":"Exists","effect":"NoSchedule"}]',
+      RUNTIME_RESOURCES: '{"limits":{"memory":"300Mi"}}',
+      RUNTIME_EXTRA_ENV: '[{"name":"TDLIB_SIMULATOR_WORLD","value":"/world"}]',
+      RUNTIME_EXTRA_VOLUMES: '[{"name":"world","hostPath":{"path":"/srv/world"}}]',
+      RUNTIME_EXTRA_VOLUME_MOUNTS: '[{"name":"world","mountPath":"/world"}]',
+    };
+    const template = implicitPool(loadOperatorConfig(env)).template;
+    expect(template).toMatchObject({
+      nodeSelector: { disk: 'ssd' },
+      tolerations: [{ key: 'dedicated', operator: 'Exists', effect: 'NoSchedule' }],
+      resources: { limits: { memory: '300Mi' } },
+      extraEnv: [{ name: 'TDLIB_SIMULATOR_WORLD', value: '/world' }],
+      extraVolumes: [{ name: 'world', hostPath: { path: '/srv/world' } }],
+      extraVolumeMounts: [{ name: 'world', mountPath: '/world' }],
+    });
+    // A declared pool keeps the extras and overrides what it sets itself.
+    const declared = declaredPool(
+      pool({ image: 'img:2', nodeSelector: { zone: 'a' } }),
+      loadOperatorConfig(env),
+    ).template;
+    expect(declared.nodeSelector).toEqual({ zone: 'a' });
+    expect(declared.extraVolumes).toEqual(template.extraVolumes);
+    expect(declared.tolerations).toEqual(template.tolerations);
+    // What the chart renders for its empty defaults changes nothing, so upgrading restarts no pod.
+    const empty = implicitPool(
+      loadOperatorConfig({
+        ...configEnv,
+        RUNTIME_NODE_SELECTOR: '{}',
+        RUNTIME_TOLERATIONS: '[]',
+        RUNTIME_EXTRA_ENV: '[]',
+      }),
+    ).template;
+    expect(revisionOf(empty)).toBe(revisionOf(implicitPool(config).template));
+  });
+
+  it('refuses extras that would break the pod, naming the key and the fix', () => {
+    expect(() => loadOperatorConfig({ RUNTIME_EXTRA_ENV: '[{"name":"POD_IP","value":"1"}]' })).toThrow(
+      /RUNTIME_EXTRA_ENV: POD_IP is set by the operator; remove it/,
+    );
+    expect(() => loadOperatorConfig({ RUNTIME_EXTRA_ENV: '{"name":"A"}' })).toThrow(
+      /RUNTIME_EXTRA_ENV must be a array/,
+    );
+    expect(() => loadOperatorConfig({ RUNTIME_TOLERATIONS: '[{"key":"a"' })).toThrow(
+      /RUNTIME_TOLERATIONS must be JSON \(a list\)/,
+    );
+    expect(() => loadOperatorConfig({ RUNTIME_TOLERATIONS: '["a"]' })).toThrow(
+      /RUNTIME_TOLERATIONS: item 0 must be object/,
+    );
+    expect(() =>
+      loadOperatorConfig({ RUNTIME_EXTRA_VOLUME_MOUNTS: '[{"name":"world","mountPath":"/world"}]' }),
+    ).toThrow(/RUNTIME_EXTRA_VOLUME_MOUNTS: world names no volume of RUNTIME_EXTRA_VOLUMES/);
+    expect(() =>
+      loadOperatorConfig({
+        RUNTIME_EXTRA_VOLUMES: '[{"name":"x","emptyDir":{}}]',
+        RUNTIME_EXTRA_VOLUME_MOUNTS: '[{"name":"x","mountPath":"/var/lib/tdlib/x"}]',
+      }),
+    ).toThrow(/inside the TDLib data volume/);
+    expect(() =>
+      loadOperatorConfig({ RUNTIME_EXTRA_VOLUMES: '[{"name":"tdlib-data","emptyDir":{}}]' }),
+    ).toThrow(/tdlib-data is the operator's TDLib data volume; choose another name/);
   });
 
   it('has the revision of a pool declared with the same settings, so declaring it starts no rollout', () => {

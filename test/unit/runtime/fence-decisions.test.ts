@@ -7,6 +7,7 @@ import { LABEL_PLACED_POD, type TelegramAccount } from '../../../crds/index.js';
 import { LeaseObserver, leaseExpired, recordKey } from '../../../operator/kube/lease.js';
 import { desireFor } from '../../../runtime/hosting/desire.js';
 import {
+  earlierIncarnationInPod,
   fenceTiming,
   heartbeatLeaseOf,
   incarnationIdentity,
@@ -119,6 +120,23 @@ describe("the holder's validity and identity", () => {
     expect(a).not.toBe(b);
     expect(heartbeatLeaseOf(a)).toBe(POD);
     expect(heartbeatLeaseOf(POD)).toBe(POD);
+  });
+
+  it("lets a restarted container take its own pod's heartbeat at once, and nobody else's", () => {
+    const before = incarnationIdentity(POD, 'uid-1');
+    const restarted = incarnationIdentity(POD, 'uid-1');
+    expect(earlierIncarnationInPod(restarted, before)).toBe(true);
+    // A recreated pod (new uid) waits: its predecessor may still be terminating on another node.
+    expect(earlierIncarnationInPod(incarnationIdentity(POD, 'uid-2'), before)).toBe(false);
+    expect(earlierIncarnationInPod(incarnationIdentity('tdlib-runtime-default-1', 'uid-1'), before)).toBe(
+      false,
+    );
+    // Without a pod uid (a process run outside a pod) nothing vouches for the predecessor being gone.
+    expect(
+      earlierIncarnationInPod(incarnationIdentity(POD, undefined), incarnationIdentity(POD, undefined)),
+    ).toBe(false);
+    expect(earlierIncarnationInPod(restarted, restarted)).toBe(false);
+    expect(earlierIncarnationInPod(restarted, '')).toBe(false);
   });
 });
 
