@@ -133,14 +133,19 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     // Accounts reach the pool loop through the predicate below; watching them here only gates start-up on
     // their cache.
     .watches(accounts, () => [])
-    .watches(secrets, (s) => {
-      const namespace = s.metadata?.namespace ?? '';
-      const named = accounts.byIndex(SECRET_INDEX, `${namespace}/${s.metadata?.name}`);
-      // An account's own key or session Secret changing (e.g. the key deleted) changes its Ready.
-      const owner = s.metadata?.labels?.[LABEL_ACCOUNT];
-      const own = owner ? accounts.get(namespace, owner) : undefined;
-      return [...named, ...(own ? [own] : [])].map((a) => splitKey(poolKeyOf(a)));
-    })
+    .watches(
+      secrets,
+      (s) => {
+        const namespace = s.metadata?.namespace ?? '';
+        const named = accounts.byIndex(SECRET_INDEX, `${namespace}/${s.metadata?.name}`);
+        // An account's own key or session Secret changing (e.g. the key deleted) changes its Ready.
+        const owner = s.metadata?.labels?.[LABEL_ACCOUNT];
+        const own = owner ? accounts.get(namespace, owner) : undefined;
+        return [...named, ...(own ? [own] : [])].map((a) => splitKey(poolKeyOf(a)));
+      },
+      // The account loop creates two Secrets per account: a burst of creates costs one pool run per delay.
+      { coalesceMs: POOL_COALESCE_MS },
+    )
     .watches(pools, (p) => [{ namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '' }])
     .watches(statefulSets, (sts) => {
       const p = sts.metadata?.labels?.[LABEL_POOL];

@@ -83,6 +83,11 @@ export interface ControllerOptions {
 /** Which event types a watch reacts to; the map function may also return [] to filter. */
 export interface WatchOptions {
   types?: InformerEventType[];
+  /**
+   * Delay the key by this much after a live event (not the first list): a burst of events for one key
+   * within the delay costs one reconcile (the queue keeps the earliest time of a key already waiting).
+   */
+  coalesceMs?: number;
 }
 
 interface ControllerMetrics {
@@ -196,7 +201,9 @@ export class Controller {
         for (const key of this.safeMap(mapFn, obj)) keys.add(keyToString(key));
         if (type === 'MODIFIED' && old)
           for (const key of this.safeMap(mapFn, old)) keys.add(keyToString(key));
-        for (const key of keys) this.queue.add(key, { priority });
+        for (const key of keys)
+          if (options.coalesceMs && !meta.initial) this.queue.addAfter(key, options.coalesceMs, { priority });
+          else this.queue.add(key, { priority });
       }),
     );
     return this;

@@ -4,7 +4,10 @@
  * placed and every runtime pod is Ready, the operator's RSS, its API writes per account, its writes during an
  * idle window after convergence, and the work queue's p99 latency.
  *
- *   npm run bench:operator -- [--json] [--accounts N] [--idle-seconds S] [--per-pod P]
+ * Before the operator, the same run measures what a tight client gets from this control plane for the same
+ * kinds of writes (api-ceiling.ts), and reports the operator's write rate as a share of that ceiling.
+ *
+ *   npm run bench:operator -- [--json] [--accounts N] [--idle-seconds S] [--per-pod P] [--ceiling-writes N]
  * Prints human-readable lines, then (with --json) one JSON object as the last line.
  */
 import { spawn } from 'node:child_process';
@@ -24,16 +27,18 @@ import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
 import { metricSum } from '../support/operator.js';
+import { auditedWrites, measureApiCeiling, mixCeiling, writesByResource } from './api-ceiling.js';
 
 interface Args {
   json: boolean;
   accounts: number;
   idleSeconds: number;
   perPod: number;
+  ceilingWrites: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, accounts: 10_000, idleSeconds: 120, perPod: 100 };
+  const args: Args = { json: false, accounts: 10_000, idleSeconds: 120, perPod: 100, ceilingWrites: 2000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): number => {
@@ -45,13 +50,24 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--accounts') args.accounts = value();
     else if (a === '--idle-seconds') args.idleSeconds = value();
     else if (a === '--per-pod') args.perPod = value();
+    else if (a === '--ceiling-writes') args.ceilingWrites = value();
     else
-      throw new Error(`unknown argument ${a}; expected --json, --accounts N, --idle-seconds S, --per-pod P`);
+      throw new Error(
+        `unknown argument ${a}; expected --json, --accounts N, --idle-seconds S, --per-pod P, --ceiling-writes N`,
+      );
   }
   return args;
 }
 
 const POOLS = ['alpha', 'beta', 'gamma'];
+/** Requests the tight client keeps in flight (what the issue's reference measurement used). */
+const CEILING_IN_FLIGHT = 32;
+
+const roundValues = <K extends string>(values: Record<K, number>): Record<K, number> =>
+  Object.fromEntries(Object.entries<number>(values).map(([k, v]) => [k, Number(v.toFixed(1))])) as Record<
+    K,
+    number
+  >;
 const NAMESPACE = 'bench';
 
 /**
@@ -83,30 +99,6 @@ function histogramP99(text: string, name: string, labels: Record<string, string>
     lowerCount = count;
   }
   return lowerBound;
-}
-
-/** Counts audited writes in [from, to) by "user verb resource", e.g. "tdlib-operator patch telegramaccounts/status". */
-function writesByResource(auditLog: string, from: number, to: number): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const line of readFileSync(auditLog, 'utf8').split('\n')) {
-    if (!line) continue;
-    const event = JSON.parse(line) as {
-      stage: string;
-      verb: string;
-      user?: { username?: string };
-      userAgent?: string;
-      objectRef?: { resource?: string; subresource?: string };
-      requestReceivedTimestamp: string;
-    };
-    if (event.stage !== 'ResponseComplete') continue;
-    const at = Date.parse(event.requestReceivedTimestamp);
-    if (at < from || at >= to) continue;
-    const agent = (event.userAgent ?? '').split('/')[0] ?? '';
-    const resource = `${event.objectRef?.resource ?? ''}${event.objectRef?.subresource ? `/${event.objectRef.subresource}` : ''}`;
-    const key = `${agent} ${event.verb} ${resource}`;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
 }
 
 function rssMb(pid: number): { rss: number; peak: number } {
@@ -171,6 +163,18 @@ async function main(): Promise<void> {
       },
       stringData: { token: '1:x' },
     } as ApiObject);
+
+    log(
+      `measuring the API server's ceiling: ${args.ceilingWrites} writes of each kind, ${CEILING_IN_FLIGHT} in flight`,
+    );
+    const rates = await measureApiCeiling({
+      apiServerUrl: plane.info.apiServerUrl,
+      pki: plane.info.pki,
+      namespace: 'bench-ceiling',
+      count: args.ceilingWrites,
+      inFlight: CEILING_IN_FLIGHT,
+    });
+    log(`  tight client, writes/s: ${JSON.stringify(roundValues(rates))}`);
 
     const createStart = Date.now();
     const indexes = Array.from({ length: args.accounts }, (_, i) => i);
@@ -283,7 +287,8 @@ async function main(): Promise<void> {
       },
       { timeoutMs: 30 * 60_000, intervalMs: 200 },
     );
-    const convergeSeconds = (Date.now() - started) / 1000;
+    const convergedAt = Date.now();
+    const convergeSeconds = (convergedAt - started) / 1000;
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const writes = (text: string): number =>
       metricSum(text, 'rest_client_requests_total', { method: /^(POST|PUT|PATCH|DELETE)$/ });
@@ -304,6 +309,18 @@ async function main(): Promise<void> {
       `idle writes by user, verb and resource (from the apiserver audit log): ${JSON.stringify(idleBreakdown)}`,
     );
     const idleWrites = writes(afterIdle) - writesAtConvergence;
+    // The operator's writes while converging, by kind, from the audit log (its requests say tdlib-operator).
+    const {
+      byKind,
+      perAccount,
+      total: audited,
+    } = auditedWrites(plane.info.logs.audit ?? '', started, convergedAt, 'tdlib-operator', args.accounts);
+    const ceiling = mixCeiling(byKind, rates);
+    const achieved = audited / convergeSeconds;
+    log(`writes per account by verb and resource: ${JSON.stringify(perAccount)}`);
+    log(
+      `operator writes/s while converging ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)})`,
+    );
     clearInterval(sampler);
     const queueP99 = histogramP99(afterIdle, 'workqueue_queue_duration_seconds', {});
     const result = {
@@ -314,6 +331,11 @@ async function main(): Promise<void> {
       operator_rss_mb: Number(rssAtConvergence.toFixed(1)),
       operator_peak_rss_mb: Number(peakRss.toFixed(1)),
       writes_per_account: Number((writesAtConvergence / args.accounts).toFixed(3)),
+      writes_per_account_by_kind: perAccount,
+      api_ceiling_writes_per_s: Number(ceiling.toFixed(1)),
+      api_ceiling_by_kind: roundValues(rates),
+      achieved_writes_per_s: Number(achieved.toFixed(1)),
+      ceiling_ratio: Number((achieved / ceiling).toFixed(3)),
       idle_writes: idleWrites,
       idle_seconds: args.idleSeconds,
       queue_latency_p99_ms: Number.isFinite(queueP99) ? Number((queueP99 * 1000).toFixed(1)) : -1,

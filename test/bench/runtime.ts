@@ -6,6 +6,8 @@
  * The last line with --json: {"ready_seconds", "rss_mb", "status_writes_per_account", ...}.
  * --burn-cpus C runs C busy-looping processes while the accounts come up (other work using the CPUs), and
  * reports how often the runtime's fence lapsed and the operator declared the pod dead meanwhile.
+ * Before the accounts, the same run measures what a tight client gets from this control plane for the
+ * runtime's kinds of writes (api-ceiling.ts), and reports the runtime's write rate as a share of it.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,8 +26,10 @@ import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
 import { metricSum } from '../support/operator.js';
+import { auditedWrites, measureApiCeiling, mixCeiling } from './api-ceiling.js';
 
 const NAMESPACE = 'bench';
+const CEILING_WRITES = 2000;
 function parseArgs(argv: string[]): {
   json: boolean;
   accounts: number;
@@ -105,7 +109,7 @@ async function main(): Promise<void> {
   const { mkdirSync } = await import('node:fs');
   mkdirSync(world);
   writeWorld(world, args.accounts);
-  const plane = await ControlPlane.start({ dir: join(dir, 'plane') });
+  const plane = await ControlPlane.start({ dir: join(dir, 'plane'), auditWrites: true });
   const logger = createLogger({ name: 'bench-runtime', level: 'warn' });
   const rest = new RestClient(loadKubeConfig(plane.info.kubeconfigPath), {
     registry: createRegistry(),
@@ -118,6 +122,15 @@ async function main(): Promise<void> {
     await waitFor('CRDs served', () => rest.list(TelegramAccountResource, { limit: 1 }).then(() => true), {
       timeoutMs: 30_000,
     });
+    console.log(`measuring the API server's ceiling: ${CEILING_WRITES} writes of each kind, 32 in flight`);
+    const rates = await measureApiCeiling({
+      apiServerUrl: plane.info.apiServerUrl,
+      pki: plane.info.pki,
+      namespace: 'bench-ceiling',
+      count: CEILING_WRITES,
+      inFlight: 32,
+    });
+    console.log(`  tight client, writes/s: ${JSON.stringify(rates)}`);
     for (const ns of [NAMESPACE, 'tdlib-operator-system'])
       await rest.create(Resources.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     await rest.create(Resources.Secret, {
@@ -248,7 +261,8 @@ async function main(): Promise<void> {
       },
       { timeoutMs: 900_000, intervalMs: 200 },
     );
-    const readySeconds = (Date.now() - started) / 1000;
+    const readyAt = Date.now();
+    const readySeconds = (readyAt - started) / 1000;
     for (const b of burners) b.kill('SIGKILL');
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     // Let in-flight coalesced writes land before counting.
@@ -261,12 +275,34 @@ async function main(): Promise<void> {
     // An observation window: what the runtime writes while nothing changes.
     await new Promise((r) => setTimeout(r, args.idleSeconds * 1000));
     const idle = metricSum(await scrape(), 'runtime_status_writes_total') - atReady;
+    const runtimeWrites = auditedWrites(
+      plane.info.logs.audit ?? '',
+      started,
+      readyAt,
+      'tdlib-runtime',
+      args.accounts,
+    );
+    const ceiling = mixCeiling(runtimeWrites.byKind, rates);
+    const achieved = runtimeWrites.total / readySeconds;
+    console.log(
+      `runtime writes per account by verb and resource: ${JSON.stringify(runtimeWrites.perAccount)}`,
+    );
+    console.log(
+      `runtime writes/s until Ready ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)})`,
+    );
     const transitions = 5; // WaitTdlibParameters, WaitPhoneNumber, Ready, connection Ready, user/backup details
     const result = {
       accounts: args.accounts,
       ready_seconds: Number(readySeconds.toFixed(2)),
       rss_mb: Number(rss.toFixed(1)),
       status_writes_per_account: Number((atReady / args.accounts).toFixed(2)),
+      writes_per_account_by_kind: runtimeWrites.perAccount,
+      api_ceiling_writes_per_s: Number(ceiling.toFixed(1)),
+      api_ceiling_by_kind: Object.fromEntries(
+        Object.entries(rates).map(([k, v]) => [k, Number(v.toFixed(1))]),
+      ),
+      achieved_writes_per_s: Number(achieved.toFixed(1)),
+      ceiling_ratio: Number((achieved / ceiling).toFixed(3)),
       observable_transitions_per_account: transitions,
       idle_status_writes: idle,
       idle_seconds: args.idleSeconds,

@@ -1,0 +1,324 @@
+/**
+ * What the API server itself allows for the kinds of writes the operator and the runtime make, measured in
+ * the benchmark's own run on its own control plane: a tight client (one keep-alive agent, `inFlight`
+ * requests always outstanding, no rate limit, no cache, no JSON beyond the body) does each kind of write
+ * `count` times in a scratch namespace, which is emptied again before the benchmark proper starts.
+ *
+ * The ceiling for a workload is the rate of its write mix: if a fraction f_k of its writes are of kind k and
+ * the tight client does k at r_k per second, the mix runs at 1 / sum(f_k / r_k) writes per second.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { API_VERSION } from '../../crds/index.js';
+import { LABEL_PLACED_POD } from '../../crds/naming.js';
+import type { Pki } from '../cluster/pki.js';
+import { waitFor } from '../cluster/wait.js';
+
+export type WriteKind =
+  | 'account-create'
+  | 'account-labels'
+  | 'account-status'
+  | 'secret-create'
+  | 'secret-update'
+  | 'lease-create'
+  | 'lease-update';
+export const WRITE_KINDS: readonly WriteKind[] = [
+  'account-create',
+  'account-labels',
+  'account-status',
+  'secret-create',
+  'secret-update',
+  'lease-create',
+  'lease-update',
+];
+
+export interface CeilingOptions {
+  apiServerUrl: string;
+  pki: Pki;
+  namespace: string;
+  /** Writes of each kind. */
+  count: number;
+  /** Requests kept in flight. */
+  inFlight: number;
+}
+
+/** Writes per second of each kind. */
+export type KindRates = Record<WriteKind, number>;
+
+interface Call {
+  method: 'POST' | 'PATCH' | 'DELETE' | 'GET';
+  path: string;
+  body?: unknown;
+  contentType?: string;
+}
+
+class TightClient {
+  private readonly agent: Agent;
+  private readonly base: URL;
+
+  constructor(apiServerUrl: string, pki: Pki, inFlight: number) {
+    this.base = new URL(apiServerUrl);
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: inFlight,
+      ca: readFileSync(pki.caCert),
+      cert: readFileSync(pki.adminCert),
+      key: readFileSync(pki.adminKey),
+    });
+  }
+
+  call(c: Call): Promise<{ status: number; body: string }> {
+    const payload = c.body === undefined ? undefined : JSON.stringify(c.body);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          agent: this.agent,
+          host: this.base.hostname,
+          port: this.base.port,
+          method: c.method,
+          path: c.path,
+          headers: {
+            Accept: 'application/json',
+            'User-Agent': 'api-ceiling',
+            ...(payload !== undefined && {
+              'Content-Type': c.contentType ?? 'application/json',
+              'Content-Length': Buffer.byteLength(payload),
+            }),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** Runs `count` calls with `inFlight` outstanding; returns calls per second. Any non-2xx fails the run. */
+async function rate(
+  client: TightClient,
+  count: number,
+  inFlight: number,
+  make: (i: number) => Call,
+): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < count; i = next++) {
+      const response = await client.call(make(i));
+      if (response.status < 200 || response.status > 299)
+        throw new Error(
+          `${make(i).method} ${make(i).path}: HTTP ${response.status} ${response.body.slice(0, 300)}`,
+        );
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return count / ((performance.now() - started) / 1000);
+}
+
+const GROUP_PATH = `/apis/${API_VERSION}`;
+const APPLY = 'application/apply-patch+yaml';
+const MERGE = 'application/merge-patch+json';
+
+/** Measures each kind of write; leaves the scratch namespace empty and deleted. */
+export async function measureApiCeiling(options: CeilingOptions): Promise<KindRates> {
+  const { count, inFlight, namespace } = options;
+  const client = new TightClient(options.apiServerUrl, options.pki, inFlight);
+  const name = (i: number): string => `ceiling-${String(i).padStart(6, '0')}`;
+  const accounts = `${GROUP_PATH}/namespaces/${namespace}/telegramaccounts`;
+  try {
+    await client.call({
+      method: 'POST',
+      path: '/api/v1/namespaces',
+      body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    });
+    const rates = {} as KindRates;
+    rates['account-create'] = await rate(client, count, inFlight, (i) => ({
+      method: 'POST',
+      path: accounts,
+      body: {
+        apiVersion: API_VERSION,
+        kind: 'TelegramAccount',
+        metadata: { name: name(i), namespace },
+        spec: { type: 'Bot', botTokenSecretRef: { name: 'bot' }, apiCredentialsSecretRef: { name: 'api' } },
+      },
+    }));
+    rates['account-labels'] = await rate(client, count, inFlight, (i) => ({
+      method: 'PATCH',
+      path: `${accounts}/${name(i)}?fieldManager=api-ceiling&force=true`,
+      contentType: APPLY,
+      body: {
+        apiVersion: API_VERSION,
+        kind: 'TelegramAccount',
+        metadata: { name: name(i), namespace, labels: { [LABEL_PLACED_POD]: 'tdlib-runtime-alpha-0' } },
+      },
+    }));
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    rates['account-status'] = await rate(client, count, inFlight, (i) => ({
+      method: 'PATCH',
+      path: `${accounts}/${name(i)}/status?fieldManager=api-ceiling&force=true`,
+      contentType: APPLY,
+      body: {
+        apiVersion: API_VERSION,
+        kind: 'TelegramAccount',
+        metadata: { name: name(i), namespace },
+        status: {
+          observedGeneration: 1,
+          placement: { pool: 'alpha', pod: 'tdlib-runtime-alpha-0' },
+          conditions: [
+            {
+              type: 'Scheduled',
+              status: 'True',
+              reason: 'Placed',
+              message: 'placed on runtime pod tdlib-runtime-alpha-0',
+              lastTransitionTime: now,
+              observedGeneration: 1,
+            },
+          ],
+        },
+      },
+    }));
+    rates['secret-create'] = await rate(client, count, inFlight, (i) => ({
+      method: 'POST',
+      path: `/api/v1/namespaces/${namespace}/secrets`,
+      body: {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: name(i), namespace },
+        data: { key: randomBytes(32).toString('base64') },
+      },
+    }));
+    // A session backup: the runtime replaces the Secret's data.
+    rates['secret-update'] = await rate(client, count, inFlight, (i) => ({
+      method: 'PATCH',
+      path: `/api/v1/namespaces/${namespace}/secrets/${name(i)}`,
+      contentType: MERGE,
+      body: { data: { session: randomBytes(2048).toString('base64') } },
+    }));
+    rates['lease-create'] = await rate(client, count, inFlight, (i) => ({
+      method: 'POST',
+      path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+      body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: name(i), namespace } },
+    }));
+    // A take-over: the holder and its times change.
+    rates['lease-update'] = await rate(client, count, inFlight, (i) => ({
+      method: 'PATCH',
+      path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name(i)}`,
+      contentType: MERGE,
+      body: {
+        spec: {
+          holderIdentity: `tdlib-runtime-alpha-0/uid/${String(i)}`,
+          leaseDurationSeconds: 15,
+          acquireTime: new Date().toISOString().replace('Z', '000Z'),
+          renewTime: new Date().toISOString().replace('Z', '000Z'),
+        },
+      },
+    }));
+    return rates;
+  } finally {
+    // Emptied before the benchmark proper, so the namespace controller's cleanup does not compete with it.
+    for (const path of [
+      accounts,
+      `/api/v1/namespaces/${namespace}/secrets`,
+      `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+    ]) {
+      await client.call({ method: 'DELETE', path });
+      await waitFor(
+        `${path} empty`,
+        async () => {
+          const list = await client.call({ method: 'GET', path: `${path}?limit=1` });
+          return (JSON.parse(list.body) as { items?: unknown[] }).items?.length === 0 ? true : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
+    }
+    await client.call({ method: 'DELETE', path: `/api/v1/namespaces/${namespace}` });
+    client.close();
+  }
+}
+
+/** The kind of an audited write ("verb resource[/subresource]"), or undefined for other writes. */
+export function kindOfAudited(verb: string, resource: string): WriteKind | undefined {
+  if (resource === 'telegramaccounts' && verb === 'create') return 'account-create';
+  if (resource === 'telegramaccounts' && (verb === 'patch' || verb === 'update')) return 'account-labels';
+  if (resource === 'telegramaccounts/status') return 'account-status';
+  if (resource === 'secrets' && verb === 'create') return 'secret-create';
+  if (resource === 'secrets' && (verb === 'update' || verb === 'patch')) return 'secret-update';
+  if (resource === 'leases' && verb === 'create') return 'lease-create';
+  if (resource === 'leases' && (verb === 'update' || verb === 'patch')) return 'lease-update';
+  return undefined;
+}
+
+/**
+ * The ceiling of a write mix: 1 / sum(f_k / r_k) over the kinds measured. Writes of other kinds (pool
+ * objects, Events: a few per pool, not per account) count at the mix's own average cost.
+ */
+export function mixCeiling(counts: Partial<Record<WriteKind, number>>, rates: KindRates): number {
+  const total = WRITE_KINDS.reduce((sum, k) => sum + (counts[k] ?? 0), 0);
+  if (total === 0) return 0;
+  const secondsPerWrite = WRITE_KINDS.reduce((sum, k) => sum + (counts[k] ?? 0) / total / rates[k], 0);
+  return 1 / secondsPerWrite;
+}
+
+/** Counts audited writes in [from, to) by "user verb resource", e.g. "tdlib-operator patch telegramaccounts/status". */
+export function writesByResource(
+  auditLog: string,
+  from: number,
+  to: number,
+  onlyAgent?: string,
+): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of readFileSync(auditLog, 'utf8').split('\n')) {
+    if (!line) continue;
+    const event = JSON.parse(line) as {
+      stage: string;
+      verb: string;
+      user?: { username?: string };
+      userAgent?: string;
+      objectRef?: { resource?: string; subresource?: string };
+      requestReceivedTimestamp: string;
+    };
+    if (event.stage !== 'ResponseComplete') continue;
+    const at = Date.parse(event.requestReceivedTimestamp);
+    if (at < from || at >= to) continue;
+    const agent = (event.userAgent ?? '').split('/')[0] ?? '';
+    if (onlyAgent !== undefined && agent !== onlyAgent) continue;
+    const resource = `${event.objectRef?.resource ?? ''}${event.objectRef?.subresource ? `/${event.objectRef.subresource}` : ''}`;
+    const key = `${agent} ${event.verb} ${resource}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** One process's audited writes in [from, to): by kind, per account by "verb resource", and in total. */
+export function auditedWrites(
+  auditLog: string,
+  from: number,
+  to: number,
+  agent: string,
+  accounts: number,
+): { byKind: Partial<Record<WriteKind, number>>; perAccount: Record<string, number>; total: number } {
+  const byKind: Partial<Record<WriteKind, number>> = {};
+  const perAccount: Record<string, number> = {};
+  let total = 0;
+  for (const [key, count] of Object.entries(writesByResource(auditLog, from, to, agent))) {
+    const [, verb = '', resource = ''] = key.split(' ');
+    total += count;
+    perAccount[`${verb} ${resource}`] = Number((count / accounts).toFixed(3));
+    const kind = kindOfAudited(verb, resource);
+    if (kind) byKind[kind] = (byKind[kind] ?? 0) + count;
+  }
+  return { byKind, perAccount, total };
+}
