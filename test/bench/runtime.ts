@@ -267,10 +267,14 @@ async function main(): Promise<void> {
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     // Let in-flight coalesced writes land before counting.
     await new Promise((r) => setTimeout(r, 1000));
-    const atReady = metricSum(await scrape(), 'runtime_status_writes_total');
+    const readyMetrics = await scrape();
+    const atReady = metricSum(readyMetrics, 'runtime_status_writes_total');
+    // prom-client's event-loop monitor (10 ms resolution) restarts at each scrape: this first scrape's
+    // maximum is the worst stall from the runtime's start to every account Ready.
+    const worstStallMs = metricSum(readyMetrics, 'nodejs_eventloop_lag_max_seconds') * 1000;
     const rss = rssMb(runtime.pid ?? 0);
     console.log(
-      `${args.accounts} accounts Ready in ${readySeconds.toFixed(1)} s; runtime RSS ${rss.toFixed(0)} MB; ${atReady} status writes`,
+      `${args.accounts} accounts Ready in ${readySeconds.toFixed(1)} s; runtime RSS ${rss.toFixed(0)} MB; ${atReady} status writes; worst event-loop stall ${worstStallMs.toFixed(0)} ms`,
     );
     // An observation window: what the runtime writes while nothing changes.
     await new Promise((r) => setTimeout(r, args.idleSeconds * 1000));
@@ -295,6 +299,7 @@ async function main(): Promise<void> {
       accounts: args.accounts,
       ready_seconds: Number(readySeconds.toFixed(2)),
       rss_mb: Number(rss.toFixed(1)),
+      worst_event_loop_stall_ms: Number(worstStallMs.toFixed(1)),
       status_writes_per_account: Number((atReady / args.accounts).toFixed(2)),
       writes_per_account_by_kind: runtimeWrites.perAccount,
       api_ceiling_writes_per_s: Number(ceiling.toFixed(1)),

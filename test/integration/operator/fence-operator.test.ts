@@ -514,8 +514,16 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     // even on one whose Lease has been without a holder for longer than that (no hot loop of moves).
     await waitForPod('delta', (p) => p === first, `moved back to ${first}`);
     await waitForPod('delta', (p) => p === second, `moved to ${second} again`);
-    const visits = (history.get('delta') ?? []).filter(
-      (o, i, all) => o.pod !== undefined && o.pod !== all[i - 1]?.pod,
+    // The history comes from a watch, which may deliver the last move after the read above saw it.
+    const visits = await waitFor(
+      'the watch to deliver the four placements',
+      () => {
+        const v = (history.get('delta') ?? []).filter(
+          (o, i, all) => o.pod !== undefined && o.pod !== all[i - 1]?.pod,
+        );
+        return v.length >= 4 ? v : undefined;
+      },
+      { timeoutMs: WAIT_MS, onTimeout: logTail },
     );
     expect(visits.map((v) => v.pod).slice(0, 4)).toEqual([first, second, first, second]);
     for (let i = 1; i < 4; i++) {
