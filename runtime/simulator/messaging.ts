@@ -23,6 +23,7 @@ import {
   serverWriteError,
   supergroupChatObject,
 } from './groups.js';
+import { errorFires } from './faults.js';
 import { checkPeerFlood, copyBucket, takeToken, type Bucket } from './limits.js';
 import * as O from './objects.js';
 import {
@@ -664,7 +665,7 @@ function injectedSendError(
   },
 ): { code: number; message: string } | undefined {
   const rate = faults.error_rate.methods['sendMessage'] ?? faults.error_rate.default;
-  if (rate <= 0 || client.rt.random() >= rate) return undefined;
+  if (!errorFires(client.rt, rate)) return undefined;
   return faults.error;
 }
 

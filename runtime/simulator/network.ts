@@ -5,6 +5,7 @@
  * in connectionStateConnectingToProxy and its network requests wait, as with real TDLib behind a dead proxy.
  */
 import type { ConnectionType, SimClient } from './client.js';
+import { errorFires } from './faults.js';
 import * as O from './objects.js';
 import { bool, int32, int53, object, str, TdApiError, type Json, type JsonObject } from './protocol.js';
 import { writeSession, type StoredProxy } from './session-db.js';
@@ -19,7 +20,7 @@ export function latencyOf(client: SimClient, method: string): number {
 export function injectedError(client: SimClient, method: string): O.TdError | undefined {
   const faults = client.rt.view().config.faults;
   const rate = faults.error_rate.methods[method] ?? faults.error_rate.default;
-  if (rate <= 0 || client.rt.random() >= rate) return undefined;
+  if (!errorFires(client.rt, rate)) return undefined;
   return O.error(faults.error.code, faults.error.message);
 }
 

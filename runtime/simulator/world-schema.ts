@@ -101,6 +101,8 @@ export interface WorldFaults {
   readonly disconnected: boolean;
   readonly latency_ms: PerMethod;
   readonly error_rate: PerMethod;
+  /** random: each request fails with probability error_rate; even: exactly one in every 1/error_rate. */
+  readonly error_spacing: 'random' | 'even';
   readonly error: { readonly code: number; readonly message: string };
 }
 
@@ -288,6 +290,7 @@ export const WORLD_SCHEMA: SchemaObject = {
         disconnected: { type: 'boolean', default: false },
         latency_ms: perMethod(),
         error_rate: perMethod(1),
+        error_spacing: { type: 'string', enum: ['random', 'even'], default: 'random' },
         error: {
           type: 'object',
           additionalProperties: false,

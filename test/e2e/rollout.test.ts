@@ -424,7 +424,7 @@ describe('a runtime rollout', () => {
     await expectRollback('tdlib-operator:slow', 'p95LatencyMs', true);
   }, 300_000);
 
-  it('rolls back a build that fails 5% of its requests', async () => {
+  it('rolls back a build that fails one request in five', async () => {
     await expectRollback('tdlib-operator:failing', 'errorRatio', true);
   }, 300_000);
 

@@ -34,11 +34,14 @@ export function imageBehaviour(image: string): Behaviour {
         faults: { latency_ms: { default: 600, methods: {} }, error_rate: { default: 0, methods: {} } },
       };
     case 'failing':
-      // 5% of requests fail with an error of our own making (not one of Telegram's limits).
+      // One request in five fails with an error of our own making (not one of Telegram's limits), evenly
+      // spaced: an analysis interval of a few requests still shows the rate (at random, 5% of a handful of
+      // requests passed an interval by chance and the rollback took a third analysis).
       return {
         faults: {
           latency_ms: { default: 5, methods: {} },
-          error_rate: { default: 0.05, methods: {} },
+          error_rate: { default: 0.2, methods: {} },
+          error_spacing: 'even',
           error: { code: 500, message: 'Internal Server Error' },
         },
       };
