@@ -7,7 +7,9 @@
  * Before the operator, the same run measures what a tight client gets from this control plane for the same
  * kinds of writes (api-ceiling.ts), and reports the operator's write rate as a share of that ceiling.
  *
- *   npm run bench:operator -- [--json] [--accounts N] [--idle-seconds S] [--per-pod P] [--ceiling-writes N]
+ *   npm run bench:operator -- [--json] [--accounts N] [--idle-seconds S] [--per-pod P] [--ceiling-writes N] [--probes N]
+ * After the idle window, --probes accounts are created one at a time (each after the previous one was
+ * Scheduled) and the time from sending each create to seeing its Scheduled condition is reported (p50, p99).
  * Prints human-readable lines, then (with --json) one JSON object as the last line.
  */
 import { spawn } from 'node:child_process';
@@ -35,10 +37,18 @@ interface Args {
   idleSeconds: number;
   perPod: number;
   ceilingWrites: number;
+  probes: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, accounts: 10_000, idleSeconds: 120, perPod: 100, ceilingWrites: 2000 };
+  const args: Args = {
+    json: false,
+    accounts: 10_000,
+    idleSeconds: 120,
+    perPod: 100,
+    ceilingWrites: 2000,
+    probes: 100,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): number => {
@@ -51,9 +61,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--idle-seconds') args.idleSeconds = value();
     else if (a === '--per-pod') args.perPod = value();
     else if (a === '--ceiling-writes') args.ceilingWrites = value();
+    else if (a === '--probes') args.probes = value();
     else
       throw new Error(
-        `unknown argument ${a}; expected --json, --accounts N, --idle-seconds S, --per-pod P, --ceiling-writes N`,
+        `unknown argument ${a}; expected --json, --accounts N, --idle-seconds S, --per-pod P, --ceiling-writes N, --probes N`,
       );
   }
   return args;
@@ -99,6 +110,55 @@ function histogramP99(text: string, name: string, labels: Record<string, string>
     lowerCount = count;
   }
   return lowerBound;
+}
+
+const quantile = (sorted: readonly number[], q: number): number =>
+  sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0);
+
+/** Creates `count` accounts one at a time, each once the previous was Scheduled (seen by the watch). */
+async function scheduleLatencies(
+  rest: RestClient,
+  accounts: Informer<TelegramAccount & ApiObject>,
+  count: number,
+): Promise<{ p50: number; p99: number; max: number }> {
+  const waiting = new Map<string, () => void>();
+  const unsubscribe = accounts.onEvent((_type, account) => {
+    const done = waiting.get(account.metadata.name ?? '');
+    if (done && account.status?.conditions?.some((c) => c.type === 'Scheduled' && c.status === 'True'))
+      done();
+  });
+  const latencies: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const name = `probe-${String(i).padStart(4, '0')}`;
+      const scheduled = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${name} not Scheduled within 60 s`)), 60_000);
+        waiting.set(name, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      const started = performance.now();
+      await rest.create(TelegramAccountResource, {
+        apiVersion: API_VERSION,
+        kind: 'TelegramAccount',
+        metadata: { name, namespace: NAMESPACE },
+        spec: {
+          type: 'Bot',
+          botTokenSecretRef: { name: 'bot' },
+          apiCredentialsSecretRef: { name: 'api' },
+          runtimePool: POOLS[i % POOLS.length],
+        },
+      } as ApiObject);
+      await scheduled;
+      latencies.push(performance.now() - started);
+      waiting.delete(name);
+    }
+  } finally {
+    unsubscribe();
+  }
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? 0 };
 }
 
 function rssMb(pid: number): { rss: number; peak: number } {
@@ -230,6 +290,9 @@ async function main(): Promise<void> {
           RUNTIME_STORAGE_SIZE: 'emptyDir',
           RUNTIME_ACCOUNTS_PER_POD: String(args.perPod),
           RUNTIME_MAX_REPLICAS: '1000',
+          // kwok's pods run no runtime: without this, every pod is declared dead after the default 120 s and
+          // all accounts move at once, which is not the steady state the probes measure.
+          RUNTIME_POD_START_TIMEOUT_SECONDS: '3600',
           LOG_LEVEL: 'warn',
           // One replica: leader election would add a Lease renewal every 2 s to the write counts.
           LEADER_ELECT: 'false',
@@ -322,6 +385,10 @@ async function main(): Promise<void> {
       `operator writes/s while converging ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)})`,
     );
     clearInterval(sampler);
+    const probe = await scheduleLatencies(rest, accounts, args.probes);
+    log(
+      `one new account at a time while the ${args.accounts} are steady: created to Scheduled p50 ${probe.p50.toFixed(0)} ms, p99 ${probe.p99.toFixed(0)} ms, max ${probe.max.toFixed(0)} ms (${args.probes} accounts)`,
+    );
     const queueP99 = histogramP99(afterIdle, 'workqueue_queue_duration_seconds', {});
     const result = {
       accounts: args.accounts,
@@ -339,6 +406,9 @@ async function main(): Promise<void> {
       idle_writes: idleWrites,
       idle_seconds: args.idleSeconds,
       queue_latency_p99_ms: Number.isFinite(queueP99) ? Number((queueP99 * 1000).toFixed(1)) : -1,
+      steady_schedule_probes: args.probes,
+      steady_schedule_p50_ms: Number(probe.p50.toFixed(1)),
+      steady_schedule_p99_ms: Number(probe.p99.toFixed(1)),
     };
     log(
       `idle writes: ${idleWrites}; queue latency p99 <= ${result.queue_latency_p99_ms} ms (interpolated from the histogram)`,
