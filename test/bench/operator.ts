@@ -112,6 +112,20 @@ function histogramP99(text: string, name: string, labels: Record<string, string>
   return lowerBound;
 }
 
+/** A bot account of the benchmark, in pool i mod 3. */
+const benchAccount = (name: string, i: number): ApiObject =>
+  ({
+    apiVersion: API_VERSION,
+    kind: 'TelegramAccount',
+    metadata: { name, namespace: NAMESPACE },
+    spec: {
+      type: 'Bot',
+      botTokenSecretRef: { name: 'bot' },
+      apiCredentialsSecretRef: { name: 'api' },
+      runtimePool: POOLS[i % POOLS.length],
+    },
+  }) as ApiObject;
+
 const quantile = (sorted: readonly number[], q: number): number =>
   sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0);
 
@@ -139,17 +153,7 @@ async function scheduleLatencies(
         });
       });
       const started = performance.now();
-      await rest.create(TelegramAccountResource, {
-        apiVersion: API_VERSION,
-        kind: 'TelegramAccount',
-        metadata: { name, namespace: NAMESPACE },
-        spec: {
-          type: 'Bot',
-          botTokenSecretRef: { name: 'bot' },
-          apiCredentialsSecretRef: { name: 'api' },
-          runtimePool: POOLS[i % POOLS.length],
-        },
-      } as ApiObject);
+      await rest.create(TelegramAccountResource, benchAccount(name, i));
       await scheduled;
       latencies.push(performance.now() - started);
       waiting.delete(name);
@@ -239,17 +243,7 @@ async function main(): Promise<void> {
     const createStart = Date.now();
     const indexes = Array.from({ length: args.accounts }, (_, i) => i);
     await forEachLimited(indexes, 48, async (i) => {
-      await rest.create(TelegramAccountResource, {
-        apiVersion: API_VERSION,
-        kind: 'TelegramAccount',
-        metadata: { name: `acct-${String(i).padStart(5, '0')}`, namespace: NAMESPACE },
-        spec: {
-          type: 'Bot',
-          botTokenSecretRef: { name: 'bot' },
-          apiCredentialsSecretRef: { name: 'api' },
-          runtimePool: POOLS[i % POOLS.length],
-        },
-      } as ApiObject);
+      await rest.create(TelegramAccountResource, benchAccount(`acct-${String(i).padStart(5, '0')}`, i));
     });
     log(`created ${args.accounts} accounts in ${((Date.now() - createStart) / 1000).toFixed(1)} s`);
 
