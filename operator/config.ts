@@ -132,6 +132,8 @@ export const operatorConfigSchema = {
   RUNTIME_EXTRA_ENV: {
     type: 'array',
     description: 'extra environment variables of the runtime container, JSON list of EnvVar',
+    // Values may be credentials written inline: never echoed in a configuration error.
+    secret: true,
   },
   RUNTIME_EXTRA_VOLUMES: {
     type: 'array',

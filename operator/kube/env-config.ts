@@ -93,9 +93,11 @@ export function loadEnvConfig<S extends EnvSchema>(
       try {
         values[key] = JSON.parse(text) as unknown;
       } catch (error) {
-        problems.push(
-          `${key} must be JSON (${spec.type === 'array' ? 'a list' : 'an object'}): ${error instanceof Error ? error.message : String(error)}${spec.secret ? '' : ` (got "${text}")`}`,
-        );
+        // V8's message quotes the input: only for keys that may be shown.
+        const why = spec.secret
+          ? ''
+          : `: ${error instanceof Error ? error.message : String(error)} (got "${text}")`;
+        problems.push(`${key} must be JSON (${spec.type === 'array' ? 'a list' : 'an object'})${why}`);
       }
     } else if (spec.type === 'integer' || spec.type === 'number') {
       values[key] = /^-?\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : text;

@@ -230,6 +230,12 @@ describe('implicitPool', () => {
     expect(() => loadOperatorConfig({ RUNTIME_EXTRA_ENV: '{"name":"A"}' })).toThrow(
       /RUNTIME_EXTRA_ENV must be a array/,
     );
+    // An inline value may be a credential: a malformed list is refused without quoting it.
+    const malformed = () =>
+      loadOperatorConfig({ RUNTIME_EXTRA_ENV: '[{"name":"TOKEN","value":"s3cr3t-value"' });
+    expect(malformed).toThrow(/RUNTIME_EXTRA_ENV must be JSON \(a list\)/);
+    expect(malformed).not.toThrow(/s3cr3t/);
+    expect(() => loadOperatorConfig({ RUNTIME_EXTRA_ENV: '{"value":"s3cr3t-value"}' })).not.toThrow(/s3cr3t/);
     expect(() => loadOperatorConfig({ RUNTIME_TOLERATIONS: '[{"key":"a"' })).toThrow(
       /RUNTIME_TOLERATIONS must be JSON \(a list\)/,
     );
