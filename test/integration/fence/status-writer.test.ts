@@ -154,6 +154,10 @@ describe('StatusWriter', () => {
     expect(condition(account, 'Authorized')).toMatchObject({ status: 'True', reason: 'Authorized' });
     expect(condition(account, 'Connected')).toMatchObject({ status: 'True' });
     expect(runtimeManaged(account)).toBe(true);
+    // The writer counts the write once the API server's answer reaches it, which may be after our read.
+    await waitFor('the writer to count its write', () => (writer.writes >= 1 ? true : undefined), {
+      timeoutMs: 10_000,
+    });
     expect(writer.writes).toBe(1);
   });
 
@@ -279,7 +283,8 @@ describe('StatusWriter', () => {
     writer.resume();
     await waitFor(
       'the pending write',
-      async () => ((await getAccount('fenced')).status?.hostedBy === POD ? true : undefined),
+      async () =>
+        (await getAccount('fenced')).status?.hostedBy === POD && writer.writes >= 1 ? true : undefined,
       { timeoutMs: 10_000 },
     );
     expect(writer.writes).toBe(1);
