@@ -1,4 +1,5 @@
 import { CATEGORY, GROUP, VERSION } from './common.js';
+import { PLACED_POD_FIELD } from './naming.js';
 import {
   campaignPrinterColumns,
   campaignSpec,
@@ -51,6 +52,8 @@ interface CrdInput {
   validations?: CelRule[];
   /** In `kubectl get telegram` (default true): internal kinds stay out. */
   inCategory?: boolean;
+  /** Fields a list or watch may select on (`--field-selector`), beyond metadata.name and namespace. */
+  selectableFields?: ReadonlyArray<{ jsonPath: string }>;
 }
 
 /** JSON round trip drops TypeBox's symbol keys and undefined values, leaving plain OpenAPI. */
@@ -100,6 +103,7 @@ function customResourceDefinition(input: CrdInput): Record<string, unknown> {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: input.printerColumns,
+          ...(input.selectableFields ? { selectableFields: input.selectableFields } : {}),
           schema: { openAPIV3Schema },
         },
       ],
@@ -116,6 +120,8 @@ export function telegramAccountCrd(): Record<string, unknown> {
     spec: telegramAccountSpec,
     status: telegramAccountStatus,
     printerColumns: telegramAccountPrinterColumns,
+    // Each runtime watches the accounts placed on it by this field: placement is written once, in status.
+    selectableFields: [{ jsonPath: `.${PLACED_POD_FIELD}` }],
     description: 'A Telegram login (user or bot) run by tdlib-operator on a runtime pod.',
     validations: telegramAccountValidations,
   });

@@ -10,8 +10,16 @@ export const LABEL_NAME = 'app.kubernetes.io/name';
 export const LABEL_COMPONENT = 'app.kubernetes.io/component';
 /** On runtime workload objects and pods: which pool they belong to. */
 export const LABEL_POOL = `${GROUP}/pool`;
-/** On TelegramAccounts: the runtime pod the account is placed on; each runtime watches its own value. */
-export const LABEL_PLACED_POD = `${GROUP}/pod`;
+/**
+ * The runtime pod an account is placed on, as a field selector: each runtime watches its own value
+ * (`kubectl get tga --field-selector status.placement.pod=<pod>`). A selectable field of the CRD.
+ */
+export const PLACED_POD_FIELD = 'status.placement.pod';
+/**
+ * The label that carried the placement before it moved to status (one write per account less). The
+ * operator removes it from accounts that still have it; nothing reads it.
+ */
+export const LEGACY_LABEL_PLACED_POD = `${GROUP}/pod`;
 /** On Secrets the operator or runtime create: which account they belong to. */
 export const LABEL_ACCOUNT = `${GROUP}/account`;
 export const FINALIZER = `${GROUP}/session`;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import {
   ANNOTATION_METRICS_URL,
   LABEL_MANAGED_BY,
-  LABEL_PLACED_POD,
+  PLACED_POD_FIELD,
   LABEL_POOL,
   TelegramAccountResource,
   type TelegramAccount,
@@ -85,7 +85,7 @@ export class RuntimeAgent implements Reconciler {
     this.accounts = new Informer<Account>(rest, TelegramAccountResource, {
       name: 'hosted-accounts',
       namespace: config.POD_NAMESPACE,
-      labelSelector: `${LABEL_PLACED_POD}=${config.POD_NAME}`,
+      fieldSelector: `${PLACED_POD_FIELD}=${config.POD_NAME}`,
       logger,
       registry,
     });

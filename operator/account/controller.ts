@@ -6,8 +6,12 @@
  *  - the account Lease (the session fence), created free so the runtime needs only `update` on it, by name;
  *  - never a new key while a session backup exists: that would orphan the session (the pool loop reports
  *    SessionKeyMissing on Ready, and an Event says how to recover);
- *  - deletion per spec.deletionPolicy: LogOut waits for the runtime to log out; KeepSession orphans the
- *    key and session Secrets so a TelegramAccount of the same name adopts them later without a new login.
+ *  - deletion per spec.deletionPolicy. LogOut: a finalizer waits for the runtime to log out, and the
+ *    Secrets and Lease are owned by the account, so garbage collection removes them after. KeepSession (the
+ *    default): no finalizer and nothing owned; the Secrets and the Lease outlive the account, so a
+ *    TelegramAccount of the same name uses them again without a new login, and the Lease keeps fencing the
+ *    session while the old pod is still closing it (an owned Lease would be collected at once, and a
+ *    recreated account would get a free one while the old client still runs).
  */
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -66,14 +70,18 @@ export class AccountReconciler implements Reconciler {
     if (account.metadata.deletionTimestamp) {
       return hasFinalizer ? this.finalize(account, context) : undefined;
     }
+    const logOut = logsOutOnDelete(account);
+    // Before anything is owned: a deletion from here on waits for the log-out.
+    if (logOut && !hasFinalizer) await this.applyFinalizer(account, true, context.signal);
     // Independent writes: one round trip of latency instead of three (all listen on the same signal).
     setMaxListeners(64, context.signal);
     await Promise.all([
-      hasFinalizer ? undefined : this.applyFinalizer(account, true, context.signal),
       this.ensureKey(account, context.signal),
       this.ensureSecret(account, sessionSecretName(key.name), () => ({}), context.signal),
       this.ensureLease(account, context.signal),
     ]);
+    // After the Secrets and Lease were released: a deletion from here on keeps them.
+    if (!logOut && hasFinalizer) await this.applyFinalizer(account, false, context.signal);
     return undefined;
   }
 
@@ -97,12 +105,16 @@ export class AccountReconciler implements Reconciler {
     await this.ensureSecret(account, keyName, () => ({ key: randomBytes(32).toString('base64') }), signal);
   }
 
-  /** The account Lease, free, owned by the account (collected with it). */
+  /** The account Lease, free; owned by the account (collected with it) only under LogOut. */
   private async ensureLease(account: TelegramAccount, signal: AbortSignal): Promise<void> {
     if (!this.deps.leases) return;
     const namespace = account.metadata.namespace ?? '';
     const name = accountLeaseName(account.metadata.name ?? '');
-    if (this.deps.leases.get(namespace, name)) return;
+    const existing = this.deps.leases.get(namespace, name);
+    if (existing) {
+      await this.settleOwnership(account, Resources.Lease, existing, signal);
+      return;
+    }
     try {
       await this.deps.rest.create(
         Resources.Lease,
@@ -113,14 +125,7 @@ export class AccountReconciler implements Reconciler {
             name,
             namespace,
             labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_ACCOUNT]: account.metadata.name ?? '' },
-            ownerReferences: [
-              {
-                apiVersion: account.apiVersion,
-                kind: account.kind,
-                name: account.metadata.name ?? '',
-                uid: account.metadata.uid ?? '',
-              },
-            ],
+            ...ownedBy(account),
           },
           spec: { leaseTransitions: 0 },
         } as ApiObject,
@@ -135,14 +140,16 @@ export class AccountReconciler implements Reconciler {
     account: TelegramAccount,
     context: ReconcileContext,
   ): Promise<ReconcileResult | void> {
-    const policy = account.spec.deletionPolicy ?? 'KeepSession';
-    if (policy === 'KeepSession') {
-      for (const name of [
-        encryptionKeySecretName(account.metadata.name ?? ''),
-        sessionSecretName(account.metadata.name ?? ''),
-      ]) {
-        await this.orphan(account, name, context.signal);
+    if (!logsOutOnDelete(account)) {
+      // The finalizer of a LogOut account whose policy became KeepSession (or of an older operator version).
+      const name = account.metadata.name ?? '';
+      const namespace = account.metadata.namespace ?? '';
+      for (const secret of [encryptionKeySecretName(name), sessionSecretName(name)]) {
+        const existing = this.deps.secrets.get(namespace, secret);
+        if (existing) await this.settleOwnership(account, Resources.Secret, existing, context.signal);
       }
+      const lease = this.deps.leases?.get(namespace, accountLeaseName(name));
+      if (lease) await this.settleOwnership(account, Resources.Lease, lease, context.signal);
       this.deps.events.event(
         account,
         'Normal',
@@ -209,21 +216,13 @@ export class AccountReconciler implements Reconciler {
   ): Promise<void> {
     const namespace = account.metadata.namespace ?? '';
     const existing = this.deps.secrets.get(namespace, name);
-    const owner = {
-      apiVersion: account.apiVersion,
-      kind: account.kind,
-      name: account.metadata.name ?? '',
-      uid: account.metadata.uid ?? '',
-    };
     if (existing) {
-      const owners = existing.metadata?.ownerReferences ?? [];
-      if (owners.some((o) => o.uid === owner.uid)) return;
       const labels = existing.metadata?.labels ?? {};
       if (
         labels[LABEL_MANAGED_BY] !== MANAGED_BY ||
         labels[LABEL_ACCOUNT] !== (account.metadata.name ?? '')
       ) {
-        // Not one we made for an account of this name: adopting it could run someone else's session.
+        // Not one we made for an account of this name: using it could run someone else's session.
         this.deps.events.event(
           account,
           'Warning',
@@ -232,14 +231,8 @@ export class AccountReconciler implements Reconciler {
         );
         return;
       }
-      // A Secret kept by an earlier account of the same name (KeepSession): adopt it, keep its data.
-      await this.deps.rest.mergePatch(
-        Resources.Secret,
-        namespace,
-        name,
-        { metadata: { ownerReferences: [owner] } },
-        { signal },
-      );
+      // Possibly kept by an earlier account of the same name: used as it is, its data untouched.
+      await this.settleOwnership(account, Resources.Secret, existing, signal);
       return;
     }
     try {
@@ -253,7 +246,7 @@ export class AccountReconciler implements Reconciler {
             name,
             namespace,
             labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_ACCOUNT]: account.metadata.name ?? '' },
-            ownerReferences: [owner],
+            ...ownedBy(account),
           },
           data: data(),
         } as SecretObject,
@@ -264,21 +257,51 @@ export class AccountReconciler implements Reconciler {
     }
   }
 
-  private async orphan(account: TelegramAccount, name: string, signal: AbortSignal): Promise<void> {
-    const namespace = account.metadata.namespace ?? '';
-    const existing = this.deps.secrets.get(namespace, name);
-    if (!existing?.metadata?.ownerReferences?.some((o) => o.uid === account.metadata.uid)) return;
-    const remaining = existing.metadata.ownerReferences.filter((o) => o.uid !== account.metadata.uid);
+  /**
+   * Makes the account own `existing` exactly when its deletion policy is LogOut (see the file comment).
+   * Other owners' references are kept; the list is replaced whole by the merge patch.
+   */
+  private async settleOwnership(
+    account: TelegramAccount,
+    resource: typeof Resources.Secret | typeof Resources.Lease,
+    existing: ApiObject & { metadata?: ApiObjectMeta & { ownerReferences?: OwnerReference[] } },
+    signal: AbortSignal,
+  ): Promise<void> {
+    const uid = account.metadata.uid;
+    const owners = existing.metadata?.ownerReferences ?? [];
+    const owned = owners.some((o) => o.uid === uid);
+    const wanted = logsOutOnDelete(account);
+    if (owned === wanted) return;
+    const others = owners.filter((o) => o.uid !== uid);
+    const next = wanted ? [...others, ...(ownedBy(account).ownerReferences ?? [])] : others;
     try {
       await this.deps.rest.mergePatch(
-        Resources.Secret,
-        namespace,
-        name,
-        { metadata: { ownerReferences: remaining.length > 0 ? remaining : null } },
+        resource,
+        existing.metadata?.namespace ?? '',
+        existing.metadata?.name ?? '',
+        { metadata: { ownerReferences: next.length > 0 ? next : null } },
         { signal },
       );
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
   }
+}
+
+const logsOutOnDelete = (account: TelegramAccount): boolean =>
+  (account.spec.deletionPolicy ?? 'KeepSession') === 'LogOut';
+
+/** Owner reference to the account, only when deleting it must delete the object too (LogOut). */
+function ownedBy(account: TelegramAccount): { ownerReferences?: OwnerReference[] } {
+  if (!logsOutOnDelete(account)) return {};
+  return {
+    ownerReferences: [
+      {
+        apiVersion: account.apiVersion,
+        kind: account.kind,
+        name: account.metadata.name ?? '',
+        uid: account.metadata.uid ?? '',
+      },
+    ],
+  };
 }

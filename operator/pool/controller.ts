@@ -1,7 +1,7 @@
 /**
  * Pool reconciler (key: "namespace/pool"). Decides where each account of the pool runs and keeps the pool's
- * runtime workload in line with that decision. It is the only writer of the placement label and of the
- * operator's part of account status (placement, observedGeneration, Scheduled).
+ * runtime workload in line with that decision. It is the only writer of the operator's part of account
+ * status (placement, observedGeneration, Scheduled, Ready); runtimes select their accounts by placement.
  */
 import { setMaxListeners } from 'node:events';
 import type { V1StatefulSet } from '@kubernetes/client-node';
@@ -36,7 +36,7 @@ import {
   LABEL_ACCOUNT,
   LABEL_MANAGED_BY,
   MANAGED_BY,
-  LABEL_PLACED_POD,
+  LEGACY_LABEL_PLACED_POD,
   LABEL_POOL,
   accountLeaseName,
   canaryName,
@@ -71,6 +71,7 @@ import {
 } from './rollout/template.js';
 import {
   desiredOperatorStatus,
+  type OperatorStatus,
   operatorStatusCurrent,
   statusApplyBody,
   type PlacementOutcome,
@@ -156,9 +157,17 @@ export function parsePromote(value: string | undefined, revision: string): numbe
 export class PoolReconciler implements Reconciler {
   /**
    * Placements this process wrote, until the cache shows them. Without it a reconcile that runs before the
-   * watch delivered our own label writes would see accounts as unplaced and might place them elsewhere.
+   * watch delivered our own status writes would see accounts as unplaced and might place them elsewhere.
    */
   private readonly written = new Map<string, string | undefined>();
+  /**
+   * The status last applied per account and the resourceVersion it was decided on: while the cache still
+   * shows that version, the same decision is not written again (a pool run before the watch caught up).
+   */
+  private readonly statusApplied = new Map<
+    string,
+    { poolKey: string; basedOn: string; status: OperatorStatus }
+  >();
   /** Hash of the last intent applied per workload object, so an unchanged pool costs no write. */
   private readonly appliedWorkload = new Map<string, string>();
   private readonly now: () => Date;
@@ -446,10 +455,11 @@ export class PoolReconciler implements Reconciler {
       const pod = podOf(accountName);
       const outcome: PlacementOutcome =
         pod !== undefined ? { pod } : { unplaced: check.ok ? 'PoolFull' : 'InputsInvalid' };
-      // Status first: a pod declared dead shows its accounts Ready=Unknown before they are re-placed.
+      // One write: placement, Scheduled and Ready (a pod declared dead shows Ready=Unknown as it moves).
       await this.applyStatus(account, pool, check, outcome, podHealth, now, context.signal);
-      await this.applyPlacementLabel(account, 'pod' in outcome ? outcome.pod : undefined, context.signal);
+      await this.dropLegacyPlacementLabel(account, context.signal);
     });
+    this.forgetStatusOfGone(poolKey, accounts);
 
     let requeueAfterMs = health.recheckMs;
     const earliest = (ms: number | undefined): void => {
@@ -501,7 +511,7 @@ export class PoolReconciler implements Reconciler {
 
   /** Logged in and connected on the pod it is placed on: a running session a Secret change must not stop. */
   private servedWhereItIs(account: TelegramAccount): boolean {
-    const pod = account.metadata.labels?.[LABEL_PLACED_POD];
+    const pod = account.status?.placement?.pod;
     return (
       pod !== undefined &&
       account.status?.hostedBy === pod &&
@@ -722,35 +732,34 @@ export class PoolReconciler implements Reconciler {
 
   private currentPod(account: TelegramAccount): string | undefined {
     const key = `${account.metadata.namespace}/${account.metadata.name}`;
-    const label = account.metadata.labels?.[LABEL_PLACED_POD];
+    const placed = account.status?.placement?.pod;
     if (this.written.has(key)) {
       const mine = this.written.get(key);
-      if (mine === label) this.written.delete(key); // the cache caught up
+      if (mine === placed) this.written.delete(key); // the cache caught up
       return mine;
     }
-    return label;
+    return placed;
   }
 
-  private async applyPlacementLabel(
-    account: TelegramAccount,
-    pod: string | undefined,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const key = `${account.metadata.namespace}/${account.metadata.name}`;
-    if (account.metadata.labels?.[LABEL_PLACED_POD] === pod) return;
-    if (this.written.has(key) && this.written.get(key) === pod) return;
-    const metadata: Record<string, unknown> = {
-      name: account.metadata.name,
-      namespace: account.metadata.namespace,
-    };
-    // Applying without the label removes it: we own it under this field manager.
-    if (pod !== undefined) metadata.labels = { [LABEL_PLACED_POD]: pod };
+  /** Accounts deleted (or moved to another pool) before the cache showed our last status write. */
+  private forgetStatusOfGone(poolKey: string, accounts: readonly TelegramAccount[]): void {
+    const present = new Set(accounts.map((a) => `${a.metadata.namespace}/${a.metadata.name}`));
+    for (const [key, applied] of this.statusApplied)
+      if (applied.poolKey === poolKey && !present.has(key)) this.statusApplied.delete(key);
+  }
+
+  /** Removes the placement label an earlier version wrote (we own it under this manager): once per account. */
+  private async dropLegacyPlacementLabel(account: TelegramAccount, signal: AbortSignal): Promise<void> {
+    if (account.metadata.labels?.[LEGACY_LABEL_PLACED_POD] === undefined) return;
     await this.deps.rest.applyPatch(
       TelegramAccountResource,
-      { apiVersion: account.apiVersion, kind: account.kind, metadata },
+      {
+        apiVersion: account.apiVersion,
+        kind: account.kind,
+        metadata: { name: account.metadata.name, namespace: account.metadata.namespace },
+      },
       { fieldManager: PLACEMENT_FIELD_MANAGER, force: true, signal },
     );
-    this.written.set(key, pod);
   }
 
   private async applyStatus(
@@ -777,12 +786,20 @@ export class PoolReconciler implements Reconciler {
       now,
     );
     if (operatorStatusCurrent(account, desired)) return;
+    const key = `${account.metadata.namespace}/${account.metadata.name}`;
+    const basedOn = account.metadata.resourceVersion ?? '';
+    const applied = this.statusApplied.get(key);
+    if (applied && applied.basedOn !== basedOn)
+      this.statusApplied.delete(key); // the cache moved on
+    else if (applied && operatorStatusCurrent({ ...account, status: applied.status }, desired)) return;
     const wasScheduled = account.status?.conditions?.find((c) => c.type === 'Scheduled');
     await this.deps.rest.applyStatus(TelegramAccountResource, statusApplyBody(account, desired), {
       fieldManager: STATUS_FIELD_MANAGER,
       force: true,
       signal,
     });
+    this.statusApplied.set(key, { poolKey: poolKeyOf(account), basedOn, status: desired });
+    this.written.set(key, desired.placement?.pod);
     const scheduled = desired.conditions[0];
     if (
       scheduled &&

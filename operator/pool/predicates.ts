@@ -1,20 +1,18 @@
 import type { TelegramAccount } from '../../crds/index.js';
-import { LABEL_PLACED_POD } from '../../crds/naming.js';
 import { readyInputs } from './account-status.js';
 
 /**
  * Whether an account change can change its pool's placement or workload (controller-runtime's predicates):
- * a new spec, a moved placement label, a deletion, a finalizer, and the runtime facts the operator's Ready is
+ * a new spec, a moved placement, a deletion, a finalizer, and the runtime facts the operator's Ready is
  * derived from (which pod reports it, Authorized, Connected). Other status writes (ours, connection
  * flickers, proxy messages) do not: letting them through made thousands of status writes re-run the pool.
  */
 export function poolRelevantChange(old: TelegramAccount, current: TelegramAccount): boolean {
   return (
     old.metadata.generation !== current.metadata.generation ||
-    old.metadata.labels?.[LABEL_PLACED_POD] !== current.metadata.labels?.[LABEL_PLACED_POD] ||
     old.metadata.deletionTimestamp !== current.metadata.deletionTimestamp ||
     (old.metadata.finalizers ?? []).join() !== (current.metadata.finalizers ?? []).join() ||
-    // The operator's own status shows whether its last decision landed; a lost write must be redone.
+    // The operator's own placement: the runtimes act on it, and a lost write must be redone.
     old.status?.placement?.pod !== current.status?.placement?.pod ||
     readyInputs(old) !== readyInputs(current)
   );

@@ -1,5 +1,5 @@
 /** What the runtime wants for one account, as a pure function of the cached object: the level it steers to. */
-import { LABEL_PLACED_POD, type TelegramAccount } from '../../crds/index.js';
+import type { TelegramAccount } from '../../crds/index.js';
 
 export type StopReason = 'suspended' | 'moved' | 'deleted' | 'disabled' | 'shutdown';
 
@@ -11,9 +11,9 @@ export function desireFor(
   options: { tdlibEnabled: boolean; shuttingDown: boolean },
 ): Desire {
   if (options.shuttingDown) return { kind: 'stop', reason: 'shutdown' };
-  // Gone from a cache that selects this pod's label: deleted, or placed elsewhere.
+  // Gone from a cache that selects this pod's placement: deleted, or placed elsewhere.
   if (!account) return { kind: 'stop', reason: 'moved' };
-  if (account.metadata.labels?.[LABEL_PLACED_POD] !== podName) return { kind: 'stop', reason: 'moved' };
+  if (account.status?.placement?.pod !== podName) return { kind: 'stop', reason: 'moved' };
   if (account.metadata.deletionTimestamp)
     return account.spec.deletionPolicy === 'LogOut'
       ? { kind: 'logout' }

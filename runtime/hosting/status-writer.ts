@@ -8,12 +8,7 @@
  * account since (the operator moving it, the new pod's first write), the API server refuses it (409) and the
  * decision is made again on the fresh object. Failed writes retry with per-account exponential backoff.
  */
-import {
-  API_VERSION,
-  LABEL_PLACED_POD,
-  TELEGRAM_ACCOUNT_KIND,
-  type TelegramAccount,
-} from '../../crds/index.js';
+import { API_VERSION, TELEGRAM_ACCOUNT_KIND, type TelegramAccount } from '../../crds/index.js';
 import { TelegramAccountResource } from '../../crds/resources.js';
 import type { RestClient } from '../../operator/kube/client.js';
 import { isConflict, isNotFound } from '../../operator/kube/errors.js';
@@ -145,7 +140,7 @@ export class StatusWriter {
       const cached = this.options.cached(namespace, name);
       const base = newer(cached, this.returned.get(key));
       if (!base) return this.forget(namespace, name);
-      if (base.metadata.labels?.[LABEL_PLACED_POD] !== this.options.podName) {
+      if (base.status?.placement?.pod !== this.options.podName) {
         // Moved (or unplaced): the account is no longer ours to report on.
         this.refused++;
         return this.forget(namespace, name);

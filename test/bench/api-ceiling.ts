@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { API_VERSION } from '../../crds/index.js';
-import { LABEL_PLACED_POD } from '../../crds/naming.js';
 import type { Pki } from '../cluster/pki.js';
 import { waitFor } from '../cluster/wait.js';
 
@@ -162,7 +161,11 @@ export async function measureApiCeiling(options: CeilingOptions): Promise<KindRa
       body: {
         apiVersion: API_VERSION,
         kind: 'TelegramAccount',
-        metadata: { name: name(i), namespace, labels: { [LABEL_PLACED_POD]: 'tdlib-runtime-alpha-0' } },
+        metadata: {
+          name: name(i),
+          namespace,
+          labels: { 'bench.tdlib-operator.dev/placed': 'tdlib-runtime-alpha-0' },
+        },
       },
     }));
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');

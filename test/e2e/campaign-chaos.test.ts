@@ -6,7 +6,6 @@
  * and the only ones in doubt are the bot's, each of which the log shows got the message once or not at all.
  */
 import * as k8s from '@kubernetes/client-node';
-import { LABEL_PLACED_POD } from '../../crds/index.js';
 import { waitFor } from '../cluster/wait.js';
 import { RECIPIENT_BASE_ID, recipientName } from '../support/campaign-world.js';
 import { plugin, run, startCampaignScene, type CampaignScene } from '../support/campaign-scene.js';
@@ -52,7 +51,7 @@ describe('a campaign while runtimes are killed and a sender moves', () => {
   afterAll(() => scene?.stop());
 
   const placedPod = async (account: string): Promise<string | undefined> =>
-    (await scene.account(account)).metadata?.labels?.[LABEL_PLACED_POD];
+    (await scene.account(account)).status?.placement?.pod;
 
   const runningPods = async (): Promise<string[]> => {
     const pods = new Set<string>();

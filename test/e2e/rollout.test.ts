@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import {
   GROUP,
-  LABEL_PLACED_POD,
   VERSION,
   type Campaign,
   type TelegramAccount,
@@ -78,7 +77,7 @@ const accountsOf = async (role: string): Promise<TelegramAccount[]> =>
 /** Accounts hosted (session held, status reported) by a pod of the pool's canary StatefulSet. */
 const hostedOnCanary = (accounts: readonly TelegramAccount[], pool: string): number =>
   accounts.filter((a) => {
-    const pod = a.metadata.labels?.[LABEL_PLACED_POD] ?? '';
+    const pod = a.status?.placement?.pod ?? '';
     return pod.startsWith(`tdlib-canary-${pool}-`) && a.status?.hostedBy === pod;
   }).length;
 
@@ -96,8 +95,8 @@ const allReadyOnStable = (role: string, pool: string, count: number, timeoutMs =
         accounts.every(
           (a) =>
             ready(a) &&
-            (a.metadata.labels?.[LABEL_PLACED_POD] ?? '').startsWith(`tdlib-runtime-${pool}-`) &&
-            a.status?.hostedBy === a.metadata.labels?.[LABEL_PLACED_POD],
+            (a.status?.placement?.pod ?? '').startsWith(`tdlib-runtime-${pool}-`) &&
+            a.status?.hostedBy === a.status?.placement?.pod,
         );
       return ok ? true : undefined;
     },
@@ -381,7 +380,7 @@ describe('a runtime rollout', () => {
         async () => {
           const pool = await getPool('gates');
           for (const a of await accountsOf('gates')) {
-            const pod = a.metadata.labels?.[LABEL_PLACED_POD] ?? '';
+            const pod = a.status?.placement?.pod ?? '';
             if (pod.startsWith('tdlib-canary-')) placedOnCanaryEver.add(a.metadata.name ?? '');
           }
           return pool.status?.phase === 'Degraded' &&

@@ -8,7 +8,6 @@ import * as k8s from '@kubernetes/client-node';
 import {
   ConditionType,
   GROUP,
-  LABEL_PLACED_POD,
   TelegramAccountResource,
   VERSION,
   findCondition,
@@ -113,7 +112,7 @@ async function startScene(prefix: string): Promise<Scene> {
       at: performance.now(),
       resourceVersion: a.metadata.resourceVersion ?? '',
       hostedBy: a.status?.hostedBy,
-      placedOn: a.metadata.labels?.[LABEL_PLACED_POD],
+      placedOn: a.status?.placement?.pod,
       ready: ready ? { status: ready.status, reason: ready.reason } : undefined,
     });
   });

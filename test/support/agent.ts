@@ -15,7 +15,6 @@ import * as k8s from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import {
   API_VERSION,
-  LABEL_PLACED_POD,
   TELEGRAM_ACCOUNT_KIND,
   TelegramAccountResource,
   accountLeaseName,
@@ -470,16 +469,15 @@ export class AgentScene {
     return this.rest.mergePatch<Account>(TelegramAccountResource, this.namespace, name, { spec });
   }
 
-  /** Sets the placement label as the operator does (its field manager): only while the operator is stopped. */
+  /** Places the account on `pod` as the operator does (status.placement): only while the operator is stopped. */
   placeOn(name: string, pod: string): Promise<Account> {
-    return this.rest.applyPatch<Account>(
+    const pool = /^tdlib-(?:runtime|canary)-(.+)-\d+$/.exec(pod)?.[1] ?? 'default';
+    return this.rest.mergePatch<Account>(
       TelegramAccountResource,
-      {
-        apiVersion: API_VERSION,
-        kind: TELEGRAM_ACCOUNT_KIND,
-        metadata: { name, namespace: this.namespace, labels: { [LABEL_PLACED_POD]: pod } },
-      },
-      { fieldManager: 'tdlib-operator-placement', force: true },
+      this.namespace,
+      name,
+      { status: { placement: { pool, pod } } },
+      { subresource: 'status' },
     );
   }
 
@@ -614,7 +612,7 @@ export class AgentScene {
     const account = await this.waitForAccount(
       name,
       `placed on ${pod}`,
-      (a) => a.metadata?.labels?.[LABEL_PLACED_POD] === pod,
+      (a) => a.status?.placement?.pod === pod,
     );
     await waitFor(
       `${name}: key and session Secrets and account Lease`,

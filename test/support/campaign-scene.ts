@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { GROUP, LABEL_PLACED_POD, VERSION, type Campaign, type TelegramAccount } from '../../crds/index.js';
+import { GROUP, VERSION, type Campaign, type TelegramAccount } from '../../crds/index.js';
 import { World, type Delivery } from '../../runtime/simulator/world.js';
 import { waitFor } from '../cluster/wait.js';
 import {
@@ -263,7 +263,7 @@ export async function startCampaignScene(options: {
     kubelet: async (lost = new Set()) => {
       const placed = new Set<string>();
       for (const s of options.senders) {
-        const pod = (await account(s.name)).metadata?.labels?.[LABEL_PLACED_POD];
+        const pod = (await account(s.name)).status?.placement?.pod;
         if (pod && !lost.has(pod) && !running(pod) && !starting.has(pod)) placed.add(pod);
       }
       for (const pod of placed) await startRuntime(pod);

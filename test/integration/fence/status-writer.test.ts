@@ -9,12 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
-import {
-  API_VERSION,
-  LABEL_PLACED_POD,
-  TELEGRAM_ACCOUNT_KIND,
-  type TelegramAccount,
-} from '../../../crds/index.js';
+import { API_VERSION, TELEGRAM_ACCOUNT_KIND, type TelegramAccount } from '../../../crds/index.js';
 import { TelegramAccountResource } from '../../../crds/resources.js';
 import { RestClient, type ApplyOptions } from '../../../operator/kube/client.js';
 import { createLogger } from '../../../operator/kube/logging.js';
@@ -68,7 +63,7 @@ async function createAccount(name: string, pod: string): Promise<Account> {
   const account = await rest.create<Account>(TelegramAccountResource, {
     apiVersion: API_VERSION,
     kind: TELEGRAM_ACCOUNT_KIND,
-    metadata: { name, namespace, labels: { [LABEL_PLACED_POD]: pod } },
+    metadata: { name, namespace },
     spec: {
       type: 'Bot',
       botTokenSecretRef: { name: 'bot-token' },
@@ -76,7 +71,7 @@ async function createAccount(name: string, pod: string): Promise<Account> {
     },
   } as Account);
   cache.set(name, account);
-  return account;
+  return placeOn(account.metadata.name ?? name, pod);
 }
 
 async function getAccount(name: string): Promise<Account> {
@@ -90,11 +85,15 @@ async function refresh(name: string): Promise<Account> {
   return account;
 }
 
-/** The operator moves the account: the placement label names another pod. */
+/** The operator places or moves the account: status.placement names the pod. */
 async function placeOn(name: string, pod: string): Promise<Account> {
-  await rest.mergePatch(TelegramAccountResource, namespace, name, {
-    metadata: { labels: { [LABEL_PLACED_POD]: pod } },
-  });
+  await rest.mergePatch(
+    TelegramAccountResource,
+    namespace,
+    name,
+    { status: { placement: { pool: 'default', pod } } },
+    { subresource: 'status' },
+  );
   return refresh(name);
 }
 
@@ -214,10 +213,12 @@ describe('StatusWriter', () => {
           moved = true;
           // The operator moves it after the writer read its cache and before the write goes out.
           kubectl(
-            'label',
-            '--overwrite',
+            'patch',
             'telegramaccounts.telegram.tdlib-operator.dev/raced',
-            `${LABEL_PLACED_POD}=${OTHER_POD}`,
+            '--subresource=status',
+            '--type=merge',
+            '-p',
+            JSON.stringify({ status: { placement: { pool: 'default', pod: OTHER_POD } } }),
           );
         }
         return stale; // an informer that has not caught up yet
@@ -233,7 +234,7 @@ describe('StatusWriter', () => {
     expect(writer.writes).toBe(0);
     expect(writer.failures).toBe(0);
     const account = await getAccount('raced');
-    expect(account.metadata.labels?.[LABEL_PLACED_POD]).toBe(OTHER_POD);
+    expect(account.status?.placement?.pod).toBe(OTHER_POD);
     expect(account.status?.hostedBy).toBeUndefined();
     expect(runtimeManaged(account)).toBe(false);
   });

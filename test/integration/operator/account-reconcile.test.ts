@@ -5,7 +5,7 @@ import { adminKubeConfig, createTestNamespace } from '../../support/cluster.js';
 import { installCrds } from '../../support/crds.js';
 import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../../support/operator.js';
 
-const LABEL_POD = `${GROUP}/pod`;
+const LEGACY_LABEL_POD = `${GROUP}/pod`;
 type Spec = Record<string, unknown>;
 
 describe('the operator reconciles TelegramAccounts (running as its ServiceAccount with the shipped ClusterRole)', () => {
@@ -14,6 +14,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
   const apps = kc.makeApiClient(k8s.AppsV1Api);
   const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
   let namespace = '';
   let operator: OperatorProcess;
 
@@ -82,23 +83,23 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     expect(await operator.stop()).toBe(0);
   });
 
-  it('places a valid account, reports Scheduled with observedGeneration, and creates its key and session Secrets', async () => {
+  it('places a valid account, reports Scheduled with observedGeneration, and creates its key and session Secrets (KeepSession: no finalizer, nothing owned)', async () => {
     await createAccount('news', bot());
     await waitForCondition('news', 'Scheduled', 'True', 'Placed');
-    // The status is applied first, the placement label right after it (a separate apply): wait for both.
-    const account = await waitFor(
-      'news: the placement label',
-      async () => {
-        const a = await getAccount('news');
-        return a?.metadata.labels?.[LABEL_POD] ? a : undefined;
-      },
-      { timeoutMs: 20_000, onTimeout: () => operator.rawOutput().slice(-4000) },
-    );
-    const pod = account?.metadata.labels?.[LABEL_POD];
-    expect(pod).toBe('tdlib-runtime-default-0');
-    expect(account?.status?.placement).toEqual({ pool: 'default', pod });
+    const account = await getAccount('news');
+    // Placement is written once, in status, and a runtime finds its accounts by it (a selectable field).
+    expect(account?.status?.placement).toEqual({ pool: 'default', pod: 'tdlib-runtime-default-0' });
+    expect(account?.metadata.labels?.[LEGACY_LABEL_POD]).toBeUndefined();
+    const selected = (await custom.listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'telegramaccounts',
+      fieldSelector: 'status.placement.pod=tdlib-runtime-default-0',
+    })) as { items: TelegramAccount[] };
+    expect(selected.items.map((a) => a.metadata.name)).toEqual(['news']);
     expect(account?.status?.observedGeneration).toBe(account?.metadata.generation);
-    expect(account?.metadata.finalizers).toContain(`${GROUP}/session`);
+    expect(account?.metadata.finalizers ?? []).toEqual([]);
 
     const key = await waitFor(
       'the encryption key Secret',
@@ -106,9 +107,64 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       { timeoutMs: 10_000 },
     );
     expect(Buffer.from(key.data?.key ?? '', 'base64')).toHaveLength(32);
-    expect(key.metadata?.ownerReferences?.[0]?.uid).toBe(account?.metadata.uid);
+    expect(key.metadata?.ownerReferences ?? []).toEqual([]);
     const session = await core.readNamespacedSecret({ namespace, name: 'news-tdlib-session' });
-    expect(session.metadata?.ownerReferences?.[0]?.name).toBe('news');
+    expect(session.metadata?.ownerReferences ?? []).toEqual([]);
+    const lease = await waitFor(
+      'the account Lease',
+      () => coordination.readNamespacedLease({ namespace, name: 'tga-news' }),
+      { timeoutMs: 10_000 },
+    );
+    expect(lease.metadata?.ownerReferences ?? []).toEqual([]);
+  });
+
+  it('with deletionPolicy LogOut, holds a finalizer and has the account own its Secrets and Lease; switching to KeepSession releases them', async () => {
+    await createAccount('leaver', bot({ deletionPolicy: 'LogOut', runtimePool: 'leaving' }));
+    const account = await waitFor(
+      'leaver: the finalizer',
+      async () => {
+        const a = await getAccount('leaver');
+        return a?.metadata.finalizers?.includes(`${GROUP}/session`) ? a : undefined;
+      },
+      { timeoutMs: 20_000, onTimeout: () => operator.rawOutput().slice(-4000) },
+    );
+    const ownedByLeaver = async (): Promise<boolean[]> => [
+      ...(await Promise.all(
+        ['leaver-tdlib-key', 'leaver-tdlib-session'].map(
+          async (name) =>
+            (
+              await core.readNamespacedSecret({ namespace, name }).catch(() => undefined)
+            )?.metadata?.ownerReferences?.some((o) => o.uid === account?.metadata.uid) ?? false,
+        ),
+      )),
+      (
+        await coordination.readNamespacedLease({ namespace, name: 'tga-leaver' }).catch(() => undefined)
+      )?.metadata?.ownerReferences?.some((o) => o.uid === account?.metadata.uid) ?? false,
+    ];
+    await waitFor(
+      'leaver owns its key and session Secrets and its Lease',
+      async () => ((await ownedByLeaver()).every(Boolean) ? true : undefined),
+      { timeoutMs: 10_000 },
+    );
+
+    await custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: 'telegramaccounts',
+        name: 'leaver',
+        body: { spec: { deletionPolicy: 'KeepSession' } },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await waitFor(
+      'leaver: no finalizer',
+      async () => (((await getAccount('leaver'))?.metadata.finalizers ?? []).length === 0 ? true : undefined),
+      { timeoutMs: 10_000 },
+    );
+    // Released before the finalizer went: a deletion from then on keeps them.
+    expect((await ownedByLeaver()).some(Boolean)).toBe(false);
   });
 
   it('runs the pool as a StatefulSet with least-privilege RBAC naming exactly the Secrets its accounts use', async () => {
@@ -150,7 +206,6 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       false,
     );
     // The fence Leases exist before any runtime runs: the runtime cannot create them.
-    const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
     await waitFor(
       'the account and heartbeat Leases',
       async () => {
@@ -170,7 +225,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     const message = condition(account, 'Scheduled')?.message ?? '';
     expect(message).toContain('"later-token"');
     expect(message).toContain('spec.botTokenSecretRef');
-    expect(account?.metadata.labels?.[LABEL_POD]).toBeUndefined();
+    expect(account?.status?.placement?.pod).toBeUndefined();
     await waitFor(
       'a Warning Event about the missing Secret',
       async () => {
@@ -200,7 +255,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       'five placed accounts in pool small',
       async () => {
         const placed = await Promise.all([0, 1, 2, 3, 4].map((i) => getAccount(`small-${i}`)));
-        const labels = placed.map((a) => a?.metadata.labels?.[LABEL_POD]);
+        const labels = placed.map((a) => a?.status?.placement?.pod);
         return labels.every((l) => l !== undefined) ? (labels as string[]) : undefined;
       },
       { timeoutMs: 20_000 },
@@ -245,10 +300,10 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       },
       { timeoutMs: 10_000 },
     );
-    expect(after.metadata.labels?.[LABEL_POD]).toBe(before?.metadata.labels?.[LABEL_POD]);
+    expect(after.status?.placement?.pod).toBe(before?.status?.placement?.pod);
   });
 
-  it('deletes with KeepSession by orphaning the session and key Secrets, and a new account of that name adopts them', async () => {
+  it('deletes with KeepSession keeping the key and session Secrets and the fencing Lease, and a new account of that name uses them', async () => {
     await createAccount('keeper', bot({ deletionPolicy: 'KeepSession' }));
     await waitFor(
       'keeper session Secret',
@@ -256,6 +311,11 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       { timeoutMs: 10_000 },
     );
     const keyBefore = (await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-key' })).data?.key;
+    const leaseBefore = await waitFor(
+      'keeper Lease',
+      () => coordination.readNamespacedLease({ namespace, name: 'tga-keeper' }),
+      { timeoutMs: 10_000 },
+    );
     await custom.deleteNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
@@ -272,16 +332,13 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     expect(kept.metadata?.ownerReferences ?? []).toEqual([]);
 
     await createAccount('keeper', bot({ deletionPolicy: 'KeepSession' }));
-    const again = await waitForCondition('keeper', 'Scheduled', 'True');
-    const adopted = await waitFor(
-      'the new account to adopt the kept Secrets',
-      async () => {
-        const s = await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-key' });
-        return s.metadata?.ownerReferences?.[0]?.uid === again?.metadata.uid ? s : undefined;
-      },
-      { timeoutMs: 10_000 },
-    );
-    expect(adopted.data?.key).toBe(keyBefore);
+    await waitForCondition('keeper', 'Scheduled', 'True');
+    const key = await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-key' });
+    expect(key.data?.key).toBe(keyBefore);
+    // The same Lease object: a runtime still closing the old account's client holds the session until it
+    // lets go; a Lease collected with the account would let a new one start beside it.
+    const lease = await coordination.readNamespacedLease({ namespace, name: 'tga-keeper' });
+    expect(lease.metadata?.uid).toBe(leaseBefore.metadata?.uid);
   });
 
   it('deletes a never-logged-in account with LogOut at once', async () => {

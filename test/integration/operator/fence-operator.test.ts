@@ -10,7 +10,6 @@
 import { randomBytes } from 'node:crypto';
 import {
   API_VERSION,
-  GROUP,
   LABEL_POOL,
   LABEL_SECRET_OPT_IN,
   runtimePodName,
@@ -31,7 +30,6 @@ import { adminKubeConfig, createTestNamespace, testCluster } from '../../support
 import { installCrds } from '../../support/crds.js';
 import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../../support/operator.js';
 
-const LABEL_POD = `${GROUP}/pod`;
 const RUNTIME_FIELD_MANAGER = 'tdlib-runtime';
 /** Heartbeat Lease duration the fake runtime writes: the operator judges death from it. */
 const LEASE_SECONDS = 2;
@@ -257,9 +255,8 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
       async () => {
         const account = await getAccount(name);
         const c = conditionOf(account, type);
-        // Placed: the operator applies the status first and the placement label right after it.
-        const labelled = reason !== 'Placed' || account.metadata.labels?.[LABEL_POD] !== undefined;
-        return c?.status === status && (reason === undefined || c.reason === reason) && labelled
+        const placed = reason !== 'Placed' || account.status?.placement?.pod !== undefined;
+        return c?.status === status && (reason === undefined || c.reason === reason) && placed
           ? account
           : undefined;
       },
@@ -270,7 +267,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
       `${name} ${what}`,
       async () => {
         const account = await getAccount(name);
-        return accept(account.metadata.labels?.[LABEL_POD]) ? account : undefined;
+        return accept(account.status?.placement?.pod) ? account : undefined;
       },
       { timeoutMs: WAIT_MS, onTimeout: logTail },
     );
@@ -312,7 +309,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
       const ready = conditionOf(account, 'Ready');
       const seen: Observation = {
         at: performance.now(),
-        pod: account.metadata.labels?.[LABEL_POD],
+        pod: account.status?.placement?.pod,
         ready: ready && { status: ready.status, reason: ready.reason, message: ready.message },
       };
       const list = history.get(name) ?? [];
@@ -347,7 +344,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
   it('Ready is True only while the pod the account is placed on reports it logged in and connected', async () => {
     await createAccount('alpha', bot('default'));
     const placed = await waitForCondition('alpha', 'Scheduled', 'True', 'Placed');
-    const pod = placed.metadata.labels?.[LABEL_POD];
+    const pod = placed.status?.placement?.pod;
     expect(pod).toBe(runtimePodName('default', 0));
     const runtime = await new FakeRuntime(pod ?? '').start();
 
@@ -456,10 +453,11 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     const lostAt = after.findIndex((o) => o.ready?.reason === 'RuntimeLost');
     const movedAt = after.findIndex((o) => o.pod === second);
     const trueAgainAt = after.findIndex((o) => o.ready?.status === 'True');
-    // Ready=Unknown was written before the account left the dead pod, and never True until the new pod said so.
+    // Ready=Unknown no later than the move (placement and Ready go in one status write), naming the dead pod,
+    // and never True until the new pod said so.
     expect(lostAt).toBeGreaterThanOrEqual(0);
-    expect(after[lostAt]?.pod).toBe(first);
-    expect(movedAt).toBeGreaterThan(lostAt);
+    expect(after[lostAt]?.ready?.message).toContain(first);
+    expect(movedAt).toBeGreaterThanOrEqual(lostAt);
     expect(after.slice(0, trueAgainAt).some((o) => o.ready?.status === 'True')).toBe(false);
     expect(after[trueAgainAt]?.pod).toBe(second);
   });
@@ -475,7 +473,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     );
     expect(message).toContain('spec.botTokenSecretRef');
     expect(message).not.toContain('BBBB');
-    expect(refused.metadata.labels?.[LABEL_POD]).toBeUndefined();
+    expect(refused.status?.placement?.pod).toBeUndefined();
     expect(refused.status?.placement).toBeUndefined();
     // The Role is written in the same pass as that condition: it grants the opted-in Secrets only.
     const before = await readableSecrets('optin');
@@ -489,7 +487,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
       metadata: { labels: { [LABEL_SECRET_OPT_IN]: 'true' } },
     });
     const placed = await waitForCondition('charlie', 'Scheduled', 'True', 'Placed');
-    expect(placed.metadata.labels?.[LABEL_POD]).toBe(runtimePodName('optin', 0));
+    expect(placed.status?.placement?.pod).toBe(runtimePodName('optin', 0));
     await waitFor(
       'the Role to grant the labelled Secret',
       async () => ((await readableSecrets('optin')).includes('private-token') ? true : undefined),
@@ -533,11 +531,11 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     }
 
     // Once a runtime takes the heartbeat of the pod it is on, it stays there and becomes Ready.
-    const current = (await getAccount('delta')).metadata.labels?.[LABEL_POD] ?? '';
+    const current = (await getAccount('delta')).status?.placement?.pod ?? '';
     const runtime = await new FakeRuntime(current).start();
     await runtime.report('delta', ['True', 'Authorized'], ['True', 'Ready']);
     const ready = await waitForCondition('delta', 'Ready', 'True', 'Ready');
-    expect(ready.metadata.labels?.[LABEL_POD]).toBe(current);
+    expect(ready.status?.placement?.pod).toBe(current);
   });
 
   it('F14: a deleted key Secret is not replaced while a session backup exists, and a foreign Secret of that name is not adopted', async () => {
@@ -590,7 +588,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     expect(foreign.metadata?.ownerReferences ?? []).toEqual([]);
     // Nor is the account run with it: not placed, and the runtime is not granted that Secret.
     const refused = await waitForCondition('foxtrot', 'Scheduled', 'False', 'SecretNameTaken');
-    expect(refused.metadata.labels?.[LABEL_POD]).toBeUndefined();
+    expect(refused.status?.placement?.pod).toBeUndefined();
     expect(conditionOf(refused, 'Scheduled')?.message).toContain('foxtrot-tdlib-key');
     pool.stop();
   });
@@ -609,7 +607,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     await createAccount('hotel', user('+15550100202'));
     const golf = await waitForCondition('golf', 'Scheduled', 'True', 'Placed');
     await waitForCondition('hotel', 'Scheduled', 'True', 'Placed');
-    const pod = golf.metadata.labels?.[LABEL_POD] ?? '';
+    const pod = golf.status?.placement?.pod ?? '';
     const runtime = await pool.runtimeOf(pod);
     await runtime.report('golf', ['True', 'Authorized'], ['True', 'Ready']);
     await waitForCondition('golf', 'Ready', 'True', 'Ready');
@@ -622,7 +620,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     await createAccount('india', bot('twofa'));
     await waitForCondition('india', 'Scheduled', 'True', 'Placed');
     const after = await getAccount('golf');
-    expect(after.metadata.labels?.[LABEL_POD]).toBe(pod);
+    expect(after.status?.placement?.pod).toBe(pod);
     expect(conditionOf(after, 'Scheduled')?.status).toBe('True');
     expect(conditionOf(after, 'Ready')?.status).toBe('True');
     expect((history.get('golf') ?? []).every((o) => o.pod === undefined || o.pod === pod)).toBe(true);

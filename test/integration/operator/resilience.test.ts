@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { API_VERSION, GROUP, type TelegramAccount } from '../../../crds/index.js';
+import { API_VERSION, type TelegramAccount } from '../../../crds/index.js';
 import { RestClient } from '../../../operator/kube/client.js';
 import { isAlreadyExists } from '../../../operator/kube/errors.js';
 import { createLogger } from '../../../operator/kube/logging.js';
@@ -27,7 +27,6 @@ import {
   type OperatorProcess,
 } from '../../support/operator.js';
 
-const LABEL_POD = `${GROUP}/pod`;
 const NAMESPACE = 'resilience';
 const LEASE_SECONDS = 4;
 const RETRY_SECONDS = 1;
@@ -92,8 +91,7 @@ describe('operator resilience on a private control plane', () => {
         if (list.length !== created) return undefined;
         for (const a of list) {
           const scheduled = a.status?.conditions?.find((c) => c.type === 'Scheduled');
-          if (scheduled?.status !== 'True' || a.status?.placement?.pod !== a.metadata.labels?.[LABEL_POD])
-            return undefined;
+          if (scheduled?.status !== 'True' || a.status?.placement?.pod === undefined) return undefined;
           if (a.status?.observedGeneration !== a.metadata.generation) return undefined;
         }
         const sets = await rest.list<ApiObject & { spec?: { replicas?: number } }>(Resources.StatefulSet, {
@@ -155,7 +153,7 @@ describe('operator resilience on a private control plane', () => {
       registry: createRegistry(),
     });
     accounts.onEvent((_type, account) => {
-      const pod = account.metadata.labels?.[LABEL_POD];
+      const pod = account.status?.placement?.pod;
       if (pod === undefined) return;
       const history = podHistory.get(account.metadata.name ?? '') ?? [];
       if (history[history.length - 1] !== pod) history.push(pod);

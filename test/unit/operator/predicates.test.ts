@@ -11,7 +11,6 @@ const account = (
     name: 'a',
     namespace: 'n',
     generation: 1,
-    labels: { 'telegram.tdlib-operator.dev/pod': 'p-0' },
     ...over,
   },
   spec: { type: 'Bot', apiCredentialsSecretRef: { name: 'api' } },
@@ -29,10 +28,13 @@ describe('poolRelevantChange', () => {
     expect(poolRelevantChange(account({}, { placement: ready.placement }), account({}, ready))).toBe(false);
   });
 
-  it('reacts to a new spec, a moved label, a deletion, finalizers and a lost placement write', () => {
+  it('reacts to a new spec, a moved placement, a deletion, finalizers and a lost placement write', () => {
     expect(poolRelevantChange(account(), account({ generation: 2 }))).toBe(true);
     expect(
-      poolRelevantChange(account(), account({ labels: { 'telegram.tdlib-operator.dev/pod': 'p-1' } })),
+      poolRelevantChange(
+        account({}, { placement: { pool: 'default', pod: 'p-0' } }),
+        account({}, { placement: { pool: 'default', pod: 'p-1' } }),
+      ),
     ).toBe(true);
     expect(poolRelevantChange(account(), account({ deletionTimestamp: '2026-11-28T00:00:00Z' }))).toBe(true);
     expect(poolRelevantChange(account(), account({ finalizers: ['x'] }))).toBe(true);

@@ -3,7 +3,7 @@
  * session is newer, how long a renewal keeps the holder valid, whose heartbeat vouches for a holder, what
  * the runtime reports, and how observers judge a Lease unchanged.
  */
-import { LABEL_PLACED_POD, type TelegramAccount } from '../../../crds/index.js';
+import type { TelegramAccount } from '../../../crds/index.js';
 import { LeaseObserver, leaseExpired, recordKey } from '../../../operator/kube/lease.js';
 import { desireFor } from '../../../runtime/hosting/desire.js';
 import {
@@ -30,7 +30,6 @@ function account(overrides: {
     metadata: {
       name: 'a',
       namespace: 'n',
-      labels: overrides.pod === undefined ? {} : { [LABEL_PLACED_POD]: overrides.pod },
       ...(overrides.deleting ? { deletionTimestamp: '2026-11-28T00:00:00Z' } : {}),
     },
     spec: {
@@ -40,6 +39,7 @@ function account(overrides: {
       suspend: overrides.suspend,
       deletionPolicy: overrides.policy,
     },
+    ...(overrides.pod === undefined ? {} : { status: { placement: { pool: 'p', pod: overrides.pod } } }),
   };
 }
 
