@@ -1,6 +1,8 @@
 /**
  * Writes the runtime's part of account status with server-side apply, only when something a reader sees
- * changed, coalescing bursts (TDLib often reports Connecting -> Updating -> Ready within milliseconds).
+ * changed, coalescing bursts per account: a change is written `coalesceMs` after the first unwritten one,
+ * with everything reported meanwhile (a bot's start, WaitTdlibParameters -> WaitPhoneNumber -> Ready ->
+ * connected -> its user, is one or two writes instead of five).
  *
  * A pod that lost or moved an account must never write its status again, even a write it decided on just
  * before. So every write is, in order: allowed only while this pod's fence is valid and the cached account is
@@ -26,6 +28,7 @@ export interface StatusWriterOptions {
   fenceValid: () => boolean;
   /** The informer's current object for an account. */
   cached: (namespace: string, name: string) => TelegramAccount | undefined;
+  /** How long an account's first unwritten change waits for more (default 500 ms): latency for writes. */
   coalesceMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -34,7 +37,10 @@ export interface StatusWriterOptions {
 interface Pending {
   view: HostedView;
   failures: number;
+  /** Not before (backoff after failures, or +Infinity while the fence is not valid). */
   retryAt: number;
+  /** End of the coalescing window: the timer waits for it, an explicit flush() does not. */
+  windowEndsAt: number;
 }
 
 /** resourceVersions are etcd revisions; the larger is the newer (used only to pick a precondition). */
@@ -47,6 +53,11 @@ function newer(a: TelegramAccount | undefined, b: TelegramAccount | undefined): 
   return rb > ra ? b : a;
 }
 
+const DEFAULT_COALESCE_MS = 500;
+
+const dueAt = (pending: Pending, respectWindow: boolean): number =>
+  respectWindow ? Math.max(pending.retryAt, pending.windowEndsAt) : pending.retryAt;
+
 export class StatusWriter {
   private readonly written = new Map<string, string>();
   private readonly pending = new Map<string, Pending>();
@@ -55,6 +66,7 @@ export class StatusWriter {
   /** Accounts with a write in flight: never two at once for one account, or an older view could land last. */
   private readonly inFlight = new Map<string, Promise<void>>();
   private timer?: NodeJS.Timeout;
+  private timerAt = 0;
   writes = 0;
   refused = 0;
   conflicts = 0;
@@ -65,19 +77,31 @@ export class StatusWriter {
   report(namespace: string, name: string, view: HostedView): void {
     const key = `${namespace}/${name}`;
     const existing = this.pending.get(key);
+    // The window is per account and starts at its first unwritten change: a steady stream of other
+    // accounts' reports never delays it, and its own later reports join it.
+    const windowEndsAt =
+      existing?.windowEndsAt ?? performance.now() + (this.options.coalesceMs ?? DEFAULT_COALESCE_MS);
     this.pending.set(key, {
       view: { ...view },
       failures: existing?.failures ?? 0,
       retryAt: existing?.retryAt ?? 0,
+      windowEndsAt,
     });
-    this.schedule(this.options.coalesceMs ?? 50);
+    this.reschedule();
   }
 
-  /** Writes everything pending that is due now, and waits for writes in flight (shutdown, tests). */
-  async flush(): Promise<void> {
+  /**
+   * Writes everything pending now, coalescing windows or not (not what waits for a backoff or the fence),
+   * and waits for writes in flight: for a state that must be visible at once, and for shutdown.
+   */
+  flush(): Promise<void> {
+    return this.writeDue(false);
+  }
+
+  private async writeDue(respectWindows: boolean): Promise<void> {
     const now = performance.now();
     for (const [key, pending] of [...this.pending.entries()]) {
-      if (pending.retryAt > now || this.inFlight.has(key)) continue;
+      if (dueAt(pending, respectWindows) > now || this.inFlight.has(key)) continue;
       this.pending.delete(key);
       const write = this.write(key, pending).finally(() => {
         this.inFlight.delete(key);
@@ -109,18 +133,23 @@ export class StatusWriter {
     return this.pending.size;
   }
 
+  /** Flushes in `ms`, unless a flush is already due sooner (a backoff far out must not hold a new change). */
   private schedule(ms: number): void {
-    if (this.timer) return;
+    const at = performance.now() + ms;
+    if (this.timer) {
+      if (this.timerAt <= at) return;
+      clearTimeout(this.timer);
+    }
+    this.timerAt = at;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.flush();
+      void this.writeDue(true);
     }, ms);
   }
 
   private reschedule(): void {
-    if (this.timer) return;
     // Writes held for the fence wait for resume(), not for a timer.
-    const due = [...this.pending.values()].map((p) => p.retryAt).filter((at) => Number.isFinite(at));
+    const due = [...this.pending.values()].map((p) => dueAt(p, true)).filter((at) => Number.isFinite(at));
     if (due.length === 0) return;
     this.schedule(Math.max(0, Math.min(...due) - performance.now()));
   }
@@ -209,6 +238,7 @@ export class StatusWriter {
       view: latest?.view ?? pending.view,
       failures,
       retryAt: performance.now() + delay,
+      windowEndsAt: 0,
     });
     if (failures === 1 || failures % 5 === 0)
       this.options.logger.warn(

@@ -108,9 +108,7 @@ describe('runtime fail-over (SIGKILL) and the session fence', () => {
     await runtimes[0]?.stop('SIGKILL');
     const moved = await waitForAccount(
       'placed on pod 1',
-      (a) =>
-        a.metadata.labels?.[`${GROUP}/pod`] === 'tdlib-runtime-default-1' &&
-        a.status?.placement?.pod === 'tdlib-runtime-default-1',
+      (a) => a.status?.placement?.pod === 'tdlib-runtime-default-1',
     );
     expect(moved.status?.conditions?.find((c) => c.type === 'Scheduled')?.status).toBe('True');
     await podReady('tdlib-runtime-default-1');

@@ -111,6 +111,7 @@ function statusWriter(
     fenceValid?: () => boolean;
     cached?: (namespace: string, name: string) => TelegramAccount | undefined;
     logger?: ReturnType<typeof createLogger>;
+    coalesceMs?: number;
   } = {},
 ): StatusWriter {
   const writer = new StatusWriter({
@@ -119,6 +120,7 @@ function statusWriter(
     podName: options.pod ?? POD,
     fenceValid: options.fenceValid ?? (() => true),
     cached: options.cached ?? ((_namespace, name) => cache.get(name)),
+    coalesceMs: options.coalesceMs,
   });
   writers.push(writer);
   return writer;
@@ -160,7 +162,61 @@ describe('StatusWriter', () => {
     expect(writer.writes).toBe(1);
   });
 
-  it('never writes again once the placement label names another pod (F10)', async () => {
+  it("writes an account's burst of changes as one, and other accounts' steady reports never hold it back", async () => {
+    await createAccount('bursty', POD);
+    await createAccount('chatty', POD);
+    const writer = statusWriter({ coalesceMs: 300 });
+    // Another account changes every 50 ms for as long as the test runs.
+    let chattering = true;
+    let reports = 0;
+    const chatter = (async () => {
+      while (chattering) {
+        const connectionState = reports++ % 2 ? 'Ready' : 'Updating';
+        writer.report(namespace, 'chatty', { ...READY, connectionState });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    // Every state bursty's status shows, polled far more often than the window.
+    const seen: string[] = [];
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        const state = (await getAccount('bursty')).status?.authorizationState;
+        if (state && seen.at(-1) !== state) seen.push(state);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    try {
+      // A bot's start, its states 60 ms apart (a busy runtime), beginning late in chatty's window: a window
+      // shared by all accounts would cut this burst in two and show a state that lasted 60 ms.
+      await new Promise((r) => setTimeout(r, 250));
+      for (const authorizationState of ['WaitTdlibParameters', 'WaitPhoneNumber', 'Ready']) {
+        writer.report(namespace, 'bursty', { ...READY, authorizationState, connectionState: 'Connecting' });
+        await new Promise((r) => setTimeout(r, 60));
+      }
+      writer.report(namespace, 'bursty', READY);
+      const bursty = await waitFor(
+        'bursty written while chatty keeps changing',
+        async () => {
+          const a = await getAccount('bursty');
+          return a.status?.connectionState === 'Ready' ? a : undefined;
+        },
+        { timeoutMs: 10_000 },
+      );
+      expect(chattering).toBe(true);
+      expect(bursty.status?.authorizationState).toBe('Ready');
+    } finally {
+      chattering = false;
+      watching = false;
+      await Promise.all([chatter, watch]);
+    }
+    expect(seen).toEqual(['Ready']);
+    await writer.flush();
+    // chatty's changes were written once per window at most, not once per report.
+    expect(writer.writes).toBeLessThan(reports);
+  });
+
+  it('never writes again once the placement names another pod (F10)', async () => {
     await createAccount('moved', POD);
     const writer = statusWriter();
     writer.report(namespace, 'moved', READY);
