@@ -6,6 +6,7 @@
  * A backup is written only by the current holder, with a valid fence, and with two preconditions: the
  * Secret's epoch is not newer than ours, and the write carries the resourceVersion that check was made on.
  */
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GROUP, sessionSecretName } from '../../crds/index.js';
@@ -24,6 +25,17 @@ export const BACKUP_TIME_ANNOTATION = `${GROUP}/backup-time`;
 export const SESSION_FILES = ['td.binlog'];
 /** In the database directory: the epoch under which TDLib last ran on these files. */
 const LOCAL_EPOCH_MARK = '.session-epoch';
+/** In the database directory: which key the files are encrypted with (a fingerprint, never the key). */
+const LOCAL_KEY_MARK = '.session-key';
+
+/**
+ * Identifies a key without revealing it. The same key means the same session lineage (an account
+ * recreated after KeepSession finds its key Secret and its database); another key means another account
+ * that had this name (deleted with LogOut and made again), whose database TDLib could not open.
+ */
+export function keyFingerprint(key: Buffer): string {
+  return createHmac('sha256', key).update('tdlib-operator local session').digest('hex').slice(0, 32);
+}
 
 export type RestoreChoice = 'backup' | 'local' | 'fresh';
 
@@ -91,6 +103,11 @@ export class SessionStore {
     return { account: `${this.options.namespace}/${this.options.account}`, epoch };
   }
 
+  private localKey(): string | undefined {
+    const mark = join(this.databaseDir, LOCAL_KEY_MARK);
+    return existsSync(mark) ? readFileSync(mark, 'utf8').trim() : undefined;
+  }
+
   private localEpoch(): number | undefined {
     const mark = join(this.databaseDir, LOCAL_EPOCH_MARK);
     return existsSync(mark) ? parseEpoch(readFileSync(mark, 'utf8').trim()) : undefined;
@@ -114,6 +131,13 @@ export class SessionStore {
     }
     const blob = secret?.data?.[SESSION_SECRET_KEY];
     const backupEpoch = parseEpoch(secret?.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION]);
+    const fingerprint = keyFingerprint(key);
+    const localKey = this.localKey();
+    // Files without the mark predate it: kept (their key was the only one the account ever had then).
+    if (localKey !== undefined && localKey !== fingerprint) {
+      rmSync(this.databaseDir, { recursive: true, force: true });
+      rmSync(this.filesDir, { recursive: true, force: true });
+    }
     const choice = chooseSession(
       { hasFiles: this.hasLocalSession(), epoch: this.localEpoch() },
       { present: Boolean(blob), epoch: backupEpoch },
@@ -133,6 +157,7 @@ export class SessionStore {
     }
     mkdirSync(this.databaseDir, { recursive: true, mode: 0o700 });
     writeFileSync(join(this.databaseDir, LOCAL_EPOCH_MARK), String(epoch));
+    writeFileSync(join(this.databaseDir, LOCAL_KEY_MARK), fingerprint);
     return result;
   }
 

@@ -246,6 +246,25 @@ describe('SessionStore', () => {
     }
   });
 
+  it('discards a local database encrypted with another key (an earlier account of that name, deleted with LogOut and made again) instead of running it', async () => {
+    const oldKey = await keySecret('kappa');
+    const store = podStore('pod-a', 'kappa', { content: 'old account session', epoch: 7 });
+    expect(await store.restore(oldKey, 8)).toEqual({ choice: 'local', backupEpoch: undefined });
+    // Recreated: a new key, a new Lease whose epochs start again below the old mark.
+    const newKey = randomBytes(32);
+    expect(await store.restore(newKey, 1)).toEqual({ choice: 'fresh', backupEpoch: undefined });
+    expect(localContent(store)).toBeUndefined();
+    expect(localMark(store)).toBe('1');
+    // The same key again (KeepSession): its database is used.
+    writeFileSync(join(store.databaseDir, 'td.binlog'), 'new account session');
+    expect(await store.restore(newKey, 2)).toEqual({ choice: 'local', backupEpoch: undefined });
+    expect(localContent(store)).toBe('new account session');
+    // The mark identifies the key without holding it.
+    const mark = readFileSync(join(store.databaseDir, '.session-key'), 'utf8');
+    for (const encoding of ['hex', 'base64'] as const)
+      expect(mark).not.toContain(newKey.toString(encoding).slice(0, 16));
+  });
+
   it('treats a missing session Secret as "no backup"', async () => {
     const key = await keySecret('delta');
     const empty = podStore('pod-a', 'delta');
