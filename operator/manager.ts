@@ -14,13 +14,20 @@ import { Controller } from './kube/controller.js';
 import { EventRecorder } from './kube/events.js';
 import { LeaderElector, type LeaderElectionEnd } from './kube/leader-election.js';
 import type { Logger } from './kube/logging.js';
+import { registerListenerMetrics } from './kube/listener-metrics.js';
 import { createRegistry, startMetricsServer, type Registry } from './kube/metrics.js';
 import { Informer } from './kube/reflector.js';
 import { Resources, type ApiObject } from './kube/resource.js';
 import { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_POOL, MANAGED_BY } from '../crds/naming.js';
 import { registerCampaignMetrics } from './campaign/metrics.js';
 import { setupCampaignController } from './campaign/setup.js';
-import { POOL_INDEX, PoolReconciler, poolKeyOf, type HeartbeatLease } from './pool/controller.js';
+import {
+  POOL_INDEX,
+  PoolReconciler,
+  WRITE_CONCURRENCY,
+  poolKeyOf,
+  type HeartbeatLease,
+} from './pool/controller.js';
 import { POOL_COALESCE_MS, poolRelevantChange } from './pool/predicates.js';
 import { RuntimePoolResource, TelegramAccountResource } from '../crds/resources.js';
 import { registerRolloutMetrics } from './pool/rollout/metrics.js';
@@ -51,6 +58,7 @@ const splitKey = (key: string): { namespace: string; name: string } => {
 
 export async function startOperator(config: OperatorConfig, logger: Logger): Promise<OperatorHandle> {
   const registry = createRegistry({ defaultMetrics: true });
+  registerListenerMetrics(registry);
   const identity = config.POD_NAME || `${hostname()}-${process.pid}`;
   const rest = new RestClient(loadKubeConfig(config.KUBECONFIG), {
     registry,
@@ -123,10 +131,14 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       events,
       config,
       logger,
-      apiTroubleEndedAt: () => rest.apiTroubleEndedAt(),
+      // Heartbeats are judged from the Lease cache: while its watch is down (in backoff after cut
+      // connections) nothing is seen to change, which is not the same as nothing changing.
+      apiTroubleEndedAt: () => Math.max(rest.apiTroubleEndedAt(), leases.currentSince()),
       podStartTimeoutMs: config.RUNTIME_POD_START_TIMEOUT_SECONDS * 1000,
     }),
     workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
+    // Its writes to accounts go out WRITE_CONCURRENCY at a time, plus the workload and Lease writes.
+    requestsPerReconcile: WRITE_CONCURRENCY + 8,
     logger,
     registry,
   })

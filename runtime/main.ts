@@ -1,6 +1,7 @@
 /** The runtime pod process: validate configuration, host the accounts placed on this pod, exit 0 on SIGTERM. */
 import { RestClient, loadKubeConfig } from '../operator/kube/client.js';
 import { EventRecorder } from '../operator/kube/events.js';
+import { registerListenerMetrics } from '../operator/kube/listener-metrics.js';
 import { createLogger } from '../operator/kube/logging.js';
 import { createRegistry } from '../operator/kube/metrics.js';
 import { RuntimeAgent } from './agent.js';
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
   if (!config.TDLIB_UPDATE_POLLING_ENABLED)
     logger.warn('TDLIB_UPDATE_POLLING_ENABLED=false: only login and connection updates are handled');
   const registry = createRegistry({ defaultMetrics: true });
+  registerListenerMetrics(registry);
   const rest = new RestClient(loadKubeConfig(config.KUBECONFIG), {
     registry,
     logger,

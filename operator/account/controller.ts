@@ -14,11 +14,10 @@
  *    recreated account would get a free one while the old client still runs).
  */
 import { randomBytes } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import type { TelegramAccount } from '../../crds/index.js';
 import type { RestClient } from '../kube/client.js';
 import type { ObjectKey, ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
-import { isAlreadyExists, isNotFound } from '../kube/errors.js';
+import { isAlreadyExists, isApiError, isNotFound } from '../kube/errors.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/reflector.js';
 import type { OwnerReference } from '../kube/apply.js';
@@ -73,8 +72,7 @@ export class AccountReconciler implements Reconciler {
     const logOut = logsOutOnDelete(account);
     // Before anything is owned: a deletion from here on waits for the log-out.
     if (logOut && !hasFinalizer) await this.applyFinalizer(account, true, context.signal);
-    // Independent writes: one round trip of latency instead of three (all listen on the same signal).
-    setMaxListeners(64, context.signal);
+    // Independent writes: one round trip of latency instead of three.
     await Promise.all([
       this.ensureKey(account, context.signal),
       this.ensureSecret(account, sessionSecretName(key.name), () => ({}), context.signal),
@@ -203,8 +201,27 @@ export class AccountReconciler implements Reconciler {
         { fieldManager: FINALIZER_FIELD_MANAGER, force: true, signal },
       );
     } catch (error) {
-      // Removing the last finalizer of a deleted object deletes it; a later apply then finds nothing.
-      if (!(isNotFound(error) && !present)) throw error;
+      if (present || !(await this.gone(account, error, signal))) throw error;
+    }
+  }
+
+  /**
+   * Removing the last finalizer of a deleted object deletes it, so a later removal finds nothing: a 404,
+   * or a 422 when server-side apply tries to create the object from a body without a spec.
+   */
+  private async gone(account: TelegramAccount, error: unknown, signal: AbortSignal): Promise<boolean> {
+    if (isNotFound(error)) return true;
+    if (!isApiError(error, 422)) return false;
+    try {
+      await this.deps.rest.get(
+        TelegramAccountResource,
+        account.metadata.namespace ?? '',
+        account.metadata.name ?? '',
+        { signal },
+      );
+      return false;
+    } catch (readError) {
+      return isNotFound(readError);
     }
   }
 

@@ -11,6 +11,7 @@
  *   {requeue: true}   -> addRateLimited, result="requeue"
  *   otherwise         -> forget, result="success"
  */
+import { setMaxListeners } from 'node:events';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ApiError } from './errors.js';
 import type { Logger } from './logging.js';
@@ -78,6 +79,8 @@ export interface ControllerOptions {
   rateLimiter?: RateLimiter<string>;
   /** How long start() waits for the informers' first lists before failing (default 2 min). */
   cacheSyncTimeoutMs?: number;
+  /** Requests one reconcile may have in flight at once (default 8): sizes the shared signal's listeners. */
+  requestsPerReconcile?: number;
 }
 
 /** Which event types a watch reacts to; the map function may also return [] to filter. */
@@ -98,6 +101,8 @@ interface ControllerMetrics {
   active: Gauge<'controller'>;
   max: Gauge<'controller'>;
 }
+
+const DEFAULT_REQUESTS_PER_RECONCILE = 8;
 
 // controller-runtime's reconcile_time_seconds buckets.
 const RECONCILE_BUCKETS = [
@@ -156,11 +161,13 @@ export class Controller {
   private loops: Promise<void>[] = [];
   private started = false;
   private stopping?: Promise<void>;
+  private readonly requestsPerReconcile: number;
 
   constructor(options: ControllerOptions) {
     this.name = options.name;
     this.reconciler = options.reconciler;
     this.workers = Math.max(1, options.workers ?? 1);
+    this.requestsPerReconcile = options.requestsPerReconcile ?? DEFAULT_REQUESTS_PER_RECONCILE;
     this.logger = options.logger.child({ controller: options.name });
     this.cacheSyncTimeoutMs = options.cacheSyncTimeoutMs ?? 120_000;
     const registry = options.registry ?? defaultRegistry();
@@ -236,6 +243,9 @@ export class Controller {
     this.started = true;
     const abort = new AbortController();
     this.abort = abort;
+    // Every worker's reconcile shares this signal, and each request it makes listens on it until it ends:
+    // Node's default of 10 listeners warns at 11 requests in flight, which is normal here, not a leak.
+    setMaxListeners(this.workers * this.requestsPerReconcile + 1, abort.signal);
     if (signal) {
       if (signal.aborted) abort.abort(signal.reason);
       else signal.addEventListener('abort', () => void this.stop(), { once: true });

@@ -141,6 +141,7 @@ export class Informer<T extends ApiObject = ApiObject> {
   private currentWatch?: AbortController;
   private lastEventAt = 0;
   private watching = false;
+  private watchOpenedAt = 0;
 
   constructor(
     private readonly rest: RestClient,
@@ -265,6 +266,15 @@ export class Informer<T extends ApiObject = ApiObject> {
   /** True while a watch connection is established (the apiserver answered 200 and the stream is open). */
   isWatching(): boolean {
     return this.watching;
+  }
+
+  /**
+   * Since when (performance.now()) this cache has been kept current: now while no watch is open (between a
+   * failure and the reconnect, in backoff or relisting, or before the first sync), else when the open watch
+   * was established. "Unchanged in the cache" means "unchanged" only from then on.
+   */
+  currentSince(): number {
+    return this.watching ? this.watchOpenedAt : performance.now();
   }
 
   /** The resourceVersion the next watch would resume from. */
@@ -411,6 +421,7 @@ export class Informer<T extends ApiObject = ApiObject> {
       });
       this.lastEventAt = Date.now();
       this.watching = true;
+      this.watchOpenedAt = performance.now();
       for await (const event of watchEvents<T>(response)) {
         this.lastEventAt = Date.now();
         delivered = true;

@@ -3,7 +3,6 @@
  * runtime workload in line with that decision. It is the only writer of the operator's part of account
  * status (placement, observedGeneration, Scheduled, Ready); runtimes select their accounts by placement.
  */
-import { setMaxListeners } from 'node:events';
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import type {
   AnalysisRecord,
@@ -51,7 +50,7 @@ import {
   runtimePodName,
   sessionSecretName,
 } from '../../crds/index.js';
-import { isAlreadyExists } from '../kube/errors.js';
+import { isAlreadyExists, isNotFound } from '../kube/errors.js';
 import type { LeaseObject } from '../kube/lease.js';
 import { PodLiveness } from './liveness.js';
 import { place } from '../placement.js';
@@ -132,7 +131,7 @@ export interface PoolReconcilerDeps {
 export type HeartbeatLease = ApiObject & LeaseObject;
 
 /** Writes per account run with this much concurrency (the REST client bounds the total anyway). */
-const WRITE_CONCURRENCY = 32;
+export const WRITE_CONCURRENCY = 32;
 
 /** The pool's two StatefulSets' pods: which set and ordinal a pod name is. */
 function podSets(pool: string): { locate(pod: string): { set: PodSet; ordinal: number } | undefined } {
@@ -203,8 +202,6 @@ export class PoolReconciler implements Reconciler {
   async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
     const { namespace, name: pool } = key;
     const { config } = this.deps;
-    // Every concurrent write listens on the same abort signal.
-    setMaxListeners(WRITE_CONCURRENCY * 2 + 16, context.signal);
     const poolKey = `${namespace}/${pool}`;
     const declared = this.deps.pools?.get(namespace, pool);
     const definition = declared ? declaredPool(declared, config) : implicitPool(config);
@@ -793,11 +790,17 @@ export class PoolReconciler implements Reconciler {
       this.statusApplied.delete(key); // the cache moved on
     else if (applied && operatorStatusCurrent({ ...account, status: applied.status }, desired)) return;
     const wasScheduled = account.status?.conditions?.find((c) => c.type === 'Scheduled');
-    await this.deps.rest.applyStatus(TelegramAccountResource, statusApplyBody(account, desired), {
-      fieldManager: STATUS_FIELD_MANAGER,
-      force: true,
-      signal,
-    });
+    try {
+      await this.deps.rest.applyStatus(TelegramAccountResource, statusApplyBody(account, desired), {
+        fieldManager: STATUS_FIELD_MANAGER,
+        force: true,
+        signal,
+      });
+    } catch (error) {
+      // Deleted since the cache showed it: its DELETED event runs the pool again; the others' writes go on.
+      if (isNotFound(error)) return;
+      throw error;
+    }
     this.statusApplied.set(key, { poolKey: poolKeyOf(account), basedOn, status: desired });
     this.written.set(key, desired.placement?.pod);
     const scheduled = desired.conditions[0];

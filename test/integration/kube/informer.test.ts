@@ -287,6 +287,49 @@ describe('Informer behind a failing network', () => {
     }
   }, 60_000);
 
+  it('counts its contents as current only from the moment a watch is open again, not while it waits to reconnect', async () => {
+    await rest.create(Resources.ConfigMap, cm('current', 'v', { suite: 'current' }));
+    const informer = new Informer<ConfigMap>(viaProxy, Resources.ConfigMap, {
+      namespace,
+      labelSelector: 'suite=current',
+      logger,
+      name: 'current',
+      registry: createRegistry(),
+      // A long wait before reconnecting: the state a cut watch is in after a few failures in a row.
+      backoff: { initialMs: 3000, maxMs: 3000 },
+    });
+    informer.start();
+    try {
+      expect(await informer.waitForSync(10_000)).toBe(true);
+      await waitFor('an open watch', () => (informer.isWatching() ? true : undefined), { timeoutMs: 10_000 });
+      const openedAt = informer.currentSince();
+      expect(informer.currentSince()).toBe(openedAt);
+      const cutAt = performance.now();
+      expect(proxy.killAll()).toBeGreaterThan(0);
+      await waitFor('the watch to end', () => (informer.isWatching() ? undefined : true), {
+        timeoutMs: 5000,
+      });
+      // While it waits, nothing it holds is known to be current: "since" is always now.
+      const during = informer.currentSince();
+      expect(during).toBeGreaterThan(cutAt);
+      await waitFor(
+        'time to pass while it waits',
+        () => (informer.currentSince() > during ? true : undefined),
+        {
+          timeoutMs: 2000,
+        },
+      );
+      await waitFor('the watch reopened', () => (informer.isWatching() ? true : undefined), {
+        timeoutMs: 10_000,
+      });
+      const reopenedAt = informer.currentSince();
+      expect(reopenedAt).toBeGreaterThan(during);
+      expect(informer.currentSince()).toBe(reopenedAt);
+    } finally {
+      await informer.dispose();
+    }
+  }, 30_000);
+
   it('restarts a watch that went silent (half-open connection) when the watchdog expires', async () => {
     const registry = createRegistry();
     await rest.create(Resources.ConfigMap, cm('quiet', 'before', { suite: 'silent' }));
