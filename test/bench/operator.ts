@@ -311,7 +311,9 @@ async function main(): Promise<void> {
       if (list.length < args.accounts) return false;
       for (const a of list) {
         if (!a.status?.conditions?.some((c) => c.type === 'Scheduled' && c.status === 'True')) return false;
-        if (!(a.metadata.finalizers ?? []).includes(FINALIZER)) return false;
+        // A finalizer only where the deletion policy needs one (LogOut).
+        const wantsFinalizer = a.spec.deletionPolicy === 'LogOut';
+        if ((a.metadata.finalizers ?? []).includes(FINALIZER) !== wantsFinalizer) return false;
       }
       // Every account's encryption key and session backup Secrets exist.
       if (
