@@ -13,6 +13,7 @@
  * - `pause()` / `resume()`: nothing moves in either direction; what arrives meanwhile is buffered and
  *   flows, in order, on resume (a partition that heals). A side that closes while paused closes the other
  *   side only after its buffered data was delivered, as a FIN behind data in flight would.
+ * - `dropConnections()`: drops every open connection and keeps listening (clients reconnect).
  * - `close()`: stops listening and drops every connection.
  *
  * `lastClientDataAt` (performance.now() when client -> server bytes last reached the proxy, before any
@@ -157,6 +158,16 @@ export class ApiProxy {
   resume(): void {
     this.paused = false;
     this.pumpAll();
+  }
+
+  /**
+   * Drops every open connection (buffered data is discarded) and keeps listening: a network blip that cuts
+   * every watch and in-flight request at once, after which clients reconnect. Returns how many were dropped.
+   */
+  dropConnections(): number {
+    const open = [...this.connections];
+    for (const c of open) this.drop(c);
+    return open.length;
   }
 
   /** Stops listening and drops every connection (buffered data is discarded). */

@@ -1,0 +1,108 @@
+/**
+ * What the soak benchmark samples from one of its processes (the operator or a runtime): RSS from /proc, and
+ * from its /metrics the V8 heap in use, open handles, event listeners, MaxListenersExceededWarning count and
+ * (runtimes) TDLib clients.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { LISTENERS_METRIC, MAX_LISTENERS_WARNINGS_METRIC } from '../../operator/kube/listener-metrics.js';
+import { metricSum } from '../support/operator.js';
+
+export interface ProcessSample {
+  rss_mb: number;
+  heap_mb: number;
+  handles: number;
+  listeners: number;
+  /** TDLib clients open (runtimes; 0 for the operator, which has none). */
+  clients: number;
+  max_listeners_warnings: number;
+  /** Open handles by libuv type (Socket, Timeout, ...): what to look at when handles stay above baseline. */
+  handle_types: Record<string, number>;
+}
+
+export type SeriesName = Exclude<keyof ProcessSample, 'max_listeners_warnings' | 'handle_types'>;
+export const SERIES: readonly SeriesName[] = ['rss_mb', 'heap_mb', 'handles', 'listeners', 'clients'];
+
+export interface Probe {
+  readonly name: string;
+  readonly pid: number;
+  readonly metricsUrl: string;
+}
+
+export function rssMb(pid: number): number {
+  try {
+    const kb = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1];
+    return Number(kb ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** One sample, or undefined when the process did not answer its /metrics in time (it is then skipped). */
+export async function sampleProcess(probe: Probe, timeoutMs = 5_000): Promise<ProcessSample | undefined> {
+  let text: string;
+  try {
+    const response = await fetch(probe.metricsUrl, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!response.ok) return undefined;
+    text = await response.text();
+  } catch {
+    return undefined;
+  }
+  return {
+    rss_mb: rssMb(probe.pid),
+    heap_mb: metricSum(text, 'nodejs_heap_size_used_bytes') / 2 ** 20,
+    handles: metricSum(text, 'nodejs_active_handles_total'),
+    listeners: metricSum(text, LISTENERS_METRIC),
+    clients: metricSum(text, 'tdlib_active_clients'),
+    max_listeners_warnings: metricSum(text, MAX_LISTENERS_WARNINGS_METRIC),
+    handle_types: handleTypes(text),
+  };
+}
+
+function handleTypes(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^nodejs_active_handles\{type="([^"]*)"\} (\S+)$/gm))
+    out[m[1] ?? ''] = (out[m[1] ?? ''] ?? 0) + Number(m[2]);
+  return out;
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Heap that survives full garbage collections (used heap + external, MB), through the process's inspector:
+ * heap used between collections moves by tens of MB with when V8 collects, this does not. Node 20's
+ * WebSocket is behind a flag, so a short child process talks to the inspector (as bench:campaign does).
+ */
+export async function liveHeapMb(inspectorUrl: string): Promise<number> {
+  const script = `
+    const ws = new WebSocket(process.argv[1]);
+    const pending = new Map();
+    let id = 0;
+    const call = (method, params = {}) =>
+      new Promise((r) => { pending.set(++id, r); ws.send(JSON.stringify({ id, method, params })); });
+    ws.onmessage = (e) => { const m = JSON.parse(e.data); pending.get(m.id)?.(m); };
+    ws.onopen = async () => {
+      await call('HeapProfiler.collectGarbage');
+      await call('HeapProfiler.collectGarbage');
+      const r = await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
+      console.log(r.result.result.value);
+      process.exit(0);
+    };`;
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    ['--experimental-websocket', '--no-warnings', '-e', script, inspectorUrl],
+    { timeout: 60_000 },
+  );
+  const usage = JSON.parse(stdout) as NodeJS.MemoryUsage;
+  return (usage.heapUsed + usage.external) / 2 ** 20;
+}
+
+/** The inspector address a process started with --inspect=127.0.0.1:0 printed into its log. */
+export function inspectorUrlIn(logPath: string): string | undefined {
+  try {
+    return readFileSync(logPath, 'utf8').match(/Debugger listening on (ws:\/\/\S+)/)?.[1];
+  } catch {
+    return undefined;
+  }
+}
