@@ -13,7 +13,12 @@ import { GROUP, sessionSecretName } from '../../crds/index.js';
 import type { RestClient } from '../../operator/kube/client.js';
 import { isConflict, isNotFound } from '../../operator/kube/errors.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
-import { SESSION_SECRET_KEY, packSession, unpackSession, type BackupContext } from '../session/backup.js';
+import {
+  SESSION_SECRET_KEY,
+  packSessionInBackground,
+  unpackSession,
+  type BackupContext,
+} from '../session/backup.js';
 
 type SecretObject = ApiObject & { data?: Record<string, string>; type?: string };
 
@@ -173,7 +178,9 @@ export class SessionStore {
     signal?: AbortSignal,
   ): Promise<string | undefined> {
     if (!this.hasLocalSession()) return undefined;
-    const blob = packSession(this.databaseDir, SESSION_FILES, key, this.context(epoch)).toString('base64');
+    const blob = (
+      await packSessionInBackground(this.databaseDir, SESSION_FILES, key, this.context(epoch))
+    ).toString('base64');
     for (let attempt = 0; attempt < 3; attempt++) {
       const secret = await this.options.rest.get<SecretObject>(
         Resources.Secret,

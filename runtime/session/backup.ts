@@ -30,7 +30,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { constants as zlibConstants, gunzipSync, gzip, gzipSync } from 'node:zlib';
 
 /** The largest blob packSession returns: a Secret holds at most 1 MiB of data, keys and all. */
 export const MAX_BACKUP_BYTES = 1_000_000;
@@ -109,7 +110,33 @@ export function packSession(
   context: BackupContext,
 ): Buffer {
   checkKey(key);
-  const entries: Array<{ name: string; data: Buffer }> = [];
+  const entries = readEntries(dir, files);
+  return seal(entries, gzipSync(encodePayload(entries), GZIP_OPTIONS), key, context);
+}
+
+/**
+ * packSession with the compression on libuv's thread pool: the runtime backs up many sessions at once (a
+ * thousand accounts logging in), and compressing each on the event loop stalled it (measured: 63 ms of
+ * packSession in one 207 ms stretch). Same blob format; the files are small and read synchronously.
+ */
+export async function packSessionInBackground(
+  dir: string,
+  files: readonly string[],
+  key: Buffer,
+  context: BackupContext,
+): Promise<Buffer> {
+  checkKey(key);
+  const entries = readEntries(dir, files);
+  return seal(entries, await gzipAsync(encodePayload(entries), GZIP_OPTIONS), key, context);
+}
+
+const GZIP_OPTIONS = { level: zlibConstants.Z_BEST_COMPRESSION };
+const gzipAsync = promisify(gzip);
+
+type Entry = { name: string; data: Buffer };
+
+function readEntries(dir: string, files: readonly string[]): Entry[] {
+  const entries: Entry[] = [];
   const seen = new Set<string>();
   for (const raw of files) {
     const name = safeName(raw);
@@ -127,9 +154,10 @@ export function packSession(
     }
     entries.push({ name, data });
   }
+  return entries;
+}
 
-  const payload = encodePayload(entries);
-  const compressed = gzipSync(payload, { level: zlibConstants.Z_BEST_COMPRESSION });
+function seal(entries: readonly Entry[], compressed: Buffer, key: Buffer, context: BackupContext): Buffer {
   const iv = randomBytes(IV_BYTES);
   const header = Buffer.concat([MAGIC, Buffer.from([VERSION])]);
   const cipher = createCipheriv('aes-256-gcm', backupKey(key), iv, { authTagLength: TAG_BYTES });

@@ -393,6 +393,16 @@ async function main(): Promise<void> {
       converge_seconds: Number(convergeSeconds.toFixed(2)),
       operator_rss_mb: Number(rssAtConvergence.toFixed(1)),
       operator_peak_rss_mb: Number(peakRss.toFixed(1)),
+      // Where the RSS is: V8's live heap and what it reserved around it, and memory outside the V8 heap.
+      operator_heap_used_mb: Number(
+        (metricSum(atConvergence, 'nodejs_heap_size_used_bytes') / 1e6).toFixed(1),
+      ),
+      operator_heap_total_mb: Number(
+        (metricSum(atConvergence, 'nodejs_heap_size_total_bytes') / 1e6).toFixed(1),
+      ),
+      operator_external_mb: Number(
+        (metricSum(atConvergence, 'nodejs_external_memory_bytes') / 1e6).toFixed(1),
+      ),
       writes_per_account: Number((writesAtConvergence / args.accounts).toFixed(3)),
       writes_per_account_by_kind: perAccount,
       api_ceiling_writes_per_s: Number(ceiling.toFixed(1)),

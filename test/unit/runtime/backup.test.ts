@@ -17,6 +17,7 @@ import {
   SESSION_SECRET_KEY,
   SessionBackupError,
   packSession,
+  packSessionInBackground,
   unpackSession,
 } from '../../../runtime/session/backup.js';
 
@@ -100,6 +101,17 @@ describe('session backup codec', () => {
     const blob = packSession(src, ['td.binlog'], key, ctx);
     expect(blob.length).toBeLessThan(100_000);
     expect(unpackSession(blob, key, join(root, 'out'), ctx)).toEqual(['td.binlog']);
+  });
+
+  it('packs the same in the background (compression off the event loop) as in line', async () => {
+    writeFileSync(join(src, 'td.binlog'), Buffer.alloc(300_000, 'xy'));
+    writeFileSync(join(src, 'notes.txt'), 'notes');
+    const blob = await packSessionInBackground(src, ['td.binlog', 'notes.txt', 'missing.bin'], key, ctx);
+    expect(blob.length).toBeLessThan(10_000);
+    const dest = join(root, 'background');
+    expect(unpackSession(blob, key, dest, ctx)).toEqual(['td.binlog', 'notes.txt']);
+    expect(readFileSync(join(dest, 'td.binlog')).equals(readFileSync(join(src, 'td.binlog')))).toBe(true);
+    await expect(packSessionInBackground(src, [], Buffer.alloc(16), ctx)).rejects.toThrow(/32 bytes/);
   });
 
   it('uses a fresh IV per pack: the same files never give the same blob', () => {
