@@ -28,7 +28,7 @@ import type { EventRecorder } from '../../operator/kube/events.js';
 import { LeaseLock } from '../../operator/kube/lease.js';
 import type { Logger } from '../../operator/kube/logging.js';
 import type { ApiObject } from '../../operator/kube/resource.js';
-import { errorMessage } from '../../operator/kube/util.js';
+import { errorMessage, type Semaphore } from '../../operator/kube/util.js';
 import { nextAuthAction, shortStateName } from '../auth/driver.js';
 import type { TdFencedBackend, TdObject } from '../tdlib/backend.js';
 import type { TdClient, TdClientManager } from '../tdlib/client.js';
@@ -52,6 +52,8 @@ export interface HostedAccountDeps {
   logger: Logger;
   podFence: PodFence;
   liveness: HolderLiveness;
+  /** Limits how many accounts of this process back up at once. */
+  backups?: Semaphore;
   dataDir: string;
   applicationVersion: string;
   /** TESTS ONLY: no Lease at all, to show what the fence prevents. */
@@ -670,6 +672,7 @@ export class HostedAccount {
 
   private async backup(signal: AbortSignal): Promise<void> {
     if (this.deps.unsafeNoFence || !this.key) return;
+    const release = await this.deps.backups?.acquire(signal);
     try {
       const at = await this.store.backup(
         this.key,
@@ -694,6 +697,8 @@ export class HostedAccount {
         `backing up the session to Secret ${this.store.secretName} failed: ${errorMessage(error)}; retrying`,
       );
       throw error;
+    } finally {
+      release?.();
     }
   }
 
