@@ -163,10 +163,7 @@ export class PoolReconciler implements Reconciler {
    * The status last applied per account and the resourceVersion it was decided on: while the cache still
    * shows that version, the same decision is not written again (a pool run before the watch caught up).
    */
-  private readonly statusApplied = new Map<
-    string,
-    { poolKey: string; basedOn: string; status: OperatorStatus }
-  >();
+  private readonly statusApplied = new Map<string, { basedOn: string; status: OperatorStatus }>();
   /** Hash of the last intent applied per workload object, so an unchanged pool costs no write. */
   private readonly appliedWorkload = new Map<string, string>();
   private readonly now: () => Date;
@@ -197,6 +194,13 @@ export class PoolReconciler implements Reconciler {
       now: this.monotonic,
     });
     this.analyzer = new RolloutAnalyzer({ fetch: deps.scrape, now: this.monotonic });
+    // What was written for an account deleted before the cache showed it is of no use any more.
+    deps.accounts.onEvent((type, account) => {
+      if (type !== 'DELETED') return;
+      const key = `${account.metadata.namespace}/${account.metadata.name}`;
+      this.statusApplied.delete(key);
+      this.written.delete(key);
+    });
   }
 
   async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
@@ -456,7 +460,6 @@ export class PoolReconciler implements Reconciler {
       await this.applyStatus(account, pool, check, outcome, podHealth, now, context.signal);
       await this.dropLegacyPlacementLabel(account, context.signal);
     });
-    this.forgetStatusOfGone(poolKey, accounts);
 
     let requeueAfterMs = health.recheckMs;
     const earliest = (ms: number | undefined): void => {
@@ -738,13 +741,6 @@ export class PoolReconciler implements Reconciler {
     return placed;
   }
 
-  /** Accounts deleted (or moved to another pool) before the cache showed our last status write. */
-  private forgetStatusOfGone(poolKey: string, accounts: readonly TelegramAccount[]): void {
-    const present = new Set(accounts.map((a) => `${a.metadata.namespace}/${a.metadata.name}`));
-    for (const [key, applied] of this.statusApplied)
-      if (applied.poolKey === poolKey && !present.has(key)) this.statusApplied.delete(key);
-  }
-
   /** Removes the placement label an earlier version wrote (we own it under this manager): once per account. */
   private async dropLegacyPlacementLabel(account: TelegramAccount, signal: AbortSignal): Promise<void> {
     if (account.metadata.labels?.[LEGACY_LABEL_PLACED_POD] === undefined) return;
@@ -801,7 +797,7 @@ export class PoolReconciler implements Reconciler {
       if (isNotFound(error)) return;
       throw error;
     }
-    this.statusApplied.set(key, { poolKey: poolKeyOf(account), basedOn, status: desired });
+    this.statusApplied.set(key, { basedOn, status: desired });
     this.written.set(key, desired.placement?.pod);
     const scheduled = desired.conditions[0];
     if (
