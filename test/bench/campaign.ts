@@ -13,17 +13,15 @@
  * operator_rss_mb, runtime_rss_mb, and more. --cpu-prof writes V8 CPU profiles of the operator and the
  * runtime (into the kept run directory).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
   API_VERSION,
-  allCrds,
   parseRecipientKey,
   recipientKey,
   username,
@@ -44,8 +42,10 @@ import { ControlPlane } from '../cluster/control-plane.js';
 import type { Pki } from '../cluster/pki.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
+import { installBenchApi } from './bench-api.js';
 import { RECIPIENT_BASE_ID, botToken, recipientName, writeCampaignWorld } from '../support/campaign-world.js';
 import { metricSum } from '../support/operator.js';
+import { memoryAfterFullGc } from './soak-probe.js';
 
 const NAMESPACE = 'bench';
 const POD = 'tdlib-runtime-default-0';
@@ -112,7 +112,6 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-const execFileAsync = promisify(execFile);
 const mb = (kb: number): number => Number((kb / 1024).toFixed(1));
 
 function rssKb(pid: number | undefined): number {
@@ -143,26 +142,7 @@ const liveBytes = (m: NodeJS.MemoryUsage): number => m.heapUsed + m.external;
  * a short child process talks to the inspector.
  */
 async function liveHeapOf(inspectorUrl: string): Promise<number> {
-  const script = `
-    const ws = new WebSocket(process.argv[1]);
-    const pending = new Map();
-    let id = 0;
-    const call = (method, params = {}) =>
-      new Promise((r) => { pending.set(++id, r); ws.send(JSON.stringify({ id, method, params })); });
-    ws.onmessage = (e) => { const m = JSON.parse(e.data); pending.get(m.id)?.(m); };
-    ws.onopen = async () => {
-      await call('HeapProfiler.collectGarbage');
-      await call('HeapProfiler.collectGarbage');
-      const r = await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
-      console.log(r.result.result.value);
-      process.exit(0);
-    };`;
-  const { stdout } = await execFileAsync(
-    process.execPath,
-    ['--experimental-websocket', '--no-warnings', '-e', script, inspectorUrl],
-    { timeout: 60_000 },
-  );
-  return liveBytes(JSON.parse(stdout) as NodeJS.MemoryUsage);
+  return liveBytes(await memoryAfterFullGc(inspectorUrl));
 }
 
 /** The same for this process (the reference): a full GC through V8's own gc(), exposed on demand. */
@@ -383,19 +363,7 @@ async function main(): Promise<void> {
       logger,
     });
     rest = client;
-    for (const crd of allCrds())
-      await client.applyPatch(Resources.CustomResourceDefinition, crd as ApiObject, {
-        fieldManager: 'bench',
-      });
-    await waitFor('CRDs served', () => client.list(CampaignResource, { limit: 1 }).then(() => true), {
-      timeoutMs: 30_000,
-    });
-    for (const ns of [NAMESPACE, 'tdlib-operator-system'])
-      await client.create(Resources.Namespace, {
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: { name: ns },
-      });
+    await installBenchApi(client, NAMESPACE);
     const optIn = { 'telegram.tdlib-operator.dev/usable-by-accounts': 'true' };
     await client.create(Resources.Secret, {
       apiVersion: 'v1',

@@ -75,6 +75,12 @@ const execFileAsync = promisify(execFile);
  * WebSocket is behind a flag, so a short child process talks to the inspector (as bench:campaign does).
  */
 export async function liveHeapMb(inspectorUrl: string): Promise<number> {
+  const usage = await memoryAfterFullGc(inspectorUrl);
+  return (usage.heapUsed + usage.external) / 2 ** 20;
+}
+
+/** process.memoryUsage() of another process right after two full collections, through its inspector. */
+export async function memoryAfterFullGc(inspectorUrl: string): Promise<NodeJS.MemoryUsage> {
   const script = `
     const ws = new WebSocket(process.argv[1]);
     const pending = new Map();
@@ -94,8 +100,7 @@ export async function liveHeapMb(inspectorUrl: string): Promise<number> {
     ['--experimental-websocket', '--no-warnings', '-e', script, inspectorUrl],
     { timeout: 60_000 },
   );
-  const usage = JSON.parse(stdout) as NodeJS.MemoryUsage;
-  return (usage.heapUsed + usage.external) / 2 ** 20;
+  return JSON.parse(stdout) as NodeJS.MemoryUsage;
 }
 
 /** The inspector address a process started with --inspect=127.0.0.1:0 printed into its log. */

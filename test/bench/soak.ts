@@ -33,12 +33,11 @@ import {
   LABEL_SECRET_OPT_IN,
   SECRET_OPT_IN_VALUE,
   accountLeaseName,
-  allCrds,
   encryptionKeySecretName,
   sessionSecretName,
   type TelegramAccount,
 } from '../../crds/index.js';
-import { CampaignResource, CampaignSliceResource, TelegramAccountResource } from '../../crds/resources.js';
+import { CampaignSliceResource, TelegramAccountResource } from '../../crds/resources.js';
 import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
 import { createLogger } from '../../operator/kube/logging.js';
 import { createRegistry } from '../../operator/kube/metrics.js';
@@ -49,6 +48,7 @@ import { World } from '../../runtime/simulator/world.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
+import { installBenchApi } from './bench-api.js';
 import { ApiProxy, writeKubeconfigVia } from '../support/api-proxy.js';
 import { Churn, SENDER_SLOTS, dayPlan, makeSlots, tokenSecretName, type Slot } from './soak-churn.js';
 import {
@@ -281,19 +281,7 @@ async function main(): Promise<void> {
       logger,
     });
     rest = client;
-    for (const crd of allCrds())
-      await client.applyPatch(Resources.CustomResourceDefinition, crd as ApiObject, {
-        fieldManager: 'bench',
-      });
-    await waitFor('CRDs served', () => client.list(CampaignResource, { limit: 1 }).then(() => true), {
-      timeoutMs: 30_000,
-    });
-    for (const ns of [NAMESPACE, 'tdlib-operator-system'])
-      await client.create(Resources.Namespace, {
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: { name: ns },
-      });
+    await installBenchApi(client, NAMESPACE);
     const optIn = { [LABEL_SECRET_OPT_IN]: SECRET_OPT_IN_VALUE };
     await client.create(Resources.Secret, {
       apiVersion: 'v1',
