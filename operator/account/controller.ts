@@ -275,8 +275,10 @@ export class AccountReconciler implements Reconciler {
   }
 
   /**
-   * Makes the account own `existing` exactly when its deletion policy is LogOut (see the file comment).
-   * Other owners' references are kept; the list is replaced whole by the merge patch.
+   * Makes the account own `existing` exactly when its deletion policy is LogOut (see the file comment), and
+   * drops references to earlier TelegramAccounts of this name: an account deleted and made again at once finds
+   * its predecessor's objects before garbage collection does, and that reference would have them deleted
+   * while this account uses them. Other owners' references are kept; the list is replaced whole.
    */
   private async settleOwnership(
     account: TelegramAccount,
@@ -286,11 +288,16 @@ export class AccountReconciler implements Reconciler {
   ): Promise<void> {
     const uid = account.metadata.uid;
     const owners = existing.metadata?.ownerReferences ?? [];
-    const owned = owners.some((o) => o.uid === uid);
-    const wanted = logsOutOnDelete(account);
-    if (owned === wanted) return;
-    const others = owners.filter((o) => o.uid !== uid);
-    const next = wanted ? [...others, ...(ownedBy(account).ownerReferences ?? [])] : others;
+    const earlier = (o: OwnerReference): boolean =>
+      o.kind === account.kind && o.name === account.metadata.name && o.uid !== uid;
+    const others = owners.filter((o) => o.uid !== uid && !earlier(o));
+    const next = logsOutOnDelete(account) ? [...others, ...(ownedBy(account).ownerReferences ?? [])] : others;
+    const uids = (refs: OwnerReference[]): string =>
+      refs
+        .map((o) => o.uid)
+        .sort()
+        .join();
+    if (uids(owners) === uids(next)) return;
     try {
       await this.deps.rest.mergePatch(
         resource,

@@ -357,4 +357,51 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       { timeoutMs: 10_000 },
     );
   });
+
+  it("an account made again at once drops its predecessor's owner references, so garbage collection cannot delete what it now uses", async () => {
+    // This control plane runs no garbage collector: the LogOut predecessor's objects stay, still owned by
+    // it, as they are in a cluster for the moment between the deletion and the collector's pass.
+    await createAccount('phoenix', bot({ deletionPolicy: 'LogOut', runtimePool: 'rebirth' }));
+    const first = await waitForCondition('phoenix', 'Scheduled', 'True');
+    const ownersOf = async (): Promise<string[][]> => [
+      ...(await Promise.all(
+        ['phoenix-tdlib-key', 'phoenix-tdlib-session'].map(async (name) =>
+          ((await core.readNamespacedSecret({ namespace, name })).metadata?.ownerReferences ?? []).map(
+            (o) => o.uid,
+          ),
+        ),
+      )),
+      (
+        (await coordination.readNamespacedLease({ namespace, name: 'tga-phoenix' })).metadata
+          ?.ownerReferences ?? []
+      ).map((o) => o.uid),
+    ];
+    await waitFor(
+      'phoenix owns its objects',
+      async () => ((await ownersOf()).every((u) => u.join() === first?.metadata.uid) ? true : undefined),
+      { timeoutMs: 10_000 },
+    );
+    await custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'telegramaccounts',
+      name: 'phoenix',
+    });
+    await waitFor(
+      'phoenix to be gone',
+      async () => ((await getAccount('phoenix')) === undefined ? true : undefined),
+      { timeoutMs: 10_000 },
+    );
+
+    await createAccount('phoenix', bot({ runtimePool: 'rebirth' }));
+    const again = await waitForCondition('phoenix', 'Scheduled', 'True');
+    expect(again?.metadata.uid).not.toBe(first?.metadata.uid);
+    // KeepSession: owned by nobody, and no longer by the deleted predecessor.
+    await waitFor(
+      "the predecessor's references dropped",
+      async () => ((await ownersOf()).every((u) => u.length === 0) ? true : undefined),
+      { timeoutMs: 10_000, onTimeout: async () => JSON.stringify(await ownersOf()) },
+    );
+  });
 });
