@@ -15,3 +15,17 @@ export async function installBenchApi(client: RestClient, namespace: string): Pr
   for (const ns of [namespace, 'tdlib-operator-system'])
     await client.create(Resources.Namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
 }
+
+/** The opted-in API credentials Secret `api` every benchmark account names (the simulator accepts any). */
+export async function createApiCredentials(client: RestClient, namespace: string): Promise<void> {
+  await client.create(Resources.Secret, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: 'api',
+      namespace,
+      labels: { 'telegram.tdlib-operator.dev/usable-by-accounts': 'true' },
+    },
+    stringData: { api_id: '94575', api_hash: 'a3406de8d171bb422bb6ddf3bbd800e2' },
+  } as ApiObject);
+}

@@ -42,7 +42,7 @@ import { ControlPlane } from '../cluster/control-plane.js';
 import type { Pki } from '../cluster/pki.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
-import { installBenchApi } from './bench-api.js';
+import { createApiCredentials, installBenchApi } from './bench-api.js';
 import { RECIPIENT_BASE_ID, botToken, recipientName, writeCampaignWorld } from '../support/campaign-world.js';
 import { metricSum } from '../support/operator.js';
 import { memoryAfterFullGc } from './soak-probe.js';
@@ -365,12 +365,7 @@ async function main(): Promise<void> {
     rest = client;
     await installBenchApi(client, NAMESPACE);
     const optIn = { 'telegram.tdlib-operator.dev/usable-by-accounts': 'true' };
-    await client.create(Resources.Secret, {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'api', namespace: NAMESPACE, labels: optIn },
-      stringData: { api_id: '94575', api_hash: 'a3406de8d171bb422bb6ddf3bbd800e2' },
-    } as ApiObject);
+    await createApiCredentials(client, NAMESPACE);
     const senderIndexes = Array.from({ length: args.senders }, (_, b) => b);
     await forEachLimited(senderIndexes, 8, async (b) => {
       const name = `sender-${b}`;

@@ -48,7 +48,7 @@ import { World } from '../../runtime/simulator/world.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
-import { installBenchApi } from './bench-api.js';
+import { createApiCredentials, installBenchApi } from './bench-api.js';
 import { ApiProxy, writeKubeconfigVia } from '../support/api-proxy.js';
 import { Churn, SENDER_SLOTS, dayPlan, makeSlots, tokenSecretName, type Slot } from './soak-churn.js';
 import {
@@ -283,12 +283,7 @@ async function main(): Promise<void> {
     rest = client;
     await installBenchApi(client, NAMESPACE);
     const optIn = { [LABEL_SECRET_OPT_IN]: SECRET_OPT_IN_VALUE };
-    await client.create(Resources.Secret, {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'api', namespace: NAMESPACE, labels: optIn },
-      stringData: { api_id: '94575', api_hash: 'a3406de8d171bb422bb6ddf3bbd800e2' },
-    } as ApiObject);
+    await createApiCredentials(client, NAMESPACE);
     const slots = makeSlots(args.accounts);
     // The bot token Secrets are the user's, and stay: only what the operator and runtime make is churned.
     await forEachLimited(slots, 16, async (slot) => {

@@ -61,6 +61,20 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       },
       { timeoutMs: 20_000, onTimeout: () => operator.rawOutput().slice(-4000) },
     );
+  const deleteAndWaitGone = async (name: string): Promise<void> => {
+    await custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: 'telegramaccounts',
+      name,
+    });
+    await waitFor(
+      `${name} to be gone`,
+      async () => ((await getAccount(name)) === undefined ? true : undefined),
+      { timeoutMs: 10_000 },
+    );
+  };
   const bot = (extra: Spec = {}): Spec => ({
     type: 'Bot',
     botTokenSecretRef: { name: 'bot' },
@@ -316,18 +330,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       () => coordination.readNamespacedLease({ namespace, name: 'tga-keeper' }),
       { timeoutMs: 10_000 },
     );
-    await custom.deleteNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: 'telegramaccounts',
-      name: 'keeper',
-    });
-    await waitFor(
-      'keeper to be gone',
-      async () => ((await getAccount('keeper')) === undefined ? true : undefined),
-      { timeoutMs: 10_000 },
-    );
+    await deleteAndWaitGone('keeper');
     const kept = await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-session' });
     expect(kept.metadata?.ownerReferences ?? []).toEqual([]);
 
@@ -344,18 +347,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
   it('deletes a never-logged-in account with LogOut at once', async () => {
     await createAccount('short-lived', bot({ deletionPolicy: 'LogOut' }));
     await waitForCondition('short-lived', 'Scheduled', 'True');
-    await custom.deleteNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: 'telegramaccounts',
-      name: 'short-lived',
-    });
-    await waitFor(
-      'short-lived to be gone',
-      async () => ((await getAccount('short-lived')) === undefined ? true : undefined),
-      { timeoutMs: 10_000 },
-    );
+    await deleteAndWaitGone('short-lived');
   });
 
   it("an account made again at once drops its predecessor's owner references, so garbage collection cannot delete what it now uses", async () => {
@@ -381,18 +373,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       async () => ((await ownersOf()).every((u) => u.join() === first?.metadata.uid) ? true : undefined),
       { timeoutMs: 10_000 },
     );
-    await custom.deleteNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: 'telegramaccounts',
-      name: 'phoenix',
-    });
-    await waitFor(
-      'phoenix to be gone',
-      async () => ((await getAccount('phoenix')) === undefined ? true : undefined),
-      { timeoutMs: 10_000 },
-    );
+    await deleteAndWaitGone('phoenix');
 
     await createAccount('phoenix', bot({ runtimePool: 'rebirth' }));
     const again = await waitForCondition('phoenix', 'Scheduled', 'True');
