@@ -82,9 +82,20 @@ export const ANNOTATION_TEMPLATE = `${GROUP}/template`;
 /** On a runtime pod's heartbeat Lease: where the operator scrapes that runtime's /metrics for rollouts. */
 export const ANNOTATION_METRICS_URL = `${GROUP}/metrics-url`;
 
+/**
+ * The separate key Secret of accounts made before the key moved into the session Secret: still read (and
+ * owned, and granted to the runtime) where it exists, never created.
+ */
 export function encryptionKeySecretName(account: string): string {
   return `${account}-tdlib-key`;
 }
+
+/** Bytes of the account's AES-256 database and backup key. */
+export const SESSION_KEY_BYTES = 32;
+/** The session Secret's data field holding the account's database key (base64). */
+export const SESSION_SECRET_KEY_FIELD = 'key';
+/** The session Secret's data field holding the encrypted session backup. */
+export const SESSION_SECRET_BACKUP_FIELD = 'session';
 
 export function sessionSecretName(account: string): string {
   return `${account}-tdlib-session`;

@@ -155,7 +155,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
         const own = owner ? accounts.get(namespace, owner) : undefined;
         return [...named, ...(own ? [own] : [])].map((a) => splitKey(poolKeyOf(a)));
       },
-      // The account loop creates two Secrets per account: a burst of creates costs one pool run per delay.
+      // The account loop creates a Secret per account: a burst of creates costs one pool run per delay.
       { coalesceMs: POOL_COALESCE_MS },
     )
     .watches(pools, (p) => [{ namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '' }])

@@ -1,13 +1,14 @@
 /**
  * Account reconciler (key: "namespace/name"): the per-account objects and the finalizer.
- *  - the database encryption key Secret, generated once and never rewritten (a new key would make the
- *    session database unreadable);
- *  - the session backup Secret, created empty so the runtime needs only `update` on it, by name;
+ *  - the session Secret: created with the database encryption key in it (one create per account), so the
+ *    runtime needs only `get` and `update` on it, by name, and later holds the session backup beside the key.
+ *    The key is generated once and never rewritten (a new key would make the session database unreadable);
+ *    an account made by an earlier version keeps its separate key Secret, which is used as it is;
  *  - the account Lease (the session fence), created free so the runtime needs only `update` on it, by name;
  *  - never a new key while a session backup exists: that would orphan the session (the pool loop reports
  *    SessionKeyMissing on Ready, and an Event says how to recover);
  *  - deletion per spec.deletionPolicy. LogOut: a finalizer waits for the runtime to log out, and the
- *    Secrets and Lease are owned by the account, so garbage collection removes them after. KeepSession (the
+ *    Secret(s) and Lease are owned by the account, so garbage collection removes them after. KeepSession (the
  *    default): no finalizer and nothing owned; the Secrets and the Lease outlive the account, so a
  *    TelegramAccount of the same name uses them again without a new login, and the Lease keeps fencing the
  *    session while the old pod is still closing it (an owned Lease would be collected at once, and a
@@ -17,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import type { TelegramAccount } from '../../crds/index.js';
 import type { RestClient } from '../kube/client.js';
 import type { ObjectKey, ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
-import { isAlreadyExists, isApiError, isNotFound } from '../kube/errors.js';
+import { isAlreadyExists, isApiError, isConflict, isNotFound } from '../kube/errors.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/reflector.js';
 import type { OwnerReference } from '../kube/apply.js';
@@ -28,12 +29,16 @@ import {
   LABEL_MANAGED_BY,
   MANAGED_BY,
   OperatorReason,
+  SESSION_KEY_BYTES,
+  SESSION_SECRET_KEY_FIELD,
   accountLeaseName,
   encryptionKeySecretName,
   sessionSecretName,
 } from '../../crds/index.js';
 import { TelegramAccountResource } from '../../crds/resources.js';
 import type { LeaseObject } from '../kube/lease.js';
+import type { SecretFacts } from './inputs.js';
+import { planSessionKey } from './session-key.js';
 
 export const FINALIZER_FIELD_MANAGER = 'tdlib-operator-finalizer';
 /** How long a LogOut deletion waits for the runtime before it warns (it keeps waiting: the session is live). */
@@ -72,10 +77,9 @@ export class AccountReconciler implements Reconciler {
     const logOut = logsOutOnDelete(account);
     // Before anything is owned: a deletion from here on waits for the log-out.
     if (logOut && !hasFinalizer) await this.applyFinalizer(account, true, context.signal);
-    // Independent writes: one round trip of latency instead of three.
+    // Independent writes: one round trip of latency instead of two.
     await Promise.all([
-      this.ensureKey(account, context.signal),
-      this.ensureSecret(account, sessionSecretName(key.name), () => ({}), context.signal),
+      this.ensureSessionSecret(account, context.signal),
       this.ensureLease(account, context.signal),
     ]);
     // After the Secrets and Lease were released: a deletion from here on keeps them.
@@ -83,24 +87,57 @@ export class AccountReconciler implements Reconciler {
     return undefined;
   }
 
-  /** The key is generated once; if it is gone while a backup exists, making a new one would orphan the session. */
-  private async ensureKey(account: TelegramAccount, signal: AbortSignal): Promise<void> {
+  /**
+   * The session Secret, made with the database key in it (one create per account). The key is generated
+   * once and never rewritten; an earlier version's separate key Secret is used as it is.
+   */
+  private async ensureSessionSecret(account: TelegramAccount, signal: AbortSignal): Promise<void> {
     const namespace = account.metadata.namespace ?? '';
     const name = account.metadata.name ?? '';
-    const keyName = encryptionKeySecretName(name);
-    if (!this.deps.secrets.get(namespace, keyName)) {
-      const session = this.deps.secrets.get(namespace, sessionSecretName(name));
-      if (session && Object.keys(session.data ?? {}).includes('session')) {
-        this.deps.events.event(
-          account,
-          'Warning',
-          OperatorReason.SessionKeyMissing,
-          `Secret ${keyName} was deleted while Secret ${sessionSecretName(name)} holds a session backup; no new key is made (it would orphan the session). Restore ${keyName}, or delete ${sessionSecretName(name)} to log in again`,
+    const legacy = this.deps.secrets.get(namespace, encryptionKeySecretName(name));
+    const legacyOurs = legacy !== undefined && this.ours(account, legacy);
+    if (legacy && legacyOurs) await this.settleOwnership(account, Resources.Secret, legacy, signal);
+    const session = this.deps.secrets.get(namespace, sessionSecretName(name));
+    if (session && !this.ours(account, session)) return;
+    const facts = (s: SecretObject | undefined): SecretFacts | undefined =>
+      s ? { keys: Object.keys(s.data ?? {}) } : undefined;
+    const plan = planSessionKey(name, legacyOurs ? facts(legacy) : undefined, facts(session));
+    if (plan.action === 'create') {
+      await this.createSecret(account, sessionSecretName(name), plan.withKey ? newKey() : {}, signal);
+      return;
+    }
+    if (!session) return;
+    await this.settleOwnership(account, Resources.Secret, session, signal);
+    if (plan.action === 'keyMissing')
+      this.deps.events.event(account, 'Warning', OperatorReason.SessionKeyMissing, plan.message);
+    if (plan.action === 'addKey') {
+      try {
+        // The resourceVersion makes it conditional: a backup written meanwhile is never paired with a new key.
+        await this.deps.rest.mergePatch(
+          Resources.Secret,
+          namespace,
+          sessionSecretName(name),
+          { metadata: { resourceVersion: session.metadata?.resourceVersion }, data: newKey() },
+          { signal },
         );
-        return;
+      } catch (error) {
+        if (!isConflict(error) && !isNotFound(error)) throw error; // the next event decides again
       }
     }
-    await this.ensureSecret(account, keyName, () => ({ key: randomBytes(32).toString('base64') }), signal);
+  }
+
+  /** Made by tdlib-operator for an account of this name; anything else is never used (it could hold another session). */
+  private ours(account: TelegramAccount, secret: SecretObject): boolean {
+    const labels = secret.metadata?.labels ?? {};
+    if (labels[LABEL_MANAGED_BY] === MANAGED_BY && labels[LABEL_ACCOUNT] === (account.metadata.name ?? ''))
+      return true;
+    this.deps.events.event(
+      account,
+      'Warning',
+      'SecretNameTaken',
+      `Secret ${secret.metadata?.name} exists but was not created by tdlib-operator for TelegramAccount ${account.metadata.name}; rename or delete it`,
+    );
+    return false;
   }
 
   /** The account Lease, free; owned by the account (collected with it) only under LogOut. */
@@ -144,7 +181,8 @@ export class AccountReconciler implements Reconciler {
       const namespace = account.metadata.namespace ?? '';
       for (const secret of [encryptionKeySecretName(name), sessionSecretName(name)]) {
         const existing = this.deps.secrets.get(namespace, secret);
-        if (existing) await this.settleOwnership(account, Resources.Secret, existing, context.signal);
+        if (existing && this.ours(account, existing))
+          await this.settleOwnership(account, Resources.Secret, existing, context.signal);
       }
       const lease = this.deps.leases?.get(namespace, accountLeaseName(name));
       if (lease) await this.settleOwnership(account, Resources.Lease, lease, context.signal);
@@ -225,33 +263,13 @@ export class AccountReconciler implements Reconciler {
     }
   }
 
-  private async ensureSecret(
+  private async createSecret(
     account: TelegramAccount,
     name: string,
-    data: () => Record<string, string>,
+    data: Record<string, string>,
     signal: AbortSignal,
   ): Promise<void> {
     const namespace = account.metadata.namespace ?? '';
-    const existing = this.deps.secrets.get(namespace, name);
-    if (existing) {
-      const labels = existing.metadata?.labels ?? {};
-      if (
-        labels[LABEL_MANAGED_BY] !== MANAGED_BY ||
-        labels[LABEL_ACCOUNT] !== (account.metadata.name ?? '')
-      ) {
-        // Not one we made for an account of this name: using it could run someone else's session.
-        this.deps.events.event(
-          account,
-          'Warning',
-          'SecretNameTaken',
-          `Secret ${name} exists but was not created by tdlib-operator for TelegramAccount ${account.metadata.name}; rename or delete it`,
-        );
-        return;
-      }
-      // Possibly kept by an earlier account of the same name: used as it is, its data untouched.
-      await this.settleOwnership(account, Resources.Secret, existing, signal);
-      return;
-    }
     try {
       await this.deps.rest.create(
         Resources.Secret,
@@ -265,7 +283,7 @@ export class AccountReconciler implements Reconciler {
             labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_ACCOUNT]: account.metadata.name ?? '' },
             ...ownedBy(account),
           },
-          data: data(),
+          data,
         } as SecretObject,
         { signal },
       );
@@ -314,6 +332,10 @@ export class AccountReconciler implements Reconciler {
 
 const logsOutOnDelete = (account: TelegramAccount): boolean =>
   (account.spec.deletionPolicy ?? 'KeepSession') === 'LogOut';
+
+const newKey = (): Record<string, string> => ({
+  [SESSION_SECRET_KEY_FIELD]: randomBytes(SESSION_KEY_BYTES).toString('base64'),
+});
 
 /** Owner reference to the account, only when deleting it must delete the object too (LogOut). */
 function ownedBy(account: TelegramAccount): { ownerReferences?: OwnerReference[] } {

@@ -52,6 +52,7 @@ import {
 } from '../../crds/index.js';
 import { isAlreadyExists, isNotFound } from '../kube/errors.js';
 import type { LeaseObject } from '../kube/lease.js';
+import { sessionKeyMissing } from '../account/session-key.js';
 import { PodLiveness } from './liveness.js';
 import { place } from '../placement.js';
 import { RuntimePoolResource, TelegramAccountResource } from '../../crds/resources.js';
@@ -688,19 +689,27 @@ export class PoolReconciler implements Reconciler {
   }
 
   /**
-   * A Secret named like the account's key Secret that the operator did not make for this account: running
-   * with it would use someone else's key (and maybe session), so the account is not placed.
+   * A Secret named like the account's session (or earlier key) Secret that the operator did not make for
+   * this account: running with it would use someone else's key and maybe session, so the account is not
+   * placed.
    */
   private foreignKey(namespace: string, account: string): InputsCheck | undefined {
-    const name = encryptionKeySecretName(account);
-    const labels = this.deps.secrets.get(namespace, name)?.metadata?.labels;
-    if (labels === undefined && !this.deps.secrets.get(namespace, name)) return undefined;
-    if (labels?.[LABEL_MANAGED_BY] === MANAGED_BY && labels[LABEL_ACCOUNT] === account) return undefined;
-    return {
-      ok: false,
-      reason: 'SecretNameTaken',
-      message: `Secret ${name} exists but was not created by tdlib-operator for this account (labels ${LABEL_MANAGED_BY}=${MANAGED_BY}, ${LABEL_ACCOUNT}=${account}); rename or delete it, or rename the account`,
-    };
+    for (const name of [sessionSecretName(account), encryptionKeySecretName(account)]) {
+      const facts = this.secretFacts(namespace, name);
+      if (!facts || madeFor(facts, account)) continue;
+      return {
+        ok: false,
+        reason: 'SecretNameTaken',
+        message: `Secret ${name} exists but was not created by tdlib-operator for this account (labels ${LABEL_MANAGED_BY}=${MANAGED_BY}, ${LABEL_ACCOUNT}=${account}); rename or delete it, or rename the account`,
+      };
+    }
+    return undefined;
+  }
+
+  /** The earlier version's separate key Secret, when it exists and is ours. */
+  private legacyKey(namespace: string, account: string): SecretFacts | undefined {
+    const facts = this.secretFacts(namespace, encryptionKeySecretName(account));
+    return facts && madeFor(facts, account) ? facts : undefined;
   }
 
   /**
@@ -722,12 +731,13 @@ export class PoolReconciler implements Reconciler {
     return { accounts, pods };
   }
 
-  /** The key Secret is gone while a backup exists: say so (the account reconciler refuses a new key). */
+  /** A backup whose key is gone: say so (the account reconciler refuses a new key). */
   private sessionKeyMissing(namespace: string, account: string): string | undefined {
-    if (this.deps.secrets.get(namespace, encryptionKeySecretName(account))) return undefined;
-    const session = this.deps.secrets.get(namespace, sessionSecretName(account));
-    if (!session || !Object.keys(session.data ?? {}).includes('session')) return undefined;
-    return `Secret ${encryptionKeySecretName(account)} (the session key) was deleted while Secret ${sessionSecretName(account)} holds a session backup: a new key would make that session unreadable. Restore the key Secret from your backup, or delete ${sessionSecretName(account)} to start over with a new login`;
+    return sessionKeyMissing(
+      account,
+      this.legacyKey(namespace, account),
+      this.secretFacts(namespace, sessionSecretName(account)),
+    );
   }
 
   private currentPod(account: TelegramAccount): string | undefined {
@@ -840,10 +850,16 @@ export class PoolReconciler implements Reconciler {
       pool,
       // Only Secrets their owners opted in (a spec alone must not grant a runtime any Secret).
       inputSecretNames,
-      // Never a key Secret someone else made under that name (see foreignKey).
-      keySecretNames: names.filter((n) => !this.foreignKey(namespace, n)).map(encryptionKeySecretName),
+      // Only earlier versions' key Secrets that exist and are ours (new accounts keep the key in the session
+      // Secret; see foreignKey).
+      keySecretNames: names.filter((n) => this.legacyKey(namespace, n)).map(encryptionKeySecretName),
       loginCodeSecretNames: names.map(loginCodeSecretName),
-      sessionSecretNames: names.map(sessionSecretName),
+      sessionSecretNames: names
+        .filter((n) => {
+          const facts = this.secretFacts(namespace, sessionSecretName(n));
+          return !facts || madeFor(facts, n);
+        })
+        .map(sessionSecretName),
       accountNames: names,
       // The account Leases (the session fence) and each pod's heartbeat Lease.
       leaseNames: [...names.map(accountLeaseName), ...new Set([...podNames, ...held.pods])],
@@ -890,4 +906,9 @@ export class PoolReconciler implements Reconciler {
       this.appliedWorkload.set(id, hash);
     }
   }
+}
+
+/** Labelled by tdlib-operator for the account of this name. */
+function madeFor(facts: SecretFacts, account: string): boolean {
+  return facts.labels?.[LABEL_MANAGED_BY] === MANAGED_BY && facts.labels[LABEL_ACCOUNT] === account;
 }

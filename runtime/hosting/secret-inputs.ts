@@ -3,12 +3,18 @@
  * login inputs (bot token, 2FA password, login code) and proxy credentials. Every failure names the Secret,
  * the key and the spec field to fix, and never the value.
  */
-import { encryptionKeySecretName, loginCodeSecretName, type TelegramAccount } from '../../crds/index.js';
+import {
+  SESSION_KEY_BYTES,
+  SESSION_SECRET_KEY_FIELD,
+  encryptionKeySecretName,
+  loginCodeSecretName,
+  sessionSecretName,
+  type TelegramAccount,
+} from '../../crds/index.js';
 import type { RestClient } from '../../operator/kube/client.js';
-import { isNotFound } from '../../operator/kube/errors.js';
+import { isApiError, isNotFound } from '../../operator/kube/errors.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
 import type { AuthInputs, VersionedInput } from '../auth/driver.js';
-import { SESSION_KEY_BYTES } from '../session/backup.js';
 
 type SecretObject = ApiObject & { data?: Record<string, string> };
 
@@ -39,20 +45,42 @@ export class SecretInputs {
     }
   }
 
-  /** The account's 32-byte database/backup key (the operator creates it once). */
+  private async readGranted(name: string, signal?: AbortSignal): Promise<SecretObject | undefined> {
+    try {
+      return await this.read(name, signal);
+    } catch (error) {
+      if (isApiError(error, 403)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * The account's 32-byte database/backup key: in its session Secret, or (accounts made by an earlier
+   * version) in its separate key Secret.
+   */
   async sessionKey(account: string, signal?: AbortSignal): Promise<Buffer> {
-    const name = encryptionKeySecretName(account);
-    const secret = await this.read(name, signal);
-    if (!secret)
+    const sessionName = sessionSecretName(account);
+    const session = await this.read(sessionName, signal);
+    let source = sessionName;
+    let encoded = session?.data?.[SESSION_SECRET_KEY_FIELD];
+    // Only an earlier version's account has a session Secret without a key; the pool's Role grants its key
+    // Secret only where one exists, so a refusal means there is none.
+    const legacyName = encryptionKeySecretName(account);
+    const legacy = session && encoded === undefined ? await this.readGranted(legacyName, signal) : undefined;
+    if (legacy) {
+      source = legacyName;
+      encoded = legacy.data?.[SESSION_SECRET_KEY_FIELD];
+    }
+    if (encoded === undefined)
       throw new InputError(
         'SessionKeyMissing',
-        `Secret ${name} (the session key the operator creates) does not exist yet or was deleted; the operator recreates it only while no session backup exists`,
+        `Secret ${sessionName} has no key under "${SESSION_SECRET_KEY_FIELD}" yet (or does not exist), and there is no Secret ${legacyName}; the operator adds one only while no session backup exists`,
       );
-    const key = Buffer.from(secret.data?.key ?? '', 'base64');
+    const key = Buffer.from(encoded ?? '', 'base64');
     if (key.length !== SESSION_KEY_BYTES)
       throw new InputError(
         'SessionKeyMissing',
-        `Secret ${name} has no ${SESSION_KEY_BYTES}-byte key under "key"; restore it from your backup`,
+        `Secret ${source} has no ${SESSION_KEY_BYTES}-byte key under "${SESSION_SECRET_KEY_FIELD}"; restore it from your backup`,
       );
     return key;
   }

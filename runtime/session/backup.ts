@@ -32,15 +32,14 @@ import {
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { constants as zlibConstants, gunzipSync, gzip, gzipSync } from 'node:zlib';
+import { SESSION_KEY_BYTES, SESSION_SECRET_BACKUP_FIELD } from '../../crds/naming.js';
 
 /** The largest blob packSession returns: a Secret holds at most 1 MiB of data, keys and all. */
 export const MAX_BACKUP_BYTES = 1_000_000;
 
 /** The data key of the blob in the session Secret. */
-export const SESSION_SECRET_KEY = 'session';
-
-/** Bytes of the AES-256 key (the account's key Secret holds exactly this many). */
-export const SESSION_KEY_BYTES = 32;
+export const SESSION_SECRET_KEY = SESSION_SECRET_BACKUP_FIELD;
+export { SESSION_KEY_BYTES };
 
 const MAGIC = Buffer.from('TGSB', 'ascii');
 const VERSION = 2;

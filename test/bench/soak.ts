@@ -33,7 +33,6 @@ import {
   LABEL_SECRET_OPT_IN,
   SECRET_OPT_IN_VALUE,
   accountLeaseName,
-  encryptionKeySecretName,
   sessionSecretName,
   type TelegramAccount,
 } from '../../crds/index.js';
@@ -216,12 +215,7 @@ async function countLeftovers(
   const kept = new Set<string>();
   for (const slot of slots)
     if (slot.deletedWith === 'KeepSession')
-      for (const name of [
-        accountLeaseName(slot.name),
-        encryptionKeySecretName(slot.name),
-        sessionSecretName(slot.name),
-      ])
-        kept.add(name);
+      for (const name of [accountLeaseName(slot.name), sessionSecretName(slot.name)]) kept.add(name);
   const [accounts, leases, secrets, slices, samples] = await Promise.all([
     rest.listAll(TelegramAccountResource, { namespace: NAMESPACE }),
     rest.listAll(Resources.Lease, {

@@ -18,7 +18,6 @@ import {
   TELEGRAM_ACCOUNT_KIND,
   TelegramAccountResource,
   accountLeaseName,
-  encryptionKeySecretName,
   runtimePodName,
   sessionSecretName,
   type TelegramAccount,
@@ -563,10 +562,6 @@ export class AgentScene {
     return this.secret(sessionSecretName(account));
   }
 
-  keySecret(account: string): Promise<SecretObject | undefined> {
-    return this.secretOrUndefined(encryptionKeySecretName(account));
-  }
-
   /** Events about `involved` (an account name), optionally of one reason. */
   async events(involved: string, reason?: string): Promise<EventObject[]> {
     const list = await this.rest.list<EventObject>(Resources.Event, { namespace: this.namespace });
@@ -607,7 +602,7 @@ export class AgentScene {
     );
   }
 
-  /** Placed on `pod`, with the key and session Secrets and the account Lease the operator makes. */
+  /** Placed on `pod`, with the session Secret (holding the key) and the account Lease the operator makes. */
   async waitForPlacement(name: string, pod = runtimePodName('default', 0)): Promise<Account> {
     const account = await this.waitForAccount(
       name,
@@ -615,10 +610,9 @@ export class AgentScene {
       (a) => a.status?.placement?.pod === pod,
     );
     await waitFor(
-      `${name}: key and session Secrets and account Lease`,
+      `${name}: session Secret with its key, and account Lease`,
       async () =>
-        (await this.keySecret(name)) &&
-        (await this.secretOrUndefined(sessionSecretName(name))) &&
+        (await this.secretOrUndefined(sessionSecretName(name)))?.data?.key &&
         (await this.accountLease(name).catch(() => undefined))
           ? true
           : undefined,

@@ -16,7 +16,6 @@ import { RestClient } from '../../../operator/kube/client.js';
 import { createRegistry } from '../../../operator/kube/metrics.js';
 import { Resources, type ApiObject } from '../../../operator/kube/resource.js';
 import { FenceLostError } from '../../../runtime/hosting/fence.js';
-import { SecretInputs } from '../../../runtime/hosting/secret-inputs.js';
 import {
   BACKUP_TIME_ANNOTATION,
   SESSION_EPOCH_ANNOTATION,
@@ -48,15 +47,20 @@ afterAll(async () => {
   await rest.close();
 });
 
-/** The operator's part: the account's key Secret (32 random bytes under "key"); returns the key as the runtime reads it. */
+/**
+ * The key as an earlier operator version made it, in a separate key Secret (32 random bytes under "key"),
+ * which the runtime still reads when the session Secret has no key (these tests are about backups, not
+ * where the key lives); returns the key.
+ */
 async function keySecret(account: string): Promise<Buffer> {
+  const key = randomBytes(32);
   await rest.create<SecretObject>(Resources.Secret, {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: encryptionKeySecretName(account), namespace },
-    data: { key: randomBytes(32).toString('base64') },
+    data: { key: key.toString('base64') },
   });
-  return new SecretInputs(rest, namespace).sessionKey(account);
+  return key;
 }
 
 /** The operator's part: the (empty) session Secret backups go to. */

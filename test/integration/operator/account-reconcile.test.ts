@@ -97,7 +97,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     expect(await operator.stop()).toBe(0);
   });
 
-  it('places a valid account, reports Scheduled with observedGeneration, and creates its key and session Secrets (KeepSession: no finalizer, nothing owned)', async () => {
+  it('places a valid account, reports Scheduled with observedGeneration, and creates its session Secret with the database key in it (KeepSession: no finalizer, nothing owned)', async () => {
     await createAccount('news', bot());
     await waitForCondition('news', 'Scheduled', 'True', 'Placed');
     const account = await getAccount('news');
@@ -115,15 +115,17 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     expect(account?.status?.observedGeneration).toBe(account?.metadata.generation);
     expect(account?.metadata.finalizers ?? []).toEqual([]);
 
-    const key = await waitFor(
-      'the encryption key Secret',
-      () => core.readNamespacedSecret({ namespace, name: 'news-tdlib-key' }),
+    const session = await waitFor(
+      'the session Secret',
+      () => core.readNamespacedSecret({ namespace, name: 'news-tdlib-session' }),
       { timeoutMs: 10_000 },
     );
-    expect(Buffer.from(key.data?.key ?? '', 'base64')).toHaveLength(32);
-    expect(key.metadata?.ownerReferences ?? []).toEqual([]);
-    const session = await core.readNamespacedSecret({ namespace, name: 'news-tdlib-session' });
+    expect(Buffer.from(session.data?.key ?? '', 'base64')).toHaveLength(32);
     expect(session.metadata?.ownerReferences ?? []).toEqual([]);
+    // One Secret per account: no separate key Secret any more.
+    await expect(core.readNamespacedSecret({ namespace, name: 'news-tdlib-key' })).rejects.toMatchObject({
+      code: 404,
+    });
     const lease = await waitFor(
       'the account Lease',
       () => coordination.readNamespacedLease({ namespace, name: 'tga-news' }),
@@ -144,7 +146,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     );
     const ownedByLeaver = async (): Promise<boolean[]> => [
       ...(await Promise.all(
-        ['leaver-tdlib-key', 'leaver-tdlib-session'].map(
+        ['leaver-tdlib-session'].map(
           async (name) =>
             (
               await core.readNamespacedSecret({ namespace, name }).catch(() => undefined)
@@ -156,7 +158,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       )?.metadata?.ownerReferences?.some((o) => o.uid === account?.metadata.uid) ?? false,
     ];
     await waitFor(
-      'leaver owns its key and session Secrets and its Lease',
+      'leaver owns its session Secret and its Lease',
       async () => ((await ownedByLeaver()).every(Boolean) ? true : undefined),
       { timeoutMs: 10_000 },
     );
@@ -195,11 +197,13 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       rules
         .filter((r) => r.resources?.includes(resource) && r.verbs.includes(verb))
         .flatMap((r) => r.resourceNames ?? ['<any>']);
-    // Secrets: read the opted-in inputs and the account's key; delete only the consumed login code;
-    // update only the session backup; never list, never any Secret by default (F7, F18).
+    // Secrets: read the opted-in inputs and the account's session Secret (its key is in it); delete only
+    // the consumed login code; update only the session Secret; never list, never any Secret by default
+    // (F7, F18), and no earlier version's key Secret that does not exist.
     expect(named('secrets', 'get')).toEqual(
-      expect.arrayContaining(['api', 'bot', 'news-tdlib-key', 'news-login-code', 'news-tdlib-session']),
+      expect.arrayContaining(['api', 'bot', 'news-login-code', 'news-tdlib-session']),
     );
+    expect(named('secrets', 'get')).not.toContain('news-tdlib-key');
     expect(named('secrets', 'get')).not.toContain('<any>');
     expect(named('secrets', 'delete')).toEqual(['news-login-code']);
     expect(named('secrets', 'update')).toEqual(['news-tdlib-session']);
@@ -317,14 +321,16 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     expect(after.status?.placement?.pod).toBe(before?.status?.placement?.pod);
   });
 
-  it('deletes with KeepSession keeping the key and session Secrets and the fencing Lease, and a new account of that name uses them', async () => {
+  it('deletes with KeepSession keeping the session Secret (and its key) and the fencing Lease, and a new account of that name uses them', async () => {
     await createAccount('keeper', bot({ deletionPolicy: 'KeepSession' }));
     await waitFor(
       'keeper session Secret',
       () => core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-session' }),
       { timeoutMs: 10_000 },
     );
-    const keyBefore = (await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-key' })).data?.key;
+    const keyBefore = (await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-session' })).data
+      ?.key;
+    expect(keyBefore).toBeDefined();
     const leaseBefore = await waitFor(
       'keeper Lease',
       () => coordination.readNamespacedLease({ namespace, name: 'tga-keeper' }),
@@ -336,7 +342,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
 
     await createAccount('keeper', bot({ deletionPolicy: 'KeepSession' }));
     await waitForCondition('keeper', 'Scheduled', 'True');
-    const key = await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-key' });
+    const key = await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-session' });
     expect(key.data?.key).toBe(keyBefore);
     // The same Lease object: a runtime still closing the old account's client holds the session until it
     // lets go; a Lease collected with the account would let a new one start beside it.
@@ -357,7 +363,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     const first = await waitForCondition('phoenix', 'Scheduled', 'True');
     const ownersOf = async (): Promise<string[][]> => [
       ...(await Promise.all(
-        ['phoenix-tdlib-key', 'phoenix-tdlib-session'].map(async (name) =>
+        ['phoenix-tdlib-session'].map(async (name) =>
           ((await core.readNamespacedSecret({ namespace, name })).metadata?.ownerReferences ?? []).map(
             (o) => o.uid,
           ),

@@ -477,7 +477,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     expect(refused.status?.placement).toBeUndefined();
     // The Role is written in the same pass as that condition: it grants the opted-in Secrets only.
     const before = await readableSecrets('optin');
-    expect(before).toEqual(expect.arrayContaining(['api', 'charlie-tdlib-key']));
+    expect(before).toEqual(expect.arrayContaining(['api', 'charlie-tdlib-session']));
     expect(before).not.toContain('private-token');
     expect(before).not.toContain('<any>');
     const event = await warningEvent('charlie', 'SecretNotOptedIn');
@@ -538,35 +538,49 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     expect(ready.status?.placement?.pod).toBe(current);
   });
 
-  it('F14: a deleted key Secret is not replaced while a session backup exists, and a foreign Secret of that name is not adopted', async () => {
+  it('F14: a key deleted from the session Secret is not replaced while a session backup exists, and a foreign Secret of either name is not adopted', async () => {
     const pool = new KeepAlive('keys');
     await createAccount('echo', bot('keys'));
     await waitForCondition('echo', 'Scheduled', 'True', 'Placed');
-    const key = await waitFor('echo-tdlib-key', () => readSecret('echo-tdlib-key'), {
+    const created = await waitFor('echo-tdlib-session', () => readSecret('echo-tdlib-session'), {
       timeoutMs: WAIT_MS,
     });
-    await waitFor('echo-tdlib-session', () => readSecret('echo-tdlib-session'), { timeoutMs: WAIT_MS });
-    // What a runtime's backup leaves in the session Secret (any base64 will do here).
+    expect(Buffer.from(created.data?.key ?? '', 'base64')).toHaveLength(32);
+    // What a runtime's backup leaves in the session Secret (any base64 will do here), and the key lost.
     await rest.mergePatch(Resources.Secret, namespace, 'echo-tdlib-session', {
-      data: { session: Buffer.from('an encrypted session backup').toString('base64') },
+      data: { session: Buffer.from('an encrypted session backup').toString('base64'), key: null },
     });
-    await rest.delete(Resources.Secret, namespace, 'echo-tdlib-key');
 
     const missing = await waitForCondition('echo', 'Ready', 'False', 'SessionKeyMissing');
     const message = conditionOf(missing, 'Ready')?.message ?? '';
-    expect(message).toContain('echo-tdlib-key');
     expect(message).toContain('echo-tdlib-session');
+    expect(message).toContain('Restore the key');
     const event = await warningEvent('echo', 'SessionKeyMissing');
-    expect(event.message).toContain('echo-tdlib-key');
     expect(event.message).toContain('echo-tdlib-session');
-    expect(await secretGone('echo-tdlib-key')).toBe(true);
     // Make the account reconciler run again (it re-creates a deleted account Lease): still no new key.
     await rest.delete(Resources.Lease, namespace, 'tga-echo');
     await waitFor('tga-echo again', () => rest.get<Lease>(Resources.Lease, namespace, 'tga-echo'), {
       timeoutMs: WAIT_MS,
     });
+    expect((await readSecret('echo-tdlib-session')).data?.key).toBeUndefined();
     expect(await secretGone('echo-tdlib-key')).toBe(true);
-    expect(key.data?.key).toBeDefined();
+
+    // A session Secret nobody made for this account: left alone, and the account not run with it.
+    const someoneElses = { team: 'someone-else' };
+    await rest.create(Resources.Secret, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'kilo-tdlib-session', namespace, labels: someoneElses },
+      data: { note: Buffer.from('not yours').toString('base64') },
+    } as ApiObject);
+    await createAccount('kilo', bot('keys'));
+    expect((await warningEvent('kilo', 'SecretNameTaken')).message).toContain('kilo-tdlib-session');
+    const kilo = await waitForCondition('kilo', 'Scheduled', 'False', 'SecretNameTaken');
+    expect(conditionOf(kilo, 'Scheduled')?.message).toContain('kilo-tdlib-session');
+    const untouched = await readSecret('kilo-tdlib-session');
+    expect(untouched.data).toEqual({ note: Buffer.from('not yours').toString('base64') });
+    expect(untouched.metadata?.labels).toEqual(someoneElses);
+    expect(await readableSecrets('keys')).not.toContain('kilo-tdlib-session');
 
     // A Secret that happens to have an account's key name, not made by the operator: left alone.
     await rest.create(Resources.Secret, {
@@ -578,10 +592,11 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     await createAccount('foxtrot', bot('keys'));
     const taken = await warningEvent('foxtrot', 'SecretNameTaken');
     expect(taken.message).toContain('foxtrot-tdlib-key');
-    // It made the session Secret in the same pass, so the decision about the key is behind us too.
-    await waitFor('foxtrot-tdlib-session', () => readSecret('foxtrot-tdlib-session'), {
+    // It made the session Secret in the same pass (with its own key: the foreign one is never used).
+    const own = await waitFor('foxtrot-tdlib-session', () => readSecret('foxtrot-tdlib-session'), {
       timeoutMs: WAIT_MS,
     });
+    expect(Buffer.from(own.data?.key ?? '', 'base64')).toHaveLength(32);
     const foreign = await readSecret('foxtrot-tdlib-key');
     expect(foreign.data).toEqual({ key: Buffer.from('not yours').toString('base64') });
     expect(foreign.metadata?.labels).toEqual({ team: 'someone-else' });

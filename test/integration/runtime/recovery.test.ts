@@ -1,7 +1,7 @@
 /**
  * Nothing on the runtime agent is terminal, and the login and log-out move on by themselves (in process, real
  * apiserver, the operator running as its ServiceAccount):
- * - F6: a key Secret missing at start, or a corrupt session backup, is reported and then recovered from;
+ * - F6: a session key missing at start, or a corrupt session backup, is reported and then recovered from;
  * - F12: a LogOut deletion found at start-up logs out properly; a log-out that cannot finish gives up after its
  *   deadline, closes the client and retries, while the agent's other accounts are served;
  * - F19: a login completes while every status write of the runtime is refused (no write, so no echo).
@@ -56,14 +56,14 @@ describe('recovery and progress on the runtime agent (in process, real apiserver
     return sessions[0]?.auth_key ?? '';
   };
 
-  it('F6: a key Secret missing at start is reported, and the account becomes Ready by itself once it exists', async () => {
+  it('F6: a session key missing at start is reported, and the account becomes Ready by itself once it exists', async () => {
     const name = 'no-key';
-    const keySecret = encryptionKeySecretName(name);
+    const sessionSecret = sessionSecretName(name);
     await scene.createBot(name, 2);
     await scene.waitForPlacement(name);
     // No operator to make it again, and no backup exists: the key is simply not there yet.
     await scene.stopOperator();
-    await scene.rest.delete(Resources.Secret, scene.namespace, keySecret);
+    await scene.rest.delete(Resources.Secret, scene.namespace, sessionSecret);
 
     const agent = await scene.startAgent();
     const reported = await scene.waitForAccount(
@@ -72,21 +72,21 @@ describe('recovery and progress on the runtime agent (in process, real apiserver
       (a) => condition(a, 'Authorized')?.reason === 'SessionKeyMissing',
     );
     expect(condition(reported, 'Authorized')?.status).toBe('False');
-    expect(condition(reported, 'Authorized')?.message).toContain(keySecret);
+    expect(condition(reported, 'Authorized')?.message).toContain(sessionSecret);
     const warning = await scene.waitForEvent(name, 'SessionKeyMissing');
     expect(warning.type).toBe('Warning');
-    expect(warning.message).toContain(keySecret);
+    expect(warning.message).toContain(sessionSecret);
     expect(scene.worldEvents('login', botUserId(2))).toEqual([]);
 
-    // The key appears (made as the operator makes it), and nothing tells the agent: no event of the account,
-    // only its own retries.
+    // The session Secret appears with its key (made as the operator makes it), and nothing tells the agent:
+    // no event of the account, only its own retries.
     const account = await scene.account(name);
     await scene.rest.create(Resources.Secret, {
       apiVersion: 'v1',
       kind: 'Secret',
       type: 'Opaque',
       metadata: {
-        name: keySecret,
+        name: sessionSecret,
         namespace: scene.namespace,
         labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_ACCOUNT]: name },
         ownerReferences: [
@@ -104,6 +104,50 @@ describe('recovery and progress on the runtime agent (in process, real apiserver
     expect(scene.worldEvents('login', botUserId(2))).toHaveLength(1);
     scene.startOperator();
     await scene.waitForReady(name);
+
+    await scene.stopAgent(agent);
+    await scene.deleteAccount(name);
+  });
+
+  it('an account made by an earlier version, with its separate key Secret, logs in with that key and backs up beside it', async () => {
+    const name = 'elder';
+    const legacyKey = randomBytes(32).toString('base64');
+    const secret = (secretName: string, data: Record<string, string>): ApiObject =>
+      ({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'Opaque',
+        metadata: {
+          name: secretName,
+          namespace: scene.namespace,
+          labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_ACCOUNT]: name },
+        },
+        data,
+      }) as ApiObject;
+    // As the earlier version left them; the operator starts with them in its cache, as after an upgrade.
+    await scene.stopOperator();
+    await scene.rest.create(Resources.Secret, secret(encryptionKeySecretName(name), { key: legacyKey }));
+    await scene.rest.create(Resources.Secret, secret(sessionSecretName(name), {}));
+    scene.startOperator();
+    await scene.createBot(name, 9);
+    const agent = await scene.startAgent();
+    await scene.waitForReady(name);
+    const backedUp = await waitFor(
+      'the session backup',
+      async () => {
+        const s = await scene.sessionSecret(name);
+        return s.data?.session ? s : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    // The key stays where it was: no second key is made beside it.
+    expect(backedUp.data?.key).toBeUndefined();
+    const kept = await scene.rest.get<ApiObject & { data?: Record<string, string> }>(
+      Resources.Secret,
+      scene.namespace,
+      encryptionKeySecretName(name),
+    );
+    expect(kept.data?.key).toBe(legacyKey);
 
     await scene.stopAgent(agent);
     await scene.deleteAccount(name);
