@@ -46,7 +46,7 @@ export const operatorConfigSchema = {
   WORKERS: {
     type: 'integer',
     description: 'concurrent reconciles per controller',
-    default: 8,
+    default: 32,
     minimum: 1,
     maximum: 64,
   },

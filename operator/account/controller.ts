@@ -63,8 +63,29 @@ export interface AccountReconcilerDeps {
 export class AccountReconciler implements Reconciler {
   private readonly now: () => number;
 
+  /**
+   * Objects this process created that its cache has not shown yet, with when (controller-runtime's
+   * expectations): the account is often reconciled again before the watch delivers them, and creating them
+   * again costs a write that only returns 409.
+   */
+  private readonly created = new Map<string, number>();
+
   constructor(private readonly deps: AccountReconcilerDeps) {
     this.now = deps.now ?? Date.now;
+    const seen = (kind: string) => (_type: string, object: ApiObject) =>
+      this.created.delete(createdKey(kind, object.metadata?.namespace ?? '', object.metadata?.name ?? ''));
+    deps.secrets.onEvent(seen('Secret'));
+    deps.leases?.onEvent(seen('Lease'));
+  }
+
+  /** Created by this process and not yet in the cache (expectations older than a watch could lag are dropped). */
+  private awaitingCache(kind: string, namespace: string, name: string): boolean {
+    const key = createdKey(kind, namespace, name);
+    const at = this.created.get(key);
+    if (at === undefined) return false;
+    if (this.now() - at < CREATE_EXPECTATION_MS) return true;
+    this.created.delete(key);
+    return false;
   }
 
   async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
@@ -150,6 +171,7 @@ export class AccountReconciler implements Reconciler {
       await this.settleOwnership(account, Resources.Lease, existing, signal);
       return;
     }
+    if (this.awaitingCache('Lease', namespace, name)) return;
     try {
       await this.deps.rest.create(
         Resources.Lease,
@@ -166,6 +188,7 @@ export class AccountReconciler implements Reconciler {
         } as ApiObject,
         { signal },
       );
+      this.created.set(createdKey('Lease', namespace, name), this.now());
     } catch (error) {
       if (!isAlreadyExists(error)) throw error;
     }
@@ -270,6 +293,7 @@ export class AccountReconciler implements Reconciler {
     signal: AbortSignal,
   ): Promise<void> {
     const namespace = account.metadata.namespace ?? '';
+    if (this.awaitingCache('Secret', namespace, name)) return;
     try {
       await this.deps.rest.create(
         Resources.Secret,
@@ -287,6 +311,7 @@ export class AccountReconciler implements Reconciler {
         } as SecretObject,
         { signal },
       );
+      this.created.set(createdKey('Secret', namespace, name), this.now());
     } catch (error) {
       if (!isAlreadyExists(error)) throw error; // the cache lagged behind an earlier create: nothing to do
     }
@@ -329,6 +354,10 @@ export class AccountReconciler implements Reconciler {
     }
   }
 }
+
+/** Longer than a watch lags behind its writes when it is healthy. */
+const CREATE_EXPECTATION_MS = 30_000;
+const createdKey = (kind: string, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
 
 const logsOutOnDelete = (account: TelegramAccount): boolean =>
   (account.spec.deletionPolicy ?? 'KeepSession') === 'LogOut';

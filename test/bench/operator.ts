@@ -13,9 +13,10 @@
  * Prints human-readable lines, then (with --json) one JSON object as the last line.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { parse } from 'yaml';
 import { allCrds, API_VERSION, type TelegramAccount } from '../../crds/index.js';
 import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
 import { createLogger } from '../../operator/kube/logging.js';
@@ -171,6 +172,20 @@ function rssMb(pid: number): { rss: number; peak: number } {
   return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
 }
 
+/** resources.limits.memory of the chart's values ("512Mi", "1Gi"), in MiB. */
+function chartMemoryLimitMib(): number {
+  const values = parse(readFileSync(resolve('charts/tdlib-operator/values.yaml'), 'utf8')) as {
+    resources?: { limits?: { memory?: string } };
+  };
+  const limit = values.resources?.limits?.memory ?? '';
+  const match = /^(\d+)(Mi|Gi)$/.exec(limit);
+  if (!match)
+    throw new Error(
+      `charts/tdlib-operator/values.yaml: resources.limits.memory "${limit}" is not NMi or NGi`,
+    );
+  return Number(match[1]) * (match[2] === 'Gi' ? 1024 : 1);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const log = (line: string): void => console.log(line);
@@ -272,12 +287,23 @@ async function main(): Promise<void> {
     await statefulSets.waitForSync(60_000);
 
     const port = await freePort();
+    // Started as the image starts it, by its entrypoint, under the chart's default memory limit (which sizes
+    // the V8 heap), with this checkout as the app directory.
+    const limitMib = chartMemoryLimitMib();
+    const cgroupLimit = join(dir, 'memory.max');
+    writeFileSync(cgroupLimit, `${limitMib * 1048576}\n`);
+    log(
+      `operator started by docker-entrypoint.sh, its heap sized for the chart's memory limit (${limitMib} MiB)`,
+    );
     const operator = spawn(
       'setpriv',
-      ['--pdeathsig', 'KILL', '--', process.execPath, resolve('dist/operator/main.js')],
+      ['--pdeathsig', 'KILL', '--', 'sh', resolve('docker-entrypoint.sh'), 'operator'],
       {
         env: {
           ...process.env,
+          PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+          APP_DIR: resolve('.'),
+          CGROUP_MEMORY_MAX: cgroupLimit,
           KUBECONFIG: plane.info.kubeconfigPath,
           METRICS_PORT: String(port),
           HEALTH_PORT: String(port),
@@ -315,11 +341,8 @@ async function main(): Promise<void> {
         const wantsFinalizer = a.spec.deletionPolicy === 'LogOut';
         if ((a.metadata.finalizers ?? []).includes(FINALIZER) !== wantsFinalizer) return false;
       }
-      // Every account's encryption key and session backup Secrets exist.
-      if (
-        secrets.list(NAMESPACE).filter((x) => x.metadata?.labels?.[LABEL_ACCOUNT]).length <
-        2 * args.accounts
-      )
+      // Every account's session Secret (which holds its database key) exists.
+      if (secrets.list(NAMESPACE).filter((x) => x.metadata?.labels?.[LABEL_ACCOUNT]).length < args.accounts)
         return false;
       const sets = statefulSets.list(NAMESPACE);
       if (sets.length < POOLS.length) return false;
@@ -391,6 +414,7 @@ async function main(): Promise<void> {
       pools: POOLS.length,
       runtime_pods: expectedPods,
       converge_seconds: Number(convergeSeconds.toFixed(2)),
+      operator_memory_limit_mib: limitMib,
       operator_rss_mb: Number(rssAtConvergence.toFixed(1)),
       operator_peak_rss_mb: Number(peakRss.toFixed(1)),
       // Where the RSS is: V8's live heap and what it reserved around it, and memory outside the V8 heap.

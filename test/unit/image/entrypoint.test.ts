@@ -1,0 +1,70 @@
+/**
+ * The image's entrypoint sizes the operator's V8 heap from the container's memory limit. Run with a `node`
+ * on PATH that prints what it was given, and cgroup files of our making.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const entrypoint = resolve('docker-entrypoint.sh');
+
+function run(args: string[], env: Record<string, string>): { argv: string; nodeOptions: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'entrypoint-'));
+  const node = join(dir, 'node');
+  writeFileSync(node, '#!/bin/sh\necho "argv=$*"\necho "NODE_OPTIONS=${NODE_OPTIONS:-}"\n');
+  chmodSync(node, 0o755);
+  const out = execFileSync('sh', [entrypoint, ...args], {
+    env: {
+      PATH: `${dir}:/usr/bin:/bin`,
+      CGROUP_MEMORY_MAX: join(dir, 'absent'),
+      CGROUP_V1_MEMORY_LIMIT: join(dir, 'absent'),
+      ...env,
+    },
+    encoding: 'utf8',
+  });
+  const line = (key: string): string =>
+    out
+      .split('\n')
+      .find((l) => l.startsWith(`${key}=`))
+      ?.slice(key.length + 1) ?? '';
+  return { argv: line('argv'), nodeOptions: line('NODE_OPTIONS') };
+}
+
+function limitFile(content: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'cgroup-')), 'memory.max');
+  writeFileSync(file, `${content}\n`);
+  return file;
+}
+
+describe('docker-entrypoint.sh: the operator heap follows the memory limit', () => {
+  it('gives the old space half of a cgroup v2 limit and small semi-spaces', () => {
+    const { argv, nodeOptions } = run(['operator'], { CGROUP_MEMORY_MAX: limitFile(String(512 * 1048576)) });
+    expect(argv).toBe('/app/dist/operator/main.js');
+    expect(nodeOptions).toBe('--max-old-space-size=256 --max-semi-space-size=4');
+  });
+
+  it('reads a cgroup v1 limit, and treats v1 "unlimited" and v2 "max" as no limit', () => {
+    expect(run([], { CGROUP_V1_MEMORY_LIMIT: limitFile(String(1024 * 1048576)) }).nodeOptions).toBe(
+      '--max-old-space-size=512 --max-semi-space-size=4',
+    );
+    expect(run([], { CGROUP_V1_MEMORY_LIMIT: limitFile('9223372036854771712') }).nodeOptions).toBe('');
+    expect(run([], { CGROUP_MEMORY_MAX: limitFile('max') }).nodeOptions).toBe('');
+  });
+
+  it('keeps a heap size the user set in NODE_OPTIONS, and adds to other options', () => {
+    const limit = limitFile(String(512 * 1048576));
+    expect(
+      run(['operator'], { CGROUP_MEMORY_MAX: limit, NODE_OPTIONS: '--max-old-space-size=900' }).nodeOptions,
+    ).toBe('--max-old-space-size=900');
+    expect(
+      run(['operator'], { CGROUP_MEMORY_MAX: limit, NODE_OPTIONS: '--trace-warnings' }).nodeOptions,
+    ).toBe('--max-old-space-size=256 --max-semi-space-size=4 --trace-warnings');
+  });
+
+  it('leaves the runtime alone', () => {
+    const { argv, nodeOptions } = run(['runtime'], { CGROUP_MEMORY_MAX: limitFile(String(512 * 1048576)) });
+    expect(argv).toBe('/app/dist/runtime/main.js');
+    expect(nodeOptions).toBe('');
+  });
+});
