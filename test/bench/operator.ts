@@ -13,10 +13,9 @@
  * Prints human-readable lines, then (with --json) one JSON object as the last line.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { parse } from 'yaml';
+import { join, resolve } from 'node:path';
 import { allCrds, API_VERSION, type TelegramAccount } from '../../crds/index.js';
 import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
 import { createLogger } from '../../operator/kube/logging.js';
@@ -30,6 +29,7 @@ import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
 import { metricSum } from '../support/operator.js';
+import { operatorByEntrypoint } from './entrypoint.js';
 import { auditedWrites, measureApiCeiling, mixCeiling, writesByResource } from './api-ceiling.js';
 
 interface Args {
@@ -172,20 +172,6 @@ function rssMb(pid: number): { rss: number; peak: number } {
   return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
 }
 
-/** resources.limits.memory of the chart's values ("512Mi", "1Gi"), in MiB. */
-function chartMemoryLimitMib(): number {
-  const values = parse(readFileSync(resolve('charts/tdlib-operator/values.yaml'), 'utf8')) as {
-    resources?: { limits?: { memory?: string } };
-  };
-  const limit = values.resources?.limits?.memory ?? '';
-  const match = /^(\d+)(Mi|Gi)$/.exec(limit);
-  if (!match)
-    throw new Error(
-      `charts/tdlib-operator/values.yaml: resources.limits.memory "${limit}" is not NMi or NGi`,
-    );
-  return Number(match[1]) * (match[2] === 'Gi' ? 1024 : 1);
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const log = (line: string): void => console.log(line);
@@ -287,39 +273,31 @@ async function main(): Promise<void> {
     await statefulSets.waitForSync(60_000);
 
     const port = await freePort();
-    // Started as the image starts it, by its entrypoint, under the chart's default memory limit (which sizes
-    // the V8 heap), with this checkout as the app directory.
-    const limitMib = chartMemoryLimitMib();
-    const cgroupLimit = join(dir, 'memory.max');
-    writeFileSync(cgroupLimit, `${limitMib * 1048576}\n`);
+    // Started as the image starts it, by its entrypoint, under the chart's default memory limit.
+    const byEntrypoint = operatorByEntrypoint(dir);
+    const limitMib = byEntrypoint.limitMib;
     log(
       `operator started by docker-entrypoint.sh, its heap sized for the chart's memory limit (${limitMib} MiB)`,
     );
-    const operator = spawn(
-      'setpriv',
-      ['--pdeathsig', 'KILL', '--', 'sh', resolve('docker-entrypoint.sh'), 'operator'],
-      {
-        env: {
-          ...process.env,
-          PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-          APP_DIR: resolve('.'),
-          CGROUP_MEMORY_MAX: cgroupLimit,
-          KUBECONFIG: plane.info.kubeconfigPath,
-          METRICS_PORT: String(port),
-          HEALTH_PORT: String(port),
-          RUNTIME_STORAGE_SIZE: 'emptyDir',
-          RUNTIME_ACCOUNTS_PER_POD: String(args.perPod),
-          RUNTIME_MAX_REPLICAS: '1000',
-          // kwok's pods run no runtime: without this, every pod is declared dead after the default 120 s and
-          // all accounts move at once, which is not the steady state the probes measure.
-          RUNTIME_POD_START_TIMEOUT_SECONDS: '3600',
-          LOG_LEVEL: 'warn',
-          // One replica: leader election would add a Lease renewal every 2 s to the write counts.
-          LEADER_ELECT: 'false',
-        },
-        stdio: ['ignore', 'pipe', 'inherit'],
+    const operator = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...byEntrypoint.args], {
+      env: {
+        ...process.env,
+        ...byEntrypoint.env,
+        KUBECONFIG: plane.info.kubeconfigPath,
+        METRICS_PORT: String(port),
+        HEALTH_PORT: String(port),
+        RUNTIME_STORAGE_SIZE: 'emptyDir',
+        RUNTIME_ACCOUNTS_PER_POD: String(args.perPod),
+        RUNTIME_MAX_REPLICAS: '1000',
+        // kwok's pods run no runtime: without this, every pod is declared dead after the default 120 s and
+        // all accounts move at once, which is not the steady state the probes measure.
+        RUNTIME_POD_START_TIMEOUT_SECONDS: '3600',
+        LOG_LEVEL: 'warn',
+        // One replica: leader election would add a Lease renewal every 2 s to the write counts.
+        LEADER_ELECT: 'false',
       },
-    );
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     operatorPid = operator.pid ?? 0;
     operator.stdout?.pipe(process.stderr);
     const started = Date.now();

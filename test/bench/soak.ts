@@ -47,6 +47,7 @@ import { World } from '../../runtime/simulator/world.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
+import { operatorByEntrypoint } from './entrypoint.js';
 import { createApiCredentials, installBenchApi } from './bench-api.js';
 import { ApiProxy, writeKubeconfigVia } from '../support/api-proxy.js';
 import { Churn, SENDER_SLOTS, dayPlan, makeSlots, tokenSecretName, type Slot } from './soak-churn.js';
@@ -146,25 +147,19 @@ function keepLog(child: ChildProcess, path: string): void {
 }
 
 /** Dies with this process (setpriv --pdeathsig), so a failed or killed benchmark leaves nothing behind. */
-function startNode(script: string, env: NodeJS.ProcessEnv, log: string): ChildProcess {
+function startNode(script: string, env: NodeJS.ProcessEnv, log: string, dir: string): ChildProcess {
   // --trace-warnings: a MaxListenersExceededWarning in the log says where the listeners were added.
   // --inspect: the benchmark collects garbage through the inspector to read the heap that stays.
-  const child = spawn(
-    'setpriv',
-    [
-      '--pdeathsig',
-      'KILL',
-      '--',
-      process.execPath,
-      '--trace-warnings',
-      '--inspect=127.0.0.1:0',
-      resolve(script),
-    ],
-    {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const debugOptions = ['--trace-warnings', '--inspect=127.0.0.1:0'];
+  // The operator starts as the image starts it (its heap sized from the chart's memory limit).
+  const started =
+    script === 'dist/operator/main.js'
+      ? operatorByEntrypoint(dir, debugOptions.join(' '))
+      : { args: [process.execPath, ...debugOptions, resolve(script)], env: {} };
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...started.args], {
+    env: { ...process.env, ...started.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   keepLog(child, log);
   return child;
 }
@@ -309,6 +304,7 @@ async function main(): Promise<void> {
         LOG_LEVEL: 'warn',
       },
       join(dir, 'operator.log'),
+      dir,
     );
     children.push(operator);
     const runtimes: Array<{ name: string; pool: string; child: ChildProcess; port: number }> = [];
@@ -329,6 +325,7 @@ async function main(): Promise<void> {
           LOG_LEVEL: 'warn',
         },
         join(dir, `runtime-${pool}.log`),
+        dir,
       );
       children.push(child);
       runtimes.push({ name: pool === 'default' ? 'runtime' : 'runtime_spare', pool, child, port });
