@@ -36,7 +36,7 @@ import { TdClientClosedError, TdError, TdFenceError, TdTimeoutError } from '../t
 import type { Desire, StopReason } from './desire.js';
 import { heartbeatLeaseOf, type HolderLiveness, type PodFence } from './fence.js';
 import { ProxyConfigError, ProxyManager } from './proxies.js';
-import { InputError, SecretInputs } from './secret-inputs.js';
+import { InputError, SecretInputs, type SecretObject } from './secret-inputs.js';
 import { SessionLossDetector, type SessionLossReason } from './session-loss.js';
 import { SessionStore, StaleBackupError } from './session-store.js';
 import type { HostedView } from './status.js';
@@ -370,8 +370,9 @@ export class HostedAccount {
 
   private async startClient(signal: AbortSignal): Promise<StepResult> {
     this.setWaiting(RuntimeReason.Starting, 'starting the TDLib client');
+    let sessionSecret: SecretObject | undefined;
     try {
-      this.key = await this.inputs.sessionKey(this.name, signal);
+      ({ key: this.key, sessionSecret } = await this.inputs.sessionKey(this.name, signal));
       this.credentials = await this.inputs.apiCredentials(this.account, signal);
     } catch (error) {
       if (error instanceof InputError) {
@@ -380,7 +381,8 @@ export class HostedAccount {
       }
       throw error;
     }
-    const restored = await this.store.restore(this.key, this.fenceEpoch, signal);
+    // The Secret read for the key holds the backup too: one read instead of two.
+    const restored = await this.store.restore(this.key, this.fenceEpoch, signal, { secret: sessionSecret });
     if (restored.unreadable) {
       this.warnOnce(
         RuntimeReason.BackupUnreadable,

@@ -16,7 +16,7 @@ import { isApiError, isNotFound } from '../../operator/kube/errors.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
 import type { AuthInputs, VersionedInput } from '../auth/driver.js';
 
-type SecretObject = ApiObject & { data?: Record<string, string> };
+export type SecretObject = ApiObject & { data?: Record<string, string> };
 
 /** An input problem a user must fix: `reason` for the condition, `message` naming Secret, key and field. */
 export class InputError extends Error {
@@ -28,6 +28,12 @@ export class InputError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The key, and the session Secret as read for it (its backup is restored from the same read). */
+export interface SessionKey {
+  key: Buffer;
+  sessionSecret: SecretObject | undefined;
 }
 
 export class SecretInputs {
@@ -58,7 +64,7 @@ export class SecretInputs {
    * The account's 32-byte database/backup key: in its session Secret, or (accounts made by an earlier
    * version) in its separate key Secret.
    */
-  async sessionKey(account: string, signal?: AbortSignal): Promise<Buffer> {
+  async sessionKey(account: string, signal?: AbortSignal): Promise<SessionKey> {
     const sessionName = sessionSecretName(account);
     const session = await this.read(sessionName, signal);
     let source = sessionName;
@@ -82,7 +88,7 @@ export class SecretInputs {
         'SessionKeyMissing',
         `Secret ${source} has no ${SESSION_KEY_BYTES}-byte key under "${SESSION_SECRET_KEY_FIELD}"; restore it from your backup`,
       );
-    return key;
+    return { key, sessionSecret: session };
   }
 
   async value(

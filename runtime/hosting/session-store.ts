@@ -120,20 +120,16 @@ export class SessionStore {
 
   /**
    * Brings the newer session onto this volume and marks it as run under `epoch` (TDLib is about to change
-   * the files). A missing session Secret is "no backup", never an error.
+   * the files). A missing session Secret is "no backup", never an error. `read` is the session Secret as
+   * the caller just read it (for its key, under the same fence); without it, it is read here.
    */
-  async restore(key: Buffer, epoch: number, signal?: AbortSignal): Promise<RestoreResult> {
-    let secret: SecretObject | undefined;
-    try {
-      secret = await this.options.rest.get<SecretObject>(
-        Resources.Secret,
-        this.options.namespace,
-        this.secretName,
-        { signal },
-      );
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
+  async restore(
+    key: Buffer,
+    epoch: number,
+    signal?: AbortSignal,
+    read?: { secret: SecretObject | undefined },
+  ): Promise<RestoreResult> {
+    const secret = read ? read.secret : await this.readSecret(signal);
     const blob = secret?.data?.[SESSION_SECRET_KEY];
     const backupEpoch = parseEpoch(secret?.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION]);
     const fingerprint = keyFingerprint(key);
@@ -228,18 +224,8 @@ export class SessionStore {
    */
   async discardBackup(epoch: number, check: () => void, signal?: AbortSignal): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      let secret: SecretObject;
-      try {
-        secret = await this.options.rest.get<SecretObject>(
-          Resources.Secret,
-          this.options.namespace,
-          this.secretName,
-          { signal },
-        );
-      } catch (error) {
-        if (isNotFound(error)) return;
-        throw error;
-      }
+      const secret = await this.readSecret(signal);
+      if (!secret) return;
       if (!secret.data?.[SESSION_SECRET_KEY]) return;
       const stored = parseEpoch(secret.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION]);
       if (stored !== undefined && stored > epoch)
@@ -261,16 +247,21 @@ export class SessionStore {
 
   /** The newest backup's epoch (undefined: none), e.g. to keep the Lease's epoch ahead of it. */
   async backupEpoch(signal?: AbortSignal): Promise<number | undefined> {
+    const secret = await this.readSecret(signal);
+    return secret?.data?.[SESSION_SECRET_KEY]
+      ? parseEpoch(secret.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION])
+      : undefined;
+  }
+
+  /** The session Secret, or undefined when it does not exist. */
+  private async readSecret(signal?: AbortSignal): Promise<SecretObject | undefined> {
     try {
-      const secret = await this.options.rest.get<SecretObject>(
+      return await this.options.rest.get<SecretObject>(
         Resources.Secret,
         this.options.namespace,
         this.secretName,
         { signal },
       );
-      return secret.data?.[SESSION_SECRET_KEY]
-        ? parseEpoch(secret.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION])
-        : undefined;
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;

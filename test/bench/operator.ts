@@ -172,6 +172,13 @@ function rssMb(pid: number): { rss: number; peak: number } {
   return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
 }
 
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  // The fields after the command name, which is in parentheses and may contain spaces.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const log = (line: string): void => console.log(line);
@@ -355,8 +362,10 @@ async function main(): Promise<void> {
     const atConvergence = await scrape();
     const writesAtConvergence = writes(atConvergence);
     const rssAtConvergence = rssMb(operatorPid).rss;
+    // How much of the two cores the operator took from the API server while converging.
+    const operatorCpu = cpuSeconds(operatorPid);
     log(
-      `converged in ${convergeSeconds.toFixed(1)} s; operator RSS ${rssAtConvergence.toFixed(0)} MB (peak ${peakRss.toFixed(0)} MB); ${writesAtConvergence} writes`,
+      `converged in ${convergeSeconds.toFixed(1)} s; operator RSS ${rssAtConvergence.toFixed(0)} MB (peak ${peakRss.toFixed(0)} MB); ${writesAtConvergence} writes; operator CPU ${operatorCpu.toFixed(1)} s`,
     );
 
     log(`idle window: ${args.idleSeconds} s`);
@@ -394,6 +403,7 @@ async function main(): Promise<void> {
       converge_seconds: Number(convergeSeconds.toFixed(2)),
       operator_memory_limit_mib: limitMib,
       operator_rss_mb: Number(rssAtConvergence.toFixed(1)),
+      operator_cpu_seconds_to_converge: Number(operatorCpu.toFixed(1)),
       operator_peak_rss_mb: Number(peakRss.toFixed(1)),
       // Where the RSS is: V8's live heap and what it reserved around it, and memory outside the V8 heap.
       operator_heap_used_mb: Number(
