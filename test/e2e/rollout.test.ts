@@ -369,6 +369,7 @@ describe('a runtime rollout', () => {
     image: string,
     metric: string,
     withTraffic: boolean,
+    analysesAllowed = 2,
   ): Promise<TelegramRuntimePool> {
     const campaign = `traffic-${image.slice(image.lastIndexOf(':') + 1)}`;
     if (withTraffic) await createCampaign(campaign, 'gates', `Traffic for ${image}.`, 1200);
@@ -407,9 +408,12 @@ describe('a runtime rollout', () => {
             : undefined,
         { timeoutMs: 10_000, onTimeout: logs },
       );
-      // Decided within two analysis intervals of the step that exposed it: at most two analyses of it ran.
+      // Decided within two analysis intervals of the step that exposed it: at most two analyses of it ran
+      // (one more when the values come from Prometheus, see its test).
       const analyses = rolledBack.status?.analyses ?? [];
-      expect(analyses.length).toBeLessThanOrEqual(2);
+      expect(analyses.length).toBeLessThanOrEqual(analysesAllowed);
+      // Only the last one failed: the rollback came on the first failing analysis.
+      expect(analyses.slice(0, -1).filter((a) => a.verdict === 'Failed')).toEqual([]);
       if (metric !== 'runs no runtime') expect(analyses.at(-1)).toMatchObject({ verdict: 'Failed', metric });
       await allReadyOnStable('gates', 'gates', GATE_ACCOUNTS);
       return rolledBack;
@@ -555,7 +559,11 @@ describe('a runtime rollout', () => {
       await patchPool('gates', {
         spec: { rollout: { analysis: { prometheus: { address: prometheus.url } } } },
       });
-      const pool = await expectRollback('tdlib-operator-next:slow', 'p95LatencyMs', true);
+      // Prometheus sees the canary later than its pods' own metrics do (file discovery 1 s, a 1 s scrape, and
+      // rate() needs two samples): the first analysis can run before any of the canary's slow requests are in
+      // the query's window, so one more analysis is allowed than with values read from the pods (the two
+      // clean-clone CI runs that failed on the bound of 2 both counted exactly 3).
+      const pool = await expectRollback('tdlib-operator-next:slow', 'p95LatencyMs', true, 3);
       expect(pool.status?.analyses?.at(-1)).toMatchObject({ source: 'Prometheus', verdict: 'Failed' });
     } finally {
       await patchPool('gates', { spec: { rollout: { analysis: { prometheus: null } } } });
