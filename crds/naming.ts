@@ -101,6 +101,16 @@ export function sessionSecretName(account: string): string {
   return `${account}-tdlib-session`;
 }
 
+/**
+ * The account whose session (or earlier key) Secret a Secret of this name would be, whoever made it: a
+ * Secret under that name, ours or not, decides whether the account can be placed.
+ */
+export function accountOfSessionSecretName(secret: string): string | undefined {
+  for (const suffix of ['-tdlib-session', '-tdlib-key'])
+    if (secret.endsWith(suffix) && secret.length > suffix.length) return secret.slice(0, -suffix.length);
+  return undefined;
+}
+
 /** The short-lived Secret through which `kubectl telegram login` hands a code to the runtime. */
 export function loginCodeSecretName(account: string): string {
   return `${account}-login-code`;

@@ -29,12 +29,11 @@ import {
   type HeartbeatLease,
 } from './pool/controller.js';
 import { POOL_COALESCE_MS, poolRelevantChange } from './pool/predicates.js';
+import { SECRET_INDEX, accountsOfSecret } from './pool/secret-links.js';
 import { RuntimePoolResource, TelegramAccountResource } from '../crds/resources.js';
 import { registerRolloutMetrics } from './pool/rollout/metrics.js';
 
 type Account = TelegramAccount & ApiObject;
-const SECRET_INDEX = 'secret';
-
 export interface OperatorHandle {
   rest: RestClient;
   registry: Registry;
@@ -149,11 +148,12 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       secrets,
       (s) => {
         const namespace = s.metadata?.namespace ?? '';
-        const named = accounts.byIndex(SECRET_INDEX, `${namespace}/${s.metadata?.name}`);
-        // An account's own key or session Secret changing (e.g. the key deleted) changes its Ready.
-        const owner = s.metadata?.labels?.[LABEL_ACCOUNT];
-        const own = owner ? accounts.get(namespace, owner) : undefined;
-        return [...named, ...(own ? [own] : [])].map((a) => splitKey(poolKeyOf(a)));
+        // Its own key or session Secret changing (e.g. the key deleted) changes an account's Ready too.
+        return accountsOfSecret(s, (key) =>
+          accounts.byIndex(SECRET_INDEX, key).map((a) => a.metadata.name ?? ''),
+        )
+          .flatMap((name) => accounts.get(namespace, name) ?? [])
+          .map((a) => splitKey(poolKeyOf(a)));
       },
       // The account loop creates a Secret per account: a burst of creates costs one pool run per delay.
       { coalesceMs: POOL_COALESCE_MS },

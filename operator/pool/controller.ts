@@ -53,6 +53,7 @@ import {
 import { isAlreadyExists, isNotFound } from '../kube/errors.js';
 import type { LeaseObject } from '../kube/lease.js';
 import { sessionKeyMissing } from '../account/session-key.js';
+import { SECRET_INDEX, accountsOfSecret } from './secret-links.js';
 import { PodLiveness } from './liveness.js';
 import { place } from '../placement.js';
 import { RuntimePoolResource, TelegramAccountResource } from '../../crds/resources.js';
@@ -167,6 +168,8 @@ export class PoolReconciler implements Reconciler {
   private readonly statusApplied = new Map<string, { basedOn: string; status: OperatorStatus }>();
   /** Hash of the last intent applied per workload object, so an unchanged pool costs no write. */
   private readonly appliedWorkload = new Map<string, string>();
+  /** What the Role last applied per pool lists (see applyWorkload). */
+  private readonly roleInputsApplied = new Map<string, string>();
   private readonly now: () => Date;
   private readonly monotonic: () => number;
   private readonly liveness: PodLiveness;
@@ -184,6 +187,13 @@ export class PoolReconciler implements Reconciler {
   private readonly analyzer: RolloutAnalyzer;
   private readonly prometheus = new PrometheusAnalysis();
   private readonly countersBorn = new Set<string>();
+  /**
+   * What each account's Secrets say, per cached account object: the cache replaces an object on every
+   * change, and a change of one of its Secrets drops the entry, so a run derives only what changed.
+   */
+  private readonly derived = new WeakMap<TelegramAccount, DerivedInputs>();
+  /** The facts under which an account object's status was last found current: no need to decide it again. */
+  private readonly statusCurrentUnder = new WeakMap<TelegramAccount, StatusFacts>();
 
   constructor(private readonly deps: PoolReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -201,6 +211,15 @@ export class PoolReconciler implements Reconciler {
       const key = `${account.metadata.namespace}/${account.metadata.name}`;
       this.statusApplied.delete(key);
       this.written.delete(key);
+    });
+    deps.secrets.onEvent((_type, secret) => {
+      const namespace = secret.metadata?.namespace ?? '';
+      const referencing = (key: string): string[] =>
+        deps.accounts.byIndex(SECRET_INDEX, key).map((a) => a.metadata.name ?? '');
+      for (const name of accountsOfSecret(secret, referencing)) {
+        const account = deps.accounts.get(namespace, name);
+        if (account) this.derived.delete(account);
+      }
     });
   }
 
@@ -220,9 +239,7 @@ export class PoolReconciler implements Reconciler {
     const holders = this.accountHolders(namespace);
     for (const account of accounts) {
       const accountKey = account.metadata.name ?? '';
-      const check =
-        this.foreignKey(namespace, accountKey) ??
-        checkInputs(account, (secret) => this.secretFacts(namespace, secret));
+      const { check } = this.derive(account);
       inputs.set(accountKey, check);
       const current = this.currentPod(account);
       const where = current === undefined ? undefined : sets.locate(current);
@@ -453,12 +470,12 @@ export class PoolReconciler implements Reconciler {
     await forEachLimited(accounts, WRITE_CONCURRENCY, async (account) => {
       if (context.signal.aborted) return;
       const accountName = account.metadata.name ?? '';
-      const check = inputs.get(accountName) ?? { ok: true };
+      const check = inputs.get(accountName) ?? this.derive(account).check;
       const pod = podOf(accountName);
       const outcome: PlacementOutcome =
         pod !== undefined ? { pod } : { unplaced: check.ok ? 'PoolFull' : 'InputsInvalid' };
       // One write: placement, Scheduled and Ready (a pod declared dead shows Ready=Unknown as it moves).
-      await this.applyStatus(account, pool, check, outcome, podHealth, now, context.signal);
+      await this.applyStatus(account, pool, this.derive(account), outcome, podHealth, now, context.signal);
       await this.dropLegacyPlacementLabel(account, context.signal);
     });
 
@@ -683,6 +700,28 @@ export class PoolReconciler implements Reconciler {
     }
   }
 
+  /**
+   * What the account's Secrets say about it (placement inputs, a missing key, what its runtime may be
+   * granted), derived again only when the account or one of its Secrets changed.
+   */
+  private derive(account: TelegramAccount): DerivedInputs {
+    const known = this.derived.get(account);
+    if (known) return known;
+    const namespace = account.metadata.namespace ?? '';
+    const name = account.metadata.name ?? '';
+    const facts = (secret: string): SecretFacts | undefined => this.secretFacts(namespace, secret);
+    const session = facts(sessionSecretName(name));
+    const fresh: DerivedInputs = {
+      check: this.foreignKey(namespace, name) ?? checkInputs(account, facts),
+      sessionKeyMissing: this.sessionKeyMissing(namespace, name),
+      readableSecrets: referencedSecrets(account).filter((secret) => optedIn(facts(secret))),
+      legacyKey: this.legacyKey(namespace, name) !== undefined,
+      sessionGrantable: !session || madeFor(session, name),
+    };
+    this.derived.set(account, fresh);
+    return fresh;
+  }
+
   private secretFacts(namespace: string, secret: string): SecretFacts | undefined {
     const object = this.deps.secrets.get(namespace, secret);
     return object ? { keys: Object.keys(object.data ?? {}), labels: object.metadata?.labels } : undefined;
@@ -768,27 +807,37 @@ export class PoolReconciler implements Reconciler {
   private async applyStatus(
     account: TelegramAccount,
     pool: string,
-    check: InputsCheck,
+    derived: DerivedInputs,
     outcome: PlacementOutcome,
     podHealth: (pod: string) => PodHealth | undefined,
     now: Date,
     signal: AbortSignal,
   ): Promise<void> {
+    // Everything the desired status is a function of (the clock only stamps transitions).
+    const hostedBy = account.status?.hostedBy;
+    const facts: StatusFacts = {
+      pool,
+      derived,
+      placedOn: 'pod' in outcome ? outcome.pod : outcome.unplaced,
+      podHealth: healthFingerprint('pod' in outcome ? podHealth(outcome.pod) : undefined),
+      hostedByHealth: healthFingerprint(hostedBy ? podHealth(hostedBy) : undefined),
+    };
+    if (sameStatusFacts(this.statusCurrentUnder.get(account), facts)) return;
     const desired = desiredOperatorStatus(
       account,
       {
         pool,
-        inputs: check,
+        inputs: derived.check,
         outcome,
         podHealth,
-        sessionKeyMissing: this.sessionKeyMissing(
-          account.metadata.namespace ?? '',
-          account.metadata.name ?? '',
-        ),
+        sessionKeyMissing: derived.sessionKeyMissing,
       },
       now,
     );
-    if (operatorStatusCurrent(account, desired)) return;
+    if (operatorStatusCurrent(account, desired)) {
+      this.statusCurrentUnder.set(account, facts);
+      return;
+    }
     const key = `${account.metadata.namespace}/${account.metadata.name}`;
     const basedOn = account.metadata.resourceVersion ?? '';
     const applied = this.statusApplied.get(key);
@@ -842,24 +891,25 @@ export class PoolReconciler implements Reconciler {
         s.set === 'stable' ? runtimePodName(pool, i) : canaryPodName(pool, i),
       ),
     );
-    const inputSecretNames = accounts
-      .flatMap((a) => referencedSecrets(a))
-      .filter((secret) => optedIn(this.secretFacts(namespace, secret)));
+    const derived = new Map(accounts.map((a) => [a.metadata.name ?? '', this.derive(a)]));
+    // Accounts that left the pool (or were deleted) but are still held here are looked up directly.
+    const legacyKey = (n: string): boolean => derived.get(n)?.legacyKey ?? !!this.legacyKey(namespace, n);
+    const sessionGrantable = (n: string): boolean => {
+      const known = derived.get(n);
+      if (known) return known.sessionGrantable;
+      const facts = this.secretFacts(namespace, sessionSecretName(n));
+      return !facts || madeFor(facts, n);
+    };
     const settings: PoolSettings = {
       namespace,
       pool,
       // Only Secrets their owners opted in (a spec alone must not grant a runtime any Secret).
-      inputSecretNames,
+      inputSecretNames: [...derived.values()].flatMap((d) => d.readableSecrets),
       // Only earlier versions' key Secrets that exist and are ours (new accounts keep the key in the session
       // Secret; see foreignKey).
-      keySecretNames: names.filter((n) => this.legacyKey(namespace, n)).map(encryptionKeySecretName),
+      keySecretNames: names.filter(legacyKey).map(encryptionKeySecretName),
       loginCodeSecretNames: names.map(loginCodeSecretName),
-      sessionSecretNames: names
-        .filter((n) => {
-          const facts = this.secretFacts(namespace, sessionSecretName(n));
-          return !facts || madeFor(facts, n);
-        })
-        .map(sessionSecretName),
+      sessionSecretNames: names.filter(sessionGrantable).map(sessionSecretName),
       accountNames: names,
       // The account Leases (the session fence) and each pod's heartbeat Lease.
       leaseNames: [...names.map(accountLeaseName), ...new Set([...podNames, ...held.pods])],
@@ -868,9 +918,26 @@ export class PoolReconciler implements Reconciler {
       this.deps.statefulSets.get(namespace, set === 'stable' ? runtimeName(pool) : canaryName(pool)) !==
       undefined;
     if (accounts.length === 0 && !present('stable') && !present('canary')) return;
+    // The Role lists every account's names: building and hashing it costs more than the rest of a run, so
+    // it is built only when what it lists changed.
+    const roleInputs = [
+      settings.accountNames,
+      settings.inputSecretNames,
+      settings.keySecretNames,
+      settings.sessionSecretNames,
+      settings.leaseNames,
+    ]
+      .map((list) => list.join(','))
+      .join('|');
+    const poolKey = `${namespace}/${pool}`;
+    const roleCurrent = this.roleInputsApplied.get(poolKey) === roleInputs;
     const objects: Array<[ResourceDescriptor, ApiObject, number | undefined]> = [
       [Resources.ServiceAccount, desiredServiceAccount(settings), undefined],
-      [Resources.Role, desiredRole(settings), undefined],
+      ...(roleCurrent
+        ? []
+        : ([[Resources.Role, desiredRole(settings), undefined]] as Array<
+            [ResourceDescriptor, ApiObject, number | undefined]
+          >)),
       [Resources.RoleBinding, desiredRoleBinding(settings), undefined],
       [Resources.Service, desiredService(settings), undefined],
       [Resources.PodDisruptionBudget, desiredPodDisruptionBudget(settings), undefined],
@@ -905,10 +972,48 @@ export class PoolReconciler implements Reconciler {
       });
       this.appliedWorkload.set(id, hash);
     }
+    this.roleInputsApplied.set(poolKey, roleInputs);
   }
 }
 
 /** Labelled by tdlib-operator for the account of this name. */
 function madeFor(facts: SecretFacts, account: string): boolean {
   return facts.labels?.[LABEL_MANAGED_BY] === MANAGED_BY && facts.labels[LABEL_ACCOUNT] === account;
+}
+
+/** What an account's Secrets say about it. */
+interface DerivedInputs {
+  check: InputsCheck;
+  sessionKeyMissing?: string;
+  /** Referenced Secrets its owner opted in, so the runtime may read them. */
+  readableSecrets: string[];
+  /** The earlier version's key Secret exists and is ours. */
+  legacyKey: boolean;
+  /** No session Secret yet, or one we made for this account (never grant someone else's). */
+  sessionGrantable: boolean;
+}
+
+/** What an account's operator status is decided from, besides the account object itself. */
+interface StatusFacts {
+  pool: string;
+  derived: DerivedInputs;
+  placedOn: string;
+  podHealth: string;
+  hostedByHealth: string;
+}
+
+function sameStatusFacts(a: StatusFacts | undefined, b: StatusFacts): boolean {
+  return (
+    a !== undefined &&
+    a.derived === b.derived &&
+    a.pool === b.pool &&
+    a.placedOn === b.placedOn &&
+    a.podHealth === b.podHealth &&
+    a.hostedByHealth === b.hostedByHealth
+  );
+}
+
+function healthFingerprint(health: PodHealth | undefined): string {
+  if (!health) return '-';
+  return health.state === 'dead' ? `dead:${health.why}` : health.state;
 }
