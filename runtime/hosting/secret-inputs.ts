@@ -14,6 +14,7 @@ import {
 import type { RestClient } from '../../operator/kube/client.js';
 import { isApiError, isNotFound } from '../../operator/kube/errors.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
+import { abortable } from '../../operator/kube/util.js';
 import type { AuthInputs, VersionedInput } from '../auth/driver.js';
 
 export type SecretObject = ApiObject & { data?: Record<string, string> };
@@ -37,14 +38,33 @@ export interface SessionKey {
 }
 
 export class SecretInputs {
+  /**
+   * Reads in flight by Secret name. A thousand accounts starting at once mostly share one API credentials
+   * Secret: callers that ask while a read of it is under way take its answer instead of a GET each.
+   */
+  private readonly reading = new Map<string, Promise<SecretObject | undefined>>();
+
   constructor(
     private readonly rest: RestClient,
     private readonly namespace: string,
   ) {}
 
-  private async read(name: string, signal?: AbortSignal): Promise<SecretObject | undefined> {
+  private read(name: string, signal?: AbortSignal): Promise<SecretObject | undefined> {
+    let shared = this.reading.get(name);
+    if (!shared) {
+      // Not bound to the first caller's signal: its abort must not fail the others (the client times out).
+      const started = this.fetch(name).finally(() => {
+        if (this.reading.get(name) === started) this.reading.delete(name);
+      });
+      this.reading.set(name, started);
+      shared = started;
+    }
+    return abortable(shared, signal);
+  }
+
+  private async fetch(name: string): Promise<SecretObject | undefined> {
     try {
-      return await this.rest.get<SecretObject>(Resources.Secret, this.namespace, name, { signal });
+      return await this.rest.get<SecretObject>(Resources.Secret, this.namespace, name);
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -97,13 +117,7 @@ export class SecretInputs {
     signal?: AbortSignal,
   ): Promise<VersionedInput | undefined> {
     if (!ref) return undefined;
-    const secret = await this.read(ref.name, signal);
-    const raw = secret?.data?.[ref.key ?? defaultKey];
-    if (!secret || raw === undefined) return undefined;
-    return {
-      value: Buffer.from(raw, 'base64').toString('utf8').trim(),
-      version: `${ref.name}@${secret.metadata?.resourceVersion ?? ''}`,
-    };
+    return valueOf(await this.read(ref.name, signal), ref.name, ref.key ?? defaultKey);
   }
 
   /** All keys of a Secret as text (proxy credentials), or undefined if it does not exist. */
@@ -123,8 +137,9 @@ export class SecretInputs {
     const ref = account.spec.apiCredentialsSecretRef;
     const idKey = ref.apiIdKey ?? 'api_id';
     const hashKey = ref.apiHashKey ?? 'api_hash';
-    const id = await this.value({ name: ref.name, key: idKey }, idKey, signal);
-    const hash = await this.value({ name: ref.name, key: hashKey }, hashKey, signal);
+    const secret = await this.read(ref.name, signal);
+    const id = valueOf(secret, ref.name, idKey);
+    const hash = valueOf(secret, ref.name, hashKey);
     const apiId = Number(id?.value);
     if (!id || !Number.isInteger(apiId) || apiId <= 0 || apiId > 2 ** 31 - 1)
       throw new InputError(
@@ -168,4 +183,14 @@ export class SecretInputs {
       if (!isNotFound(error)) throw error;
     }
   }
+}
+
+/** One key of a Secret as trimmed text, with the version it was read at. */
+function valueOf(secret: SecretObject | undefined, name: string, key: string): VersionedInput | undefined {
+  const raw = secret?.data?.[key];
+  if (!secret || raw === undefined) return undefined;
+  return {
+    value: Buffer.from(raw, 'base64').toString('utf8').trim(),
+    version: `${name}@${secret.metadata?.resourceVersion ?? ''}`,
+  };
 }

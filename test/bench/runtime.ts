@@ -270,9 +270,11 @@ async function main(): Promise<void> {
     // prom-client's event-loop monitor (10 ms resolution) restarts at each scrape: this first scrape's
     // maximum is the worst stall from the runtime's start to every account Ready.
     const worstStallMs = metricSum(readyMetrics, 'nodejs_eventloop_lag_max_seconds') * 1000;
+    // Reads are not in the audit log (its policy records writes): the runtime's own client counts them.
+    const readsAtReady = metricSum(readyMetrics, 'rest_client_requests_total', { method: 'GET' });
     const rss = rssMb(runtime.pid ?? 0);
     console.log(
-      `${args.accounts} accounts Ready in ${readySeconds.toFixed(1)} s; runtime RSS ${rss.toFixed(0)} MB; ${atReady} status writes; worst event-loop stall ${worstStallMs.toFixed(0)} ms`,
+      `${args.accounts} accounts Ready in ${readySeconds.toFixed(1)} s; runtime RSS ${rss.toFixed(0)} MB; ${atReady} status writes; ${readsAtReady} GETs; worst event-loop stall ${worstStallMs.toFixed(0)} ms`,
     );
     // An observation window: what the runtime writes while nothing changes.
     await new Promise((r) => setTimeout(r, args.idleSeconds * 1000));
@@ -299,6 +301,7 @@ async function main(): Promise<void> {
       rss_mb: Number(rss.toFixed(1)),
       worst_event_loop_stall_ms: Number(worstStallMs.toFixed(1)),
       status_writes_per_account: Number((atReady / args.accounts).toFixed(2)),
+      reads_per_account: Number((readsAtReady / args.accounts).toFixed(2)),
       writes_per_account_by_kind: runtimeWrites.perAccount,
       api_ceiling_writes_per_s: Number(ceiling.toFixed(1)),
       api_ceiling_by_kind: Object.fromEntries(
