@@ -37,7 +37,7 @@ import {
 } from '../../crds/index.js';
 import { TelegramAccountResource } from '../../crds/resources.js';
 import type { LeaseObject } from '../kube/lease.js';
-import type { SecretFacts } from './inputs.js';
+import { madeForAccount, type SecretFacts } from './inputs.js';
 import { planSessionKey } from './session-key.js';
 
 export const FINALIZER_FIELD_MANAGER = 'tdlib-operator-finalizer';
@@ -149,9 +149,7 @@ export class AccountReconciler implements Reconciler {
 
   /** Made by tdlib-operator for an account of this name; anything else is never used (it could hold another session). */
   private ours(account: TelegramAccount, secret: SecretObject): boolean {
-    const labels = secret.metadata?.labels ?? {};
-    if (labels[LABEL_MANAGED_BY] === MANAGED_BY && labels[LABEL_ACCOUNT] === (account.metadata.name ?? ''))
-      return true;
+    if (madeForAccount(secret.metadata?.labels, account.metadata.name ?? '')) return true;
     this.deps.events.event(
       account,
       'Warning',

@@ -2,7 +2,14 @@
  * Which Secrets an account needs and whether they are usable: a pure function of the spec and what the
  * Secret cache holds, shared by every loop that must agree on it (placement, status, RBAC).
  */
-import { LABEL_SECRET_OPT_IN, SECRET_OPT_IN_VALUE, type TelegramAccount } from '../../crds/index.js';
+import {
+  LABEL_ACCOUNT,
+  LABEL_MANAGED_BY,
+  LABEL_SECRET_OPT_IN,
+  MANAGED_BY,
+  SECRET_OPT_IN_VALUE,
+  type TelegramAccount,
+} from '../../crds/index.js';
 
 export interface SecretKeyNeed {
   secret: string;
@@ -63,6 +70,17 @@ export type InputsCheck =
 export interface SecretFacts {
   keys: readonly string[];
   labels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Labelled by tdlib-operator for the account of this name. A session or key Secret that is not is never
+ * used or granted: it could hold another account's key or session.
+ */
+export function madeForAccount(
+  labels: Readonly<Record<string, string>> | undefined,
+  account: string,
+): boolean {
+  return labels?.[LABEL_MANAGED_BY] === MANAGED_BY && labels[LABEL_ACCOUNT] === account;
 }
 
 export function optedIn(facts: SecretFacts | undefined): boolean {

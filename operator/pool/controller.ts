@@ -12,6 +12,7 @@ import type {
 } from '../../crds/index.js';
 import {
   checkInputs,
+  madeForAccount,
   optedIn,
   referencedSecrets,
   type InputsCheck,
@@ -716,7 +717,7 @@ export class PoolReconciler implements Reconciler {
       sessionKeyMissing: this.sessionKeyMissing(namespace, name),
       readableSecrets: referencedSecrets(account).filter((secret) => optedIn(facts(secret))),
       legacyKey: this.legacyKey(namespace, name) !== undefined,
-      sessionGrantable: !session || madeFor(session, name),
+      sessionGrantable: !session || madeForAccount(session.labels, name),
     };
     this.derived.set(account, fresh);
     return fresh;
@@ -735,7 +736,7 @@ export class PoolReconciler implements Reconciler {
   private foreignKey(namespace: string, account: string): InputsCheck | undefined {
     for (const name of [sessionSecretName(account), encryptionKeySecretName(account)]) {
       const facts = this.secretFacts(namespace, name);
-      if (!facts || madeFor(facts, account)) continue;
+      if (!facts || madeForAccount(facts.labels, account)) continue;
       return {
         ok: false,
         reason: 'SecretNameTaken',
@@ -748,7 +749,7 @@ export class PoolReconciler implements Reconciler {
   /** The earlier version's separate key Secret, when it exists and is ours. */
   private legacyKey(namespace: string, account: string): SecretFacts | undefined {
     const facts = this.secretFacts(namespace, encryptionKeySecretName(account));
-    return facts && madeFor(facts, account) ? facts : undefined;
+    return facts && madeForAccount(facts.labels, account) ? facts : undefined;
   }
 
   /**
@@ -898,7 +899,7 @@ export class PoolReconciler implements Reconciler {
       const known = derived.get(n);
       if (known) return known.sessionGrantable;
       const facts = this.secretFacts(namespace, sessionSecretName(n));
-      return !facts || madeFor(facts, n);
+      return !facts || madeForAccount(facts.labels, n);
     };
     const settings: PoolSettings = {
       namespace,
@@ -974,11 +975,6 @@ export class PoolReconciler implements Reconciler {
     }
     this.roleInputsApplied.set(poolKey, roleInputs);
   }
-}
-
-/** Labelled by tdlib-operator for the account of this name. */
-function madeFor(facts: SecretFacts, account: string): boolean {
-  return facts.labels?.[LABEL_MANAGED_BY] === MANAGED_BY && facts.labels[LABEL_ACCOUNT] === account;
 }
 
 /** What an account's Secrets say about it. */

@@ -1,5 +1,6 @@
-import type { TelegramAccount } from '../../../crds/index.js';
+import { LABEL_ACCOUNT, LABEL_MANAGED_BY, MANAGED_BY, type TelegramAccount } from '../../../crds/index.js';
 import {
+  madeForAccount,
   checkInputs,
   optedIn,
   referencedSecrets,
@@ -31,6 +32,18 @@ const complete = {
   api: usable('api_id', 'api_hash'),
   bot: usable('token'),
 };
+
+describe('madeForAccount', () => {
+  const ours = { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_ACCOUNT]: 'alice' };
+
+  it('is true only for Secrets tdlib-operator labelled for exactly this account', () => {
+    expect(madeForAccount(ours, 'alice')).toBe(true);
+    expect(madeForAccount(ours, 'bob')).toBe(false);
+    expect(madeForAccount({ ...ours, [LABEL_MANAGED_BY]: 'helm' }, 'alice')).toBe(false);
+    expect(madeForAccount({ [LABEL_ACCOUNT]: 'alice' }, 'alice')).toBe(false);
+    expect(madeForAccount(undefined, 'alice')).toBe(false);
+  });
+});
 
 describe('optedIn', () => {
   it('is true only for the label with value "true"', () => {
