@@ -1,7 +1,7 @@
 /**
  * What the soak benchmark samples from one of its processes (the operator or a runtime): RSS from /proc, and
- * from its /metrics the V8 heap in use, open handles, event listeners, MaxListenersExceededWarning count and
- * (runtimes) TDLib clients.
+ * from its /metrics the V8 heap in use and held, external memory, open handles, event listeners,
+ * MaxListenersExceededWarning count and (runtimes) TDLib clients.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -12,6 +12,10 @@ import { metricSum } from '../support/operator.js';
 export interface ProcessSample {
   rss_mb: number;
   heap_mb: number;
+  /** What V8 holds for its heap (used or not): RSS that grows with this and not heap_mb is V8 keeping room. */
+  heap_total_mb: number;
+  /** Memory of C++ objects bound to JS objects (Buffers, TLS): RSS that grows with this is native. */
+  external_mb: number;
   handles: number;
   listeners: number;
   /** TDLib clients open (runtimes; 0 for the operator, which has none). */
@@ -22,7 +26,15 @@ export interface ProcessSample {
 }
 
 export type SeriesName = Exclude<keyof ProcessSample, 'max_listeners_warnings' | 'handle_types'>;
-export const SERIES: readonly SeriesName[] = ['rss_mb', 'heap_mb', 'handles', 'listeners', 'clients'];
+export const SERIES: readonly SeriesName[] = [
+  'rss_mb',
+  'heap_mb',
+  'heap_total_mb',
+  'external_mb',
+  'handles',
+  'listeners',
+  'clients',
+];
 
 export interface Probe {
   readonly name: string;
@@ -52,6 +64,8 @@ export async function sampleProcess(probe: Probe, timeoutMs = 5_000): Promise<Pr
   return {
     rss_mb: rssMb(probe.pid),
     heap_mb: metricSum(text, 'nodejs_heap_size_used_bytes') / 2 ** 20,
+    heap_total_mb: metricSum(text, 'nodejs_heap_size_total_bytes') / 2 ** 20,
+    external_mb: metricSum(text, 'nodejs_external_memory_bytes') / 2 ** 20,
     handles: metricSum(text, 'nodejs_active_handles_total'),
     listeners: metricSum(text, LISTENERS_METRIC),
     clients: metricSum(text, 'tdlib_active_clients'),

@@ -577,8 +577,7 @@ async function main(): Promise<void> {
               {
                 start: s.start,
                 end: s.end,
-                [key === 'rss_mb' || key === 'heap_mb' ? 'slope_mb_per_hour' : 'slope_per_hour']:
-                  s.slope_per_hour,
+                [key.endsWith('_mb') ? 'slope_mb_per_hour' : 'slope_per_hour']: s.slope_per_hour,
                 ci95: s.ci95_per_hour,
                 slope_per_sim_day: s.slope_per_sim_day,
                 ci95_per_sim_day: s.ci95_per_sim_day,
