@@ -11,6 +11,7 @@ import {
   secretNameRule,
 } from './common.js';
 import type { KubeObject } from './kube-object.js';
+import { updatesSpec } from './updates.js';
 
 export const TELEGRAM_ACCOUNT_KIND = 'TelegramAccount';
 export const TELEGRAM_ACCOUNT_PLURAL = 'telegramaccounts';
@@ -217,6 +218,7 @@ export const telegramAccountSpec = object(
         default: false,
       }),
     ),
+    updates: Type.Optional(updatesSpec),
   },
   {
     description: 'Desired state of a Telegram login.',

@@ -311,6 +311,99 @@ const badAccounts: BadCase[] = [
       'MTProto (tg://proxy) link needs credentialsSecretRef',
     ],
   ],
+  ['updates without a sink', bot({ updates: {} }), ['spec.updates.sink', 'Required value']],
+  [
+    'updates sink with neither ref nor uri',
+    bot({ updates: { sink: {} } }),
+    ['spec.updates.sink', 'needs ref (a Service in this namespace) or uri'],
+  ],
+  [
+    'updates sink uri that is not a URL',
+    bot({ updates: { sink: { uri: 'receiver:8080' } } }),
+    ['spec.updates.sink.uri', 'absolute http:// or https:// URL'],
+  ],
+  [
+    'updates sink uri of another scheme',
+    bot({ updates: { sink: { uri: 'ftp://receiver.example/events' } } }),
+    ['spec.updates.sink.uri', 'absolute http:// or https:// URL'],
+  ],
+  ...[
+    'http://localhost:8080/',
+    'http://127.0.0.1/',
+    'http://[::1]/x',
+    'http://169.254.169.254/latest/meta-data/',
+    'https://[fe80::1]/',
+    'http://0.0.0.0/',
+    'http://metadata.google.internal/',
+    'http://[fd00:ec2::254]/',
+  ].map((uri): BadCase => [
+    `updates sink uri ${uri}`,
+    bot({ updates: { sink: { uri } } }),
+    [
+      'spec.updates.sink.uri',
+      'must not point at a loopback, link-local, unspecified or cloud metadata address',
+    ],
+  ]),
+  [
+    'updates sink ref with an absolute uri',
+    bot({ updates: { sink: { ref: { name: 'echo' }, uri: 'https://receiver.example/' } } }),
+    ['spec.updates.sink.uri', 'with ref, uri may only be a path'],
+  ],
+  [
+    'updates sink ref that is not a Service name',
+    bot({ updates: { sink: { ref: { name: 'Echo_Receiver' } } } }),
+    ['spec.updates.sink.ref.name', 'must be a Service name'],
+  ],
+  [
+    'updates sink ref of another kind',
+    bot({ updates: { sink: { ref: { kind: 'Deployment', name: 'echo' } } } }),
+    ['spec.updates.sink.ref.kind', 'supported values: "Service"'],
+  ],
+  [
+    'updates caBundle on plain http',
+    bot({ updates: { sink: { uri: 'http://receiver.example/', caBundle: 'LS0t' } } }),
+    ['spec.updates.sink.caBundle', 'use an https:// uri'],
+  ],
+  [
+    'updates dead-letter sink at the metadata service',
+    bot({ updates: { sink: { ref: { name: 'echo' } }, deadLetterSink: { uri: 'http://169.254.169.254/' } } }),
+    ['spec.updates.deadLetterSink.uri', 'cloud metadata'],
+  ],
+  [
+    'updates kind unknown',
+    bot({ updates: { sink: { ref: { name: 'echo' } }, kinds: ['Typing'] } }),
+    ['spec.updates.kinds[0]', 'supported values'],
+  ],
+  [
+    'updates kind twice',
+    bot({ updates: { sink: { ref: { name: 'echo' } }, kinds: ['MessageNew', 'MessageNew'] } }),
+    ['spec.updates.kinds[1]', 'Duplicate value'],
+  ],
+  [
+    'updates parallel chats out of range',
+    bot({ updates: { sink: { ref: { name: 'echo' } }, maxParallelChats: 0 } }),
+    ['spec.updates.maxParallelChats', 'greater than or equal to 1'],
+  ],
+  [
+    'updates max backoff below the first backoff',
+    bot({
+      updates: { sink: { ref: { name: 'echo' } }, retry: { backoffSeconds: 30, maxBackoffSeconds: 10 } },
+    }),
+    ['spec.updates.retry.maxBackoffSeconds', 'at least backoffSeconds'],
+  ],
+  [
+    'updates auth token pasted as the Secret name',
+    bot({ updates: { sink: { ref: { name: 'echo' } }, auth: { secretRef: { name: BOT_TOKEN } } } }),
+    ['spec.updates.auth.secretRef.name', 'never into this field'],
+    [BOT_TOKEN],
+  ],
+  [
+    'updates auth header that would replace the event',
+    bot({
+      updates: { sink: { ref: { name: 'echo' } }, auth: { secretRef: { name: 'tok' }, header: 'Ce-Id' } },
+    }),
+    ['spec.updates.auth.header', 'not Host, Content-Type or a ce- header'],
+  ],
 ];
 
 const campaign = (extra: Spec = {}): Spec => ({
@@ -529,6 +622,40 @@ describe('the CRDs reject invalid resources with messages that name the field an
       user({ loginMethod: 'QR', phoneNumber: '+15550100002' }),
       false,
     );
+    const withUpdates = (await create(
+      'telegramaccounts',
+      'TelegramAccount',
+      'valid-updates',
+      bot({
+        updates: {
+          sink: { ref: { name: 'echo' }, uri: '/events' },
+          deadLetterSink: { uri: 'https://dead-letters.example.com/tdlib', caBundle: 'LS0tLS1CRUdJTg==' },
+          auth: { secretRef: { name: 'receiver-token' } },
+        },
+      }),
+      false,
+    )) as { spec: Spec };
+    expect(withUpdates.spec).toMatchObject({
+      updates: {
+        sink: { ref: { kind: 'Service', name: 'echo' }, uri: '/events' },
+        kinds: ['MessageNew', 'MessageEdited', 'MessageDeleted', 'CallbackQuery'],
+        maxParallelChats: 10,
+        auth: { secretRef: { name: 'receiver-token', key: 'token' }, header: 'X-Tdlib-Operator-Token' },
+      },
+    });
+    // Routable addresses, IPv6 included, and names that merely contain "localhost" are receivers.
+    for (const [i, uri] of [
+      'http://10.0.0.7:8080/hook',
+      'https://[2001:db8::7]/e',
+      'https://localhost.example.com/',
+    ].entries())
+      await create(
+        'telegramaccounts',
+        'TelegramAccount',
+        `valid-sink-${i}`,
+        bot({ updates: { sink: { uri } } }),
+        false,
+      );
     const c = (await create('campaigns', 'Campaign', 'valid', campaign(), false)) as { spec: Spec };
     expect(c.spec).toMatchObject({
       message: { text: 'hello', parseMode: 'Plain' },
