@@ -14,6 +14,7 @@ import {
   type Verdict,
 } from './delivery.js';
 import type { DoneOutcome, Outbox, PendingEvent } from './outbox.js';
+import { httpPost } from './http-post.js';
 
 export interface SinkTarget {
   url: string;
@@ -23,7 +24,7 @@ export interface SinkTarget {
 
 export type PostResult = { status: number; retryAfter?: string } | { error: string };
 
-/** One HTTP POST; undefined status means no answer (the default uses fetch with a timeout). */
+/** One HTTP POST: the answer's status (and Retry-After), or the error when there was no answer. */
 export type Post = (
   url: string,
   headers: Record<string, string>,
@@ -40,6 +41,7 @@ export interface DelivererOptions {
   /** Where events that will never be delivered go; undefined drops them (counted). */
   deadLetterSink?: () => SinkTarget | undefined;
   policy?: DeliveryPolicy;
+  /** How to POST (default: httpPost, with the address guard). */
   post?: Post;
   /** Per try (a receiver slower than this gets the event again: a duplicate by id). */
   timeoutMs?: number;
@@ -47,17 +49,6 @@ export interface DelivererOptions {
   random?: () => number;
   onOutcome?: (event: UpdateEvent, outcome: DoneOutcome | 'retrying', detail: string) => void;
 }
-
-export const fetchPost: Post = async (url, headers, body, signal) => {
-  try {
-    const response = await fetch(url, { method: 'POST', headers, body, signal, redirect: 'manual' });
-    // The body is not read: a 2xx is the whole answer, and an unread body would hold the connection.
-    await response.body?.cancel();
-    return { status: response.status, retryAfter: response.headers.get('retry-after') ?? undefined };
-  } catch (error) {
-    return { error: error instanceof Error ? error.message : String(error) };
-  }
-};
 
 export class Deliverer {
   private readonly policy: DeliveryPolicy;
@@ -75,7 +66,7 @@ export class Deliverer {
 
   constructor(private readonly options: DelivererOptions) {
     this.policy = options.policy ?? DEFAULT_POLICY;
-    this.post = options.post ?? fetchPost;
+    this.post = options.post ?? httpPost();
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
   }

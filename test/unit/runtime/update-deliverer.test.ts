@@ -12,6 +12,7 @@ import type { UpdateEvent } from '../../../runtime/updates/cloudevents.js';
 import { DEFAULT_POLICY, type DeliveryPolicy } from '../../../runtime/updates/delivery.js';
 import { Deliverer } from '../../../runtime/updates/deliverer.js';
 import { Outbox } from '../../../runtime/updates/outbox.js';
+import { httpPost } from '../../../runtime/updates/http-post.js';
 
 interface Received {
   id: string;
@@ -60,6 +61,8 @@ const fast: DeliveryPolicy = {
   maxBackoffMs: 80,
   maxParallelChats: 3,
 };
+/** The receivers listen on loopback, which only local development may post to. */
+const post = httpPost({ allowLoopback: true });
 const event = (chat: string, n: number): UpdateEvent => ({
   kind: 'MessageNew',
   id: `${chat}:${n}:new`,
@@ -88,6 +91,7 @@ describe('Deliverer', () => {
       source: '/namespaces/a/telegramaccounts/b',
       sink: () => ({ url: sink.url }),
       policy: fast,
+      post,
     });
     try {
       const chats = ['10', '20', '30', '40', '50'];
@@ -122,7 +126,13 @@ describe('Deliverer', () => {
 
   it('keeps one failing chat from holding back the others', async () => {
     const sink = await receiver(({ chat }) => (chat === 'slow' ? { status: 500 } : { status: 200 }));
-    const deliverer = new Deliverer({ outbox, source: 's', sink: () => ({ url: sink.url }), policy: fast });
+    const deliverer = new Deliverer({
+      outbox,
+      source: 's',
+      sink: () => ({ url: sink.url }),
+      policy: fast,
+      post,
+    });
     try {
       await outbox.add(
         [
@@ -157,7 +167,13 @@ describe('Deliverer', () => {
       first = false;
       return { status: 429, headers: { 'retry-after': '1' } };
     });
-    const deliverer = new Deliverer({ outbox, source: 's', sink: () => ({ url: sink.url }), policy: fast });
+    const deliverer = new Deliverer({
+      outbox,
+      source: 's',
+      sink: () => ({ url: sink.url }),
+      policy: fast,
+      post,
+    });
     try {
       await outbox.add([event('1', 1)], Date.now());
       deliverer.kick();
@@ -182,6 +198,7 @@ describe('Deliverer', () => {
       sink: () => ({ url: sink.url }),
       deadLetterSink: () => ({ url: dead.url }),
       policy: fast,
+      post,
       onOutcome: (e, outcome) => outcomes.push(`${e.id} ${outcome}`),
     });
     try {
@@ -205,6 +222,7 @@ describe('Deliverer', () => {
       source: 's',
       sink: () => ({ url: server.url, headers: { 'x-tdlib-operator-token': 'hunter2' } }),
       policy: fast,
+      post,
     });
     try {
       await outbox.add([event('1', 1), event('2', 2)], Date.now());
