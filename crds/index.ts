@@ -1,6 +1,7 @@
 export * from './common.js';
 export * from './kube-object.js';
 export * from './telegram-account.js';
+export * from './updates.js';
 export * from './campaign.js';
 export * from './campaign-slice.js';
 export * from './campaign-ledger.js';

@@ -6,17 +6,11 @@
  * update TDLib re-emits after a restart, a history refill after a move and an outbox redelivery all carry
  * the id the receiver already saw: CloudEvents lets a consumer treat equal source + id as duplicates.
  */
+import { UPDATE_KIND_VALUES } from '../../crds/index.js';
 import type { TdObject } from '../tdlib/backend.js';
 
 /** The kinds a user can select in spec.updates.kinds. */
-export const UPDATE_KINDS = [
-  'MessageNew',
-  'MessageEdited',
-  'MessageDeleted',
-  'CallbackQuery',
-  'ChatMember',
-] as const;
-export type UpdateKind = (typeof UPDATE_KINDS)[number];
+export type UpdateKind = (typeof UPDATE_KIND_VALUES)[number];
 
 /** CloudEvents `type` per kind: reverse-DNS of the API group, then what happened. */
 export const EVENT_TYPES: Readonly<Record<UpdateKind, string>> = {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { waitFor } from '../../cluster/wait.js';
 import type { UpdateEvent } from '../../../runtime/updates/cloudevents.js';
 import { DEFAULT_POLICY, type DeliveryPolicy } from '../../../runtime/updates/delivery.js';
-import { Deliverer } from '../../../runtime/updates/deliverer.js';
+import { Deliverer, type DelivererOptions } from '../../../runtime/updates/deliverer.js';
 import { Outbox } from '../../../runtime/updates/outbox.js';
 import { httpPost } from '../../../runtime/updates/http-post.js';
 
@@ -48,12 +48,13 @@ async function receiver(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    log,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+  const close = (): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
+  cleanups.push(close);
+  return { url: `http://127.0.0.1:${port}/`, log, close };
 }
+
+/** Run after each test, last first: deliverers stop before their receivers close. */
+const cleanups: Array<() => Promise<void>> = [];
 
 const fast: DeliveryPolicy = {
   ...DEFAULT_POLICY,
@@ -72,6 +73,19 @@ const event = (chat: string, n: number): UpdateEvent => ({
 });
 
 describe('Deliverer', () => {
+  /** A deliverer of this test's outbox to `url`, stopped after the test. */
+  const deliverTo = (url: string, extra: Partial<DelivererOptions> = {}): Deliverer => {
+    const deliverer = new Deliverer({
+      outbox,
+      source: 's',
+      sink: () => ({ url }),
+      policy: fast,
+      post,
+      ...extra,
+    });
+    cleanups.push(() => deliverer.stop());
+    return deliverer;
+  };
   let dir: string;
   let outbox: Outbox;
   beforeEach(async () => {
@@ -79,6 +93,7 @@ describe('Deliverer', () => {
     outbox = await Outbox.open(dir);
   });
   afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
     await outbox.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -86,78 +101,56 @@ describe('Deliverer', () => {
   it('after a receiver outage under steady load, delivers every event once, each chat in order', async () => {
     let failing = true;
     const sink = await receiver(() => (failing ? { status: 503 } : { status: 202 }));
-    const deliverer = new Deliverer({
-      outbox,
-      source: '/namespaces/a/telegramaccounts/b',
-      sink: () => ({ url: sink.url }),
-      policy: fast,
-      post,
+    const deliverer = deliverTo(sink.url, { source: '/namespaces/a/telegramaccounts/b' });
+    const chats = ['10', '20', '30', '40', '50'];
+    for (let n = 1; n <= 200; n++) {
+      await outbox.add([event(chats[n % chats.length] ?? '10', n)], Date.now());
+      deliverer.kick();
+    }
+    await waitFor(
+      'the outage to be felt',
+      () => (sink.log.filter((r) => r.answered === 503).length >= 50 ? true : undefined),
+      {
+        timeoutMs: 20_000,
+      },
+    );
+    failing = false;
+    await waitFor('the outbox to drain', () => (outbox.size === 0 ? true : undefined), {
+      timeoutMs: 30_000,
     });
-    try {
-      const chats = ['10', '20', '30', '40', '50'];
-      for (let n = 1; n <= 200; n++) {
-        await outbox.add([event(chats[n % chats.length] ?? '10', n)], Date.now());
-        deliverer.kick();
-      }
-      await waitFor(
-        'the outage to be felt',
-        () => (sink.log.filter((r) => r.answered === 503).length >= 50 ? true : undefined),
-        {
-          timeoutMs: 20_000,
-        },
-      );
-      failing = false;
-      await waitFor('the outbox to drain', () => (outbox.size === 0 ? true : undefined), {
-        timeoutMs: 30_000,
-      });
-      const accepted = sink.log.filter((r) => r.answered === 202);
-      expect(new Set(accepted.map((r) => r.id)).size).toBe(200);
-      // A 503 is not an acceptance: nothing accepted came twice.
-      expect(accepted).toHaveLength(200);
-      for (const chat of chats) {
-        const order = accepted.filter((r) => r.chat === chat).map((r) => r.n);
-        expect(order).toEqual([...order].sort((a, b) => a - b));
-      }
-    } finally {
-      await deliverer.stop();
-      await sink.close();
+    const accepted = sink.log.filter((r) => r.answered === 202);
+    expect(new Set(accepted.map((r) => r.id)).size).toBe(200);
+    // A 503 is not an acceptance: nothing accepted came twice.
+    expect(accepted).toHaveLength(200);
+    for (const chat of chats) {
+      const order = accepted.filter((r) => r.chat === chat).map((r) => r.n);
+      expect(order).toEqual([...order].sort((a, b) => a - b));
     }
   });
 
   it('keeps one failing chat from holding back the others', async () => {
     const sink = await receiver(({ chat }) => (chat === 'slow' ? { status: 500 } : { status: 200 }));
-    const deliverer = new Deliverer({
-      outbox,
-      source: 's',
-      sink: () => ({ url: sink.url }),
-      policy: fast,
-      post,
-    });
-    try {
-      await outbox.add(
-        [
-          ...Array.from({ length: 20 }, (_, i) => event('slow', i)),
-          ...Array.from({ length: 30 }, (_, i) => event(String(i % 6), 100 + i)),
-        ],
-        Date.now(),
-      );
-      deliverer.kick();
-      await waitFor(
-        'every other chat delivered',
-        () => (outbox.list().every((p) => p.event.subject === 'slow') ? true : undefined),
-        {
-          timeoutMs: 20_000,
-        },
-      );
-      expect(outbox.size).toBe(20);
-      // The failing chat's head is retried; nothing behind it in that chat was tried.
-      expect(new Set(sink.log.filter((r) => r.chat === 'slow').map((r) => r.id))).toEqual(
-        new Set(['slow:0:new']),
-      );
-    } finally {
-      await deliverer.stop();
-      await sink.close();
-    }
+    const deliverer = deliverTo(sink.url);
+    await outbox.add(
+      [
+        ...Array.from({ length: 20 }, (_, i) => event('slow', i)),
+        ...Array.from({ length: 30 }, (_, i) => event(String(i % 6), 100 + i)),
+      ],
+      Date.now(),
+    );
+    deliverer.kick();
+    await waitFor(
+      'every other chat delivered',
+      () => (outbox.list().every((p) => p.event.subject === 'slow') ? true : undefined),
+      {
+        timeoutMs: 20_000,
+      },
+    );
+    expect(outbox.size).toBe(20);
+    // The failing chat's head is retried; nothing behind it in that chat was tried.
+    expect(new Set(sink.log.filter((r) => r.chat === 'slow').map((r) => r.id))).toEqual(
+      new Set(['slow:0:new']),
+    );
   });
 
   it('waits as long as Retry-After asks before trying again', async () => {
@@ -167,71 +160,40 @@ describe('Deliverer', () => {
       first = false;
       return { status: 429, headers: { 'retry-after': '1' } };
     });
-    const deliverer = new Deliverer({
-      outbox,
-      source: 's',
-      sink: () => ({ url: sink.url }),
-      policy: fast,
-      post,
-    });
-    try {
-      await outbox.add([event('1', 1)], Date.now());
-      deliverer.kick();
-      await waitFor('delivery', () => (outbox.size === 0 ? true : undefined), { timeoutMs: 10_000 });
-      const [refused, accepted] = sink.log;
-      expect(refused?.answered).toBe(429);
-      expect(accepted?.answered).toBe(200);
-      expect((accepted?.at ?? 0) - (refused?.at ?? 0)).toBeGreaterThanOrEqual(950);
-    } finally {
-      await deliverer.stop();
-      await sink.close();
-    }
+    const deliverer = deliverTo(sink.url);
+    await outbox.add([event('1', 1)], Date.now());
+    deliverer.kick();
+    await waitFor('delivery', () => (outbox.size === 0 ? true : undefined), { timeoutMs: 10_000 });
+    const [refused, accepted] = sink.log;
+    expect(refused?.answered).toBe(429);
+    expect(accepted?.answered).toBe(200);
+    expect((accepted?.at ?? 0) - (refused?.at ?? 0)).toBeGreaterThanOrEqual(950);
   });
 
   it('sends an event the receiver refuses to the dead-letter sink, and goes on with its chat', async () => {
     const sink = await receiver(({ id }) => (id === '1:1:new' ? { status: 400 } : { status: 200 }));
     const dead = await receiver(() => ({ status: 200 }));
     const outcomes: string[] = [];
-    const deliverer = new Deliverer({
-      outbox,
-      source: 's',
-      sink: () => ({ url: sink.url }),
+    const deliverer = deliverTo(sink.url, {
       deadLetterSink: () => ({ url: dead.url }),
-      policy: fast,
-      post,
       onOutcome: (e, outcome) => outcomes.push(`${e.id} ${outcome}`),
     });
-    try {
-      await outbox.add([event('1', 1), event('1', 2)], Date.now());
-      deliverer.kick();
-      await waitFor('both settled', () => (outbox.size === 0 ? true : undefined), { timeoutMs: 10_000 });
-      expect(dead.log.map((r) => r.id)).toEqual(['1:1:new']);
-      expect(outcomes).toEqual(['1:1:new deadLettered', '1:2:new delivered']);
-      expect(sink.log.filter((r) => r.id === '1:1:new')).toHaveLength(1);
-    } finally {
-      await deliverer.stop();
-      await sink.close();
-      await dead.close();
-    }
+    await outbox.add([event('1', 1), event('1', 2)], Date.now());
+    deliverer.kick();
+    await waitFor('both settled', () => (outbox.size === 0 ? true : undefined), { timeoutMs: 10_000 });
+    expect(dead.log.map((r) => r.id)).toEqual(['1:1:new']);
+    expect(outcomes).toEqual(['1:1:new deadLettered', '1:2:new delivered']);
+    expect(sink.log.filter((r) => r.id === '1:1:new')).toHaveLength(1);
   });
 
   it('sends the secret header with every event', async () => {
     const server = await receiver(() => ({ status: 200 }));
-    const deliverer = new Deliverer({
-      outbox,
-      source: 's',
+    const deliverer = deliverTo(server.url, {
       sink: () => ({ url: server.url, headers: { 'x-tdlib-operator-token': 'hunter2' } }),
-      policy: fast,
-      post,
     });
-    try {
-      await outbox.add([event('1', 1), event('2', 2)], Date.now());
-      deliverer.kick();
-      await waitFor('delivery', () => (outbox.size === 0 ? true : undefined), { timeoutMs: 10_000 });
-      expect(server.log.map((r) => r.token)).toEqual(['hunter2', 'hunter2']);
-    } finally {
-      await deliverer.stop();
-      await server.close();
-    }
+    await outbox.add([event('1', 1), event('2', 2)], Date.now());
+    deliverer.kick();
+    await waitFor('delivery', () => (outbox.size === 0 ? true : undefined), { timeoutMs: 10_000 });
+    expect(server.log.map((r) => r.token)).toEqual(['hunter2', 'hunter2']);
   });
 });
