@@ -3,6 +3,7 @@
  * libtdjson. Same JSON requests in, same objects out, delivered in batches like the native addon's
  * receive thread does. Any number of backends, in any number of processes, can share one world.
  */
+import { IncomingFeed } from './incoming.js';
 import type { Logger } from '../../operator/kube/logging.js';
 import type { TdBackend, TdBatchListener, TdFencedBackend, TdFenceStats } from '../tdlib/backend.js';
 import type { SimClient } from './client.js';
@@ -39,11 +40,13 @@ export class SimulatorBackend implements TdBackend, TdFencedBackend {
   private lastHeartbeat = 0;
   private lastSave = 0;
   private closed = false;
+  private readonly incoming: IncomingFeed;
 
   constructor(options: SimulatorBackendOptions) {
     this.world = World.open(options.worldDir, options.worldFile);
     this.rt = new SimRuntime(this.world, options.clock ?? { now: () => Date.now() }, options.logger);
     this.rt.registry.register();
+    this.incoming = new IncomingFeed(this.world.path('deliveries.jsonl'));
     options.logger?.info(
       { worldDir: this.world.dir, instance: this.rt.registry.own.instance },
       'Telegram simulator backend started',
@@ -198,6 +201,7 @@ export class SimulatorBackend implements TdBackend, TdFencedBackend {
       this.rt.registry.heartbeat();
     }
     for (const client of this.clients.values()) router.tick(client, now);
+    this.incoming.pump(this.clients.values(), this.rt.view());
     if (now - this.lastSave >= 1000) {
       this.lastSave = now;
       this.rt.saveAccounts();

@@ -20,6 +20,7 @@ const USAGE = `usage: simulator [--world <dir>] <command> [args]
   block <user> <target> | unblock <user> <target>
   deactivate <user> [true|false]        delete (or restore) an account
   start-bot <user> <bot>                the user presses Start in the bot's chat
+  send <user> <account> <text>          a user who is not an account writes to an account
   chat-member <chat> <user> admin|member|none
                                         change a user's role in a public supergroup or channel
   proxy <server>:<port> dead|alive      mark a proxy dead or alive for every client
@@ -98,6 +99,13 @@ export function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.e
       case 'start-bot':
         world.startBot(ref(rest[0]), ref(rest[1]));
         return 0;
+      case 'send': {
+        const [from, to, ...words] = rest;
+        if (words.length === 0) throw new UsageError('send <user> <account> <text>');
+        const sent = world.sendMessage(ref(from), ref(to), words.join(' '));
+        process.stdout.write(`message ${sent.message_id} ${sent.status}\n`);
+        return 0;
+      }
       case 'chat-member': {
         const [chat, user, role] = rest;
         if (chat === undefined || (role !== 'admin' && role !== 'member' && role !== 'none'))

@@ -32,7 +32,7 @@ export interface HistoryEntry {
 
 const NONE: readonly HistoryEntry[] = [];
 
-function isDelivery(value: unknown): value is Delivery {
+export function isDelivery(value: unknown): value is Delivery {
   return (
     isRecord(value) &&
     typeof value.from === 'number' &&
@@ -94,6 +94,19 @@ export class DeliveryIndex {
    */
   conversation(viewer: number, chatId: number): readonly HistoryEntry[] {
     return this.views.get(chatId < 0 ? 0 : viewer)?.get(chatId) ?? NONE;
+  }
+
+  /**
+   * The private chats `viewer` has messages in, with their newest message first (the server's dialog
+   * list; supergroups and channels are not in it). Ids of the other side of each chat.
+   */
+  privateChatsOf(viewer: number): number[] {
+    const chats = this.views.get(viewer);
+    if (chats === undefined || viewer === 0) return [];
+    const newest = (list: readonly HistoryEntry[]): HistoryEntry => list[list.length - 1] as HistoryEntry;
+    return [...chats.entries()]
+      .sort(([, a], [, b]) => newest(b).at - newest(a).at || newest(b).id - newest(a).id)
+      .map(([chatId]) => chatId);
   }
 
   /** The message `from` sent with `randomId`, if the server has it (Telegram's random_id dedupe). */

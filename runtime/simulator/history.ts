@@ -13,11 +13,12 @@
  */
 import type { SimClient } from './client.js';
 import { historyWindow, type HistoryEntry } from './delivery-index.js';
-import { limitedCall, requireMe } from './messaging.js';
+import { introduceChat, limitedCall, requireMe } from './messaging.js';
 import * as O from './objects.js';
 import { bool, int32, int53, object, str, TdApiError, type Json, type JsonObject } from './protocol.js';
 
 export const HISTORY_METHODS: ReadonlySet<string> = new Set([
+  'getChats',
   'getChatHistory',
   'searchChatMessages',
   'getChatMessageByDate',
@@ -54,6 +55,8 @@ export function handle(client: SimClient, type: string, request: JsonObject, ext
   // Requests.cpp: CHECK_IS_USER() comes before anything else.
   if (client.isBot) throw new TdApiError(400, 'The method is not available to bots');
   switch (type) {
+    case 'getChats':
+      return getChats(client, request, extra);
     case 'getChatHistory':
       return getChatHistory(client, request, extra);
     case 'searchChatMessages':
@@ -96,6 +99,32 @@ function historyCall(
   work: () => { readonly '@type': string },
 ): void {
   limitedCall(client, method, extra, client.rt.view().config.limits.history, work);
+}
+
+/**
+ * The main chat list, newest first: private chats only (the simulator keeps no dialog list for
+ * supergroups and channels). Chats the client did not know arrive first as updateUser/updateNewChat, as
+ * TDLib announces every chat before it returns its id.
+ */
+function getChats(client: SimClient, request: JsonObject, extra: Json | undefined): void {
+  const list = object(request, 'chat_list', ['chatListMain', 'chatListArchive', 'chatListFolder']);
+  const limit = int32(request, 'limit');
+  if (limit <= 0) throw new TdApiError(400, 'Parameter limit must be positive');
+  historyCall(client, 'getChats', extra, () => {
+    const ids =
+      list === null || list['@type'] === 'chatListMain'
+        ? client.rt.history().privateChatsOf(requireMe(client).id).slice(0, limit)
+        : [];
+    const view = client.rt.view();
+    const known: number[] = [];
+    for (const id of ids) {
+      const user = view.users.get(id);
+      if (user === undefined) continue;
+      introduceChat(client, user);
+      known.push(id);
+    }
+    return { '@type': 'chats', total_count: known.length, chat_ids: known };
+  });
 }
 
 function getChatHistory(client: SimClient, request: JsonObject, extra: Json | undefined): void {

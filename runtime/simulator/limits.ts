@@ -38,6 +38,9 @@ export function copyBucket(from: Bucket, to: Bucket): Bucket {
   return to;
 }
 
+/** Server message ids are multiples of this (MessageId's server part); TDLib's local ids fill the gaps. */
+export const MESSAGE_ID_SHIFT = 1048576;
+
 interface AccountFile {
   next_message_id: number;
   buckets: Record<string, Bucket>;

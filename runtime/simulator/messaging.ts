@@ -24,7 +24,7 @@ import {
   supergroupChatObject,
 } from './groups.js';
 import { errorFires } from './faults.js';
-import { checkPeerFlood, copyBucket, takeToken, type Bucket } from './limits.js';
+import { MESSAGE_ID_SHIFT, checkPeerFlood, copyBucket, takeToken, type Bucket } from './limits.js';
 import * as O from './objects.js';
 import {
   array,
@@ -43,7 +43,7 @@ import type { PendingSend } from './session-db.js';
 import { normalizePhone, type RateLimit } from './world-schema.js';
 import type { ChatView, UserView } from './world.js';
 
-export const MESSAGE_ID_SHIFT = 1048576;
+export { MESSAGE_ID_SHIFT } from './limits.js';
 /** MessagesManager.h MAX_RESEND_DELAY: a send pending longer than this is not re-sent after a restart. */
 const MAX_RESEND_DELAY_SECONDS = 86400;
 export const TOO_OLD_TO_RESEND = 'Message is too old to be re-sent automatically';
@@ -105,7 +105,7 @@ export function introduceUser(client: SimClient, user: UserView): void {
   client.update(O.updateUser(userObject(client, user)));
 }
 
-function introduceChat(client: SimClient, user: UserView): void {
+export function introduceChat(client: SimClient, user: UserView): void {
   introduceUser(client, user);
   if (client.knownChats.has(user.id)) return;
   client.knownChats.add(user.id);

@@ -21,6 +21,7 @@ import { parse as parseYaml } from 'yaml';
 import { ensureDir, isErrno, isRecord, readJson, writeJsonAtomic } from './store/files.js';
 import { JsonlReader } from './store/jsonl.js';
 import { withFileMutex } from './store/locks.js';
+import { AccountState, MESSAGE_ID_SHIFT } from './limits.js';
 import type { Json } from './protocol.js';
 import {
   normalizePhone,
@@ -535,6 +536,45 @@ export class World {
       writeJsonAtomic(path, { ...record, confirmed_by: user.id, confirmed_at: Date.now() });
     });
     this.appendEvent({ at: Date.now(), type: 'qr_confirmed', user_id: user.id, pid: process.pid });
+  }
+
+  /**
+   * `from`, a user of the world who is not an account, sends `text` to `to`: recorded as delivered, so
+   * the recipient's running client receives it (incoming.ts) and it is in the chat's history. Accounts
+   * send through their clients instead (their message ids are counted by the process that runs them).
+   */
+  sendMessage(from: UserRef, to: UserRef, text: string): Delivery {
+    const view = this.view();
+    const sender = this.user(from, view);
+    const recipient = this.user(to, view);
+    if (view.isAccount(sender.id))
+      throw new Error(`user ${sender.id} logs in to this world: send through its client instead`);
+    const blocked = recipient.blockedIds.has(sender.id);
+    ensureDir(this.path('accounts'));
+    const delivery = withFileMutex(this.path('accounts', `${sender.id}.lock`), () => {
+      const account = AccountState.load(this.stateDir, sender.id);
+      const id = account.nextMessageId++ * MESSAGE_ID_SHIFT;
+      account.dirty = true;
+      account.save();
+      const at = Date.now();
+      const record: Delivery = {
+        at,
+        from: sender.id,
+        to: recipient.id,
+        chat_id: recipient.id,
+        message_id: id,
+        text,
+        sender_kind: sender.bot === undefined ? 'user' : 'bot',
+        status: blocked ? 'blocked' : 'delivered',
+        auth_key: '',
+        pid: process.pid,
+        date: Math.floor(at / 1000),
+      };
+      // One line in one O_APPEND write: it never interleaves with other processes' batches.
+      appendFileSync(this.path('deliveries.jsonl'), JSON.stringify(record) + '\n');
+      return record;
+    });
+    return delivery;
   }
 
   /** Ends every session of `account` (or one auth key), as "Terminate session" on another device does. */

@@ -62,6 +62,21 @@ export class JsonlReader<T> {
     return this.offset;
   }
 
+  /** Starts after what the file holds now: the next read() returns only lines appended from here on. */
+  skipExisting(): void {
+    try {
+      const fd = openSync(this.path, 'r');
+      try {
+        this.offset = fstatSync(fd).size;
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      if (!isErrno(error, 'ENOENT')) throw error;
+    }
+    this.carry = '';
+  }
+
   read(): T[] {
     let fd: number;
     try {
