@@ -14,6 +14,8 @@ export const ConditionType = {
   Authorized: 'Authorized',
   Connected: 'Connected',
   Ready: 'Ready',
+  /** Only with spec.updates: the account's updates reach its sink (written by the runtime). */
+  UpdatesDelivering: 'UpdatesDelivering',
 } as const;
 export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -41,6 +43,10 @@ export const OperatorReason = {
 /** Reasons the runtime writes (Authorized and Connected), besides the auth driver's and TDLib's own. */
 export const RuntimeReason = {
   Authorized: 'Authorized',
+  /** UpdatesDelivering: the sink accepts what arrives. */
+  Delivering: 'Delivering',
+  /** UpdatesDelivering: the sink fails (no answer, 5xx, 429...): events wait in the outbox for a retry. */
+  SinkFailing: 'SinkFailing',
   /** Another process still holds the account's Lease (the session fence). */
   WaitingForLease: 'WaitingForLease',
   /** The pod's own heartbeat Lease is not valid: every client here is closed until it is renewed. */

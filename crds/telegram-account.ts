@@ -11,7 +11,7 @@ import {
   secretNameRule,
 } from './common.js';
 import type { KubeObject } from './kube-object.js';
-import { updatesSpec } from './updates.js';
+import { updatesSpec, updatesStatus } from './updates.js';
 
 export const TELEGRAM_ACCOUNT_KIND = 'TelegramAccount';
 export const TELEGRAM_ACCOUNT_PLURAL = 'telegramaccounts';
@@ -364,6 +364,7 @@ export const telegramAccountStatus = object(
         { description: 'Session backup state (written by the runtime).' },
       ),
     ),
+    updates: Type.Optional(updatesStatus),
     conditions: Type.Optional(conditions),
   },
   {

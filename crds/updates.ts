@@ -3,7 +3,7 @@
  * a Service of this namespace or a URI) and how they are delivered. The rules refuse sinks that would make
  * the runtime post an account's messages to itself, to the node or to a cloud metadata service.
  */
-import { Type, object, stringEnum, type CelRule } from './schema.js';
+import { Type, object, stringEnum, type CelRule, type Static } from './schema.js';
 import { DATA_KEY_REGEX, DNS_SUBDOMAIN_REGEX } from './common.js';
 
 export const UPDATE_KIND_VALUES = [
@@ -286,5 +286,52 @@ export const updatesSpec = object(
   {
     description:
       'Delivers what the account receives (messages, edits, deletions, button presses, member changes) to a receiver: at least once, in order within a chat, chats in parallel, from an outbox that survives restarts and moves.',
+  },
+);
+
+export type UpdatesSpec = Static<typeof updatesSpec>;
+
+const count = (description: string) => Type.Integer({ description, minimum: 0, format: 'int64' });
+
+/** status.updates, written by the runtime hosting the account. */
+export const updatesStatus = object(
+  {
+    sinkURI: Type.Optional(
+      Type.String({
+        description: 'The address events are posted to (spec.updates.sink resolved).',
+        maxLength: 2048,
+      }),
+    ),
+    deadLetterSinkURI: Type.Optional(
+      Type.String({ description: 'The address of spec.updates.deadLetterSink, resolved.', maxLength: 2048 }),
+    ),
+    delivered: Type.Optional(count('Events the sink accepted (2xx).')),
+    deadLettered: Type.Optional(count('Events the dead-letter sink accepted.')),
+    dropped: Type.Optional(
+      count(
+        'Events given up (refused by the sink or past their lifetime) with no dead-letter sink to take them.',
+      ),
+    ),
+    pending: Type.Optional(count('Events in the outbox, not yet delivered.')),
+    retrying: Type.Optional(count('Pending events that failed at least once and wait for their next try.')),
+    oldestUndeliveredTime: Type.Optional(
+      Type.String({ description: 'When the oldest pending event entered the outbox.', format: 'date-time' }),
+    ),
+    lastFailure: Type.Optional(
+      object(
+        {
+          time: Type.String({ description: 'When it happened.', format: 'date-time' }),
+          message: Type.String({
+            description: 'What the sink answered, or why there was no answer.',
+            maxLength: 256,
+          }),
+        },
+        { description: 'The last failed delivery.' },
+      ),
+    ),
+  },
+  {
+    description:
+      'Delivery of the account’s updates (written by the runtime; counters are reported at most every 10 s).',
   },
 );

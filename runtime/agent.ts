@@ -236,6 +236,7 @@ export class RuntimeAgent implements Reconciler {
       },
       drainSends: () => this.campaigns.drainAccount(name, 30_000),
       onSessionLost: (reason) => this.sessionsLost.sessionLost(name, reason),
+      updatesAllowLoopback: this.deps.config.UPDATES_ALLOW_LOOPBACK,
     });
     this.hosted.set(id, hosted);
     this.sessionsLost.hosted(name);

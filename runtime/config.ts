@@ -100,6 +100,12 @@ export const runtimeConfigSchema = {
     minimum: 1,
     maximum: 3600,
   },
+  UPDATES_ALLOW_LOOPBACK: {
+    type: 'boolean',
+    description:
+      'LOCAL DEVELOPMENT ONLY: let update sinks resolve to loopback addresses (never link-local or metadata)',
+    default: false,
+  },
   RUNTIME_UNSAFE_DISABLE_FENCE: {
     type: 'boolean',
     description: 'TESTS ONLY: run clients without the account Lease',

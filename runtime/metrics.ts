@@ -4,6 +4,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { Registry } from '../operator/kube/metrics.js';
 import type { RuntimeAgent } from './agent.js';
 import type { TdClientManager } from './tdlib/client.js';
+import type { UpdatesFigures } from './updates/account-updates.js';
 
 export interface RuntimeMetrics {
   sessionsStarted: Counter;
@@ -60,6 +61,49 @@ export function quantityBytes(text: string | undefined): number | undefined {
   return bytes > 0 && bytes < NO_LIMIT_FROM ? bytes : undefined;
 }
 
+/** The figures of status.updates, per hosted account with spec.updates (the same numbers, as reported). */
+function registerUpdatesMetrics(registry: Registry, agent: () => RuntimeAgent | undefined): void {
+  const withUpdates = function* () {
+    for (const hosted of agent()?.hosted.values() ?? []) {
+      const figures = hosted.view.updates;
+      if (figures) yield { labels: { namespace: hosted.namespace, account: hosted.name }, figures };
+    }
+  };
+  new Counter({
+    name: 'tdlib_updates_events_total',
+    help: 'Update events that left the outbox, by outcome: delivered, dead_lettered, dropped',
+    labelNames: ['namespace', 'account', 'outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, figures } of withUpdates()) {
+        this.inc({ ...labels, outcome: 'delivered' }, figures.delivered);
+        this.inc({ ...labels, outcome: 'dead_lettered' }, figures.deadLettered);
+        this.inc({ ...labels, outcome: 'dropped' }, figures.dropped);
+      }
+    },
+  });
+  const gauge = (name: string, help: string, value: (f: UpdatesFigures) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['namespace', 'account'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { labels, figures } of withUpdates()) this.set(labels, value(figures));
+      },
+    });
+  gauge('tdlib_updates_pending', 'Update events in the outbox, not yet delivered', (f) => f.pending);
+  gauge('tdlib_updates_retrying', 'Pending update events that failed at least once', (f) => f.retrying);
+  gauge(
+    'tdlib_updates_oldest_undelivered_seconds',
+    'Age of the oldest pending update event (0: none)',
+    (f) =>
+      f.oldestUndeliveredTime ? Math.max(0, (Date.now() - Date.parse(f.oldestUndeliveredTime)) / 1000) : 0,
+  );
+}
+
 export function registerRuntimeMetrics(
   registry: Registry,
   manager: () => TdClientManager | undefined,
@@ -109,6 +153,7 @@ export function registerRuntimeMetrics(
         this.inc({ state: hosted.view.authorizationState ?? 'Starting' });
     },
   });
+  registerUpdatesMetrics(registry, agent);
   new Gauge({
     name: 'runtime_status_writes_total',
     help: 'Status writes made by this runtime (server-side apply of the runtime-owned status)',

@@ -16,6 +16,11 @@ export interface SecretKeyNeed {
   keys: string[];
   /** The spec field that names the Secret, for messages a user can act on. */
   field: string;
+  /**
+   * The account runs without it (its absence is reported where it matters, e.g. UpdatesDelivering), so
+   * it does not hold back placement; it is still granted to the runtime once opted in.
+   */
+  optional?: boolean;
 }
 
 export function secretNeeds(account: TelegramAccount): SecretKeyNeed[] {
@@ -55,6 +60,13 @@ export function secretNeeds(account: TelegramAccount): SecretKeyNeed[] {
         keys: [],
         field: `spec.proxy.failover[${i}].credentialsSecretRef`,
       });
+  if (spec.updates?.auth)
+    needs.push({
+      secret: spec.updates.auth.secretRef.name,
+      keys: [spec.updates.auth.secretRef.key ?? 'token'],
+      field: 'spec.updates.auth.secretRef',
+      optional: true,
+    });
   return needs;
 }
 
@@ -94,6 +106,7 @@ export function checkInputs(
 ): InputsCheck {
   const namespace = account.metadata.namespace ?? '';
   for (const need of secretNeeds(account)) {
+    if (need.optional) continue;
     const facts = lookup(need.secret);
     const keys = facts?.keys;
     if (facts === undefined || keys === undefined) {

@@ -81,6 +81,7 @@ const names = (list: readonly string[]): string[] => [...new Set(list)].sort();
  *   the slice's assignment keep a runtime from writing a slice that is not its senders' (it would only
  *   corrupt progress records; it cannot send for accounts it does not host);
  * - Events: create.
+ * - Services: get, to resolve an account's update sink (spec.updates.sink.ref) to its address and port.
  */
 export function desiredRole(s: PoolSettings): V1Role {
   const rules: NonNullable<V1Role['rules']> = [
@@ -93,6 +94,7 @@ export function desiredRole(s: PoolSettings): V1Role {
       verbs: ['get', 'list', 'watch'],
     },
     { apiGroups: [GROUP], resources: [`${CAMPAIGN_SLICE_PLURAL}/status`], verbs: ['get', 'update', 'patch'] },
+    { apiGroups: [''], resources: ['services'], verbs: ['get'] },
   ];
   if (s.accountNames.length > 0) {
     rules.push(

@@ -39,6 +39,8 @@ import { ProxyConfigError, ProxyManager } from './proxies.js';
 import { InputError, SecretInputs, type SecretObject } from './secret-inputs.js';
 import { SessionLossDetector, type SessionLossReason } from './session-loss.js';
 import { SessionStore, StaleBackupError } from './session-store.js';
+import { HostedUpdates } from './hosted-updates.js';
+import type { Post } from '../updates/deliverer.js';
 import type { HostedView } from './status.js';
 
 export interface HostedAccountDeps {
@@ -74,6 +76,10 @@ export interface HostedAccountDeps {
   drainSends?: () => Promise<void>;
   /** TDLib logged the session out without us asking (for tdlib_sessions_lost_total). */
   onSessionLost?: (reason: SessionLossReason) => void;
+  /** LOCAL DEVELOPMENT ONLY: update sinks may resolve to loopback addresses. */
+  updatesAllowLoopback?: boolean;
+  /** TESTS ONLY: how the account's updates are posted. */
+  updatesPost?: Post;
 }
 
 export interface StepResult {
@@ -102,6 +108,7 @@ export class HostedAccount {
   private readonly lease: LeaseLock;
   private readonly store: SessionStore;
   private readonly inputs: SecretInputs;
+  private readonly updates: HostedUpdates;
   /** We hold the account Lease (a successful write under our identity since the last lapse). */
   private holding = false;
   /** The fence lapsed since we took the Lease: write it again before TDLib may run. */
@@ -152,6 +159,23 @@ export class HostedAccount {
     this.store = new SessionStore({ rest: deps.rest, namespace, account: name, dataDir: deps.dataDir });
     this.view.session = { backupSecretName: this.store.secretName };
     this.inputs = new SecretInputs(deps.rest, namespace);
+    this.updates = new HostedUpdates({
+      rest: deps.rest,
+      namespace,
+      name,
+      accountDir: this.store.accountDir,
+      databaseDir: this.store.databaseDir,
+      logger: this.logger,
+      secretData: (secret, signal) => this.inputs.all(secret, signal),
+      allowLoopback: deps.updatesAllowLoopback === true,
+      ...(deps.updatesPost ? { post: deps.updatesPost } : {}),
+      changed: (figures) => {
+        this.view.updates = figures;
+        this.changed();
+      },
+      event: (type, reason, message) =>
+        this.deps.events.event(this.account as unknown as ApiObject, type, reason, message),
+    });
     this.lease = new LeaseLock({
       rest: deps.leaseRest,
       namespace,
@@ -417,6 +441,8 @@ export class HostedAccount {
     this.view.connectionBlocked = undefined;
     this.attempted.clear();
     this.updateDeadline();
+    // The outbox is open before the first update can arrive.
+    await this.updates.start(this.account, client, restored.choice === 'backup', signal);
     client.subscribe((update) => this.onUpdate(client, update as TdObject));
     this.proxies = new ProxyManager(
       client,
@@ -438,6 +464,7 @@ export class HostedAccount {
     const client = this.client;
     const state = client?.authorizationState as TdObject | undefined;
     if (!client || !state || this.inFlight) return {};
+    await this.updates.reconcile(this.account, signal);
     // The proxy comes before anything that connects: a proxy that cannot be used keeps the client offline.
     if (this.blockedSpec !== JSON.stringify(this.account.spec.proxy ?? null)) await this.applyProxy(client);
     if (state['@type'] === 'authorizationStateReady') return this.afterLogin(client, signal);
@@ -717,6 +744,7 @@ export class HostedAccount {
 
   private onUpdate(client: TdClient, update: TdObject): void {
     if (this.client !== client) return;
+    this.updates.onUpdate(client, update);
     const lost = this.sessionLoss.observe(update, this.logOutSent || this.logOutWanted);
     if (lost) {
       this.sessionLost = true;
@@ -819,6 +847,7 @@ export class HostedAccount {
   }
 
   private async finishLogOut(signal: AbortSignal): Promise<StepResult> {
+    await this.updates.close();
     this.store.removeLocal();
     this.view.authorizationState = 'LoggedOut';
     this.view.authReason = RuntimeReason.LoggedOut;
@@ -872,6 +901,8 @@ export class HostedAccount {
 
   /** TDLib is closed (or never ran): save the session, report, give the Lease back. */
   private async finishStop(reason: StopReason, signal: AbortSignal): Promise<StepResult> {
+    // Before the backup: it carries the updates' marks to the pod that starts the account next.
+    await this.updates.close();
     if (this.holding && this.sessionTouched && this.deps.podFence.valid() && !this.mustReacquire) {
       await this.backup(signal);
       this.sessionTouched = false;

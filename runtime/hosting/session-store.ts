@@ -19,6 +19,7 @@ import {
   unpackSession,
   type BackupContext,
 } from '../session/backup.js';
+import { UPDATES_STATE_FILE } from '../updates/account-updates.js';
 
 type SecretObject = ApiObject & { data?: Record<string, string>; type?: string };
 
@@ -28,6 +29,11 @@ export const SESSION_EPOCH_ANNOTATION = `${GROUP}/session-epoch`;
 export const BACKUP_TIME_ANNOTATION = `${GROUP}/backup-time`;
 /** TDLib keeps the session (auth key, DC options) in td.binlog; the simulator mirrors that file. */
 export const SESSION_FILES = ['td.binlog'];
+/**
+ * What the backup carries: the session, and the updates' marks (a few bytes per chat) so the pod that
+ * starts the account next refills from where this one stopped.
+ */
+const BACKUP_FILES = [...SESSION_FILES, UPDATES_STATE_FILE];
 /** In the database directory: the epoch under which TDLib last ran on these files. */
 const LOCAL_EPOCH_MARK = '.session-epoch';
 /** In the database directory: which key the files are encrypted with (a fingerprint, never the key). */
@@ -175,7 +181,7 @@ export class SessionStore {
   ): Promise<string | undefined> {
     if (!this.hasLocalSession()) return undefined;
     const blob = (
-      await packSessionInBackground(this.databaseDir, SESSION_FILES, key, this.context(epoch))
+      await packSessionInBackground(this.databaseDir, BACKUP_FILES, key, this.context(epoch))
     ).toString('base64');
     for (let attempt = 0; attempt < 3; attempt++) {
       const secret = await this.options.rest.get<SecretObject>(

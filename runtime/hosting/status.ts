@@ -10,8 +10,10 @@ import {
   RuntimeReason,
   nextCondition,
   type Condition,
+  type ConditionInput,
   type TelegramAccountStatus,
 } from '../../crds/index.js';
+import type { UpdatesFigures } from '../updates/account-updates.js';
 
 export const RUNTIME_FIELD_MANAGER = 'tdlib-runtime';
 
@@ -32,6 +34,8 @@ export interface HostedView {
   session?: { backupSecretName: string; lastBackupTime?: string };
   /** The client is stopped on purpose (suspend, logged out): no connection expected. */
   stoppedReason?: string;
+  /** spec.updates is set and the account's outbox is open here. */
+  updates?: UpdatesFigures;
 }
 
 export type RuntimeStatus = Pick<
@@ -44,6 +48,7 @@ export type RuntimeStatus = Pick<
   | 'connectionState'
   | 'proxy'
   | 'session'
+  | 'updates'
 > & { conditions: Condition[] };
 
 export function desiredRuntimeStatus(
@@ -95,6 +100,7 @@ export function desiredRuntimeStatus(
       now,
     ),
   ];
+  if (view.updates) conditions.push(nextCondition(previous, updatesCondition(view.updates, g), now));
   const status: RuntimeStatus = { hostedBy, conditions };
   if (view.authorizationState) status.authorizationState = view.authorizationState;
   if (view.codeDelivery && view.authorizationState === 'WaitCode') status.codeDelivery = view.codeDelivery;
@@ -104,7 +110,40 @@ export function desiredRuntimeStatus(
   if (view.connectionState && !view.stoppedReason) status.connectionState = view.connectionState;
   if (view.proxy) status.proxy = view.proxy;
   if (view.session) status.session = view.session;
+  if (view.updates) {
+    const { problem: _problem, ...figures } = view.updates;
+    status.updates = figures;
+  }
   return status;
+}
+
+/** UpdatesDelivering: True while nothing waits for a retry; otherwise why not, naming what to fix. */
+export function updatesCondition(figures: UpdatesFigures, generation: number | undefined): ConditionInput {
+  const base = {
+    type: ConditionType.UpdatesDelivering,
+    ...(generation === undefined ? {} : { observedGeneration: generation }),
+  };
+  if (figures.problem) return { ...base, status: 'False', ...figures.problem };
+  if (figures.retrying > 0)
+    return {
+      ...base,
+      status: 'False',
+      reason: RuntimeReason.SinkFailing,
+      message: `delivery to ${figures.sinkURI ?? 'the sink'} fails: ${figures.lastFailure?.message ?? 'no answer'}; ${figures.retrying} event(s) wait for a retry, ${figures.pending} in the outbox`,
+    };
+  if (!figures.sinkURI)
+    return {
+      ...base,
+      status: 'Unknown',
+      reason: RuntimeReason.Starting,
+      message: 'the sink is being looked up',
+    };
+  return {
+    ...base,
+    status: 'True',
+    reason: RuntimeReason.Delivering,
+    message: `events are delivered to ${figures.sinkURI}`,
+  };
 }
 
 /** A stable text of a status without timestamps, to decide whether anything a reader sees changed. */

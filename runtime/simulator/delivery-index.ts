@@ -64,6 +64,8 @@ export class DeliveryIndex {
   /** Campaign texts repeat: one string per distinct text, however many lines carry it. */
   private readonly strings = new Map<string, string>();
   private count = 0;
+  /** viewer -> chat -> position in the log of the chat's latest record (the dialog list's order). */
+  private readonly lastRecorded = new Map<number, Map<number, number>>();
 
   constructor(
     path: string,
@@ -101,12 +103,9 @@ export class DeliveryIndex {
    * list; supergroups and channels are not in it). Ids of the other side of each chat.
    */
   privateChatsOf(viewer: number): number[] {
-    const chats = this.views.get(viewer);
-    if (chats === undefined || viewer === 0) return [];
-    const newest = (list: readonly HistoryEntry[]): HistoryEntry => list[list.length - 1] as HistoryEntry;
-    return [...chats.entries()]
-      .sort(([, a], [, b]) => newest(b).at - newest(a).at || newest(b).id - newest(a).id)
-      .map(([chatId]) => chatId);
+    const touched = this.lastRecorded.get(viewer);
+    if (touched === undefined || viewer === 0) return [];
+    return [...touched.entries()].sort(([, a], [, b]) => b - a).map(([chatId]) => chatId);
   }
 
   /** The message `from` sent with `randomId`, if the server has it (Telegram's random_id dedupe). */
@@ -150,6 +149,9 @@ export class DeliveryIndex {
   }
 
   private insert(viewer: number, chatId: number, entry: HistoryEntry): void {
+    let touched = this.lastRecorded.get(viewer);
+    if (touched === undefined) this.lastRecorded.set(viewer, (touched = new Map()));
+    touched.set(chatId, this.count);
     let chats = this.views.get(viewer);
     if (chats === undefined) this.views.set(viewer, (chats = new Map()));
     const list = chats.get(chatId);

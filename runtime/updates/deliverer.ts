@@ -20,6 +20,8 @@ export interface SinkTarget {
   url: string;
   /** Sent with every event, e.g. the secret header a receiver authenticates the account by. */
   headers?: Record<string, string>;
+  /** How to POST to this target (its CA bundle); default: the deliverer's. */
+  post?: Post;
 }
 
 export type PostResult = { status: number; retryAfter?: string } | { error: string };
@@ -40,7 +42,8 @@ export interface DelivererOptions {
   sink: () => SinkTarget | undefined;
   /** Where events that will never be delivered go; undefined drops them (counted). */
   deadLetterSink?: () => SinkTarget | undefined;
-  policy?: DeliveryPolicy;
+  /** Read before every decision: the account's spec may change while it runs. */
+  policy?: DeliveryPolicy | (() => DeliveryPolicy);
   /** How to POST (default: httpPost, with the address guard). */
   post?: Post;
   /** Per try (a receiver slower than this gets the event again: a duplicate by id). */
@@ -51,7 +54,6 @@ export interface DelivererOptions {
 }
 
 export class Deliverer {
-  private readonly policy: DeliveryPolicy;
   private readonly post: Post;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -65,10 +67,14 @@ export class Deliverer {
   private settled?: () => void;
 
   constructor(private readonly options: DelivererOptions) {
-    this.policy = options.policy ?? DEFAULT_POLICY;
     this.post = options.post ?? httpPost();
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+  }
+
+  private get policy(): DeliveryPolicy {
+    const policy = this.options.policy ?? DEFAULT_POLICY;
+    return typeof policy === 'function' ? policy() : policy;
   }
 
   /** Looks at the outbox again: call after adding events (and it calls itself after every try). */
@@ -124,7 +130,7 @@ export class Deliverer {
       this.controller.signal,
       AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
     ]);
-    const result = await this.post(
+    const result = await (target.post ?? this.post)(
       target.url,
       { ...target.headers, ...request.headers },
       request.body,

@@ -22,7 +22,19 @@ export type DoneOutcome = 'delivered' | 'expired' | 'rejected' | 'deadLettered';
 
 type OutboxRecord =
   | { op: 'add'; seq: number; event: UpdateEvent; enqueuedAt: number }
-  | { op: 'done'; seq: number; outcome: DoneOutcome };
+  | { op: 'done'; seq: number; outcome: DoneOutcome }
+  /** Written when the file is rewritten: what the dropped records said (marks, counts, creation). */
+  | { op: 'state'; seq: number; createdAt: number; marks: Record<string, number>; counts: OutcomeCounts };
+
+export type OutcomeCounts = Record<DoneOutcome, number>;
+
+const NO_COUNTS: OutcomeCounts = { delivered: 0, expired: 0, rejected: 0, deadLettered: 0 };
+
+/** The message a MessageNew event announces (its chat's newest taken in is the chat's mark). */
+function newMessageId(event: UpdateEvent): number | undefined {
+  const id = event.data.message_id;
+  return event.kind === 'MessageNew' && typeof id === 'number' ? id : undefined;
+}
 
 const FILE = 'outbox.jsonl';
 /** Rewrite once the file holds this many records and at least three quarters are spent. */
@@ -42,25 +54,60 @@ function parseRecord(line: string): OutboxRecord | undefined {
   if (value.op === 'add' && isRecord(value.event) && typeof value.enqueuedAt === 'number')
     return value as OutboxRecord;
   if (value.op === 'done' && typeof value.outcome === 'string') return value as OutboxRecord;
+  if (value.op === 'state' && isRecord(value.marks) && isRecord(value.counts)) return value as OutboxRecord;
   return undefined;
 }
 
-/** Pending events of an outbox file, in seq order (pure; exported for tests). */
-export function replay(text: string): { pending: PendingEvent[]; records: number; nextSeq: number } {
+export interface Replayed {
+  pending: PendingEvent[];
+  records: number;
+  nextSeq: number;
+  /** When the outbox was first written (ms); undefined for an empty file. */
+  createdAt?: number;
+  /** Per chat (subject), the highest message id taken in as MessageNew. */
+  marks: Map<string, number>;
+  counts: OutcomeCounts;
+}
+
+/** What an outbox file holds (pure; exported for tests). */
+export function replay(text: string): Replayed {
   const pending = new Map<number, PendingEvent>();
+  const marks = new Map<string, number>();
+  const counts = { ...NO_COUNTS };
   let records = 0;
   let nextSeq = 1;
+  let createdAt: number | undefined;
   for (const line of text.split('\n')) {
     if (!line) continue;
     const record = parseRecord(line);
     if (!record) continue;
     records += 1;
     nextSeq = Math.max(nextSeq, record.seq + 1);
-    if (record.op === 'add')
+    if (record.op === 'add') {
       pending.set(record.seq, { seq: record.seq, event: record.event, enqueuedAt: record.enqueuedAt });
-    else pending.delete(record.seq);
+      createdAt ??= record.enqueuedAt;
+      const id = newMessageId(record.event);
+      if (id !== undefined)
+        marks.set(record.event.subject, Math.max(id, marks.get(record.event.subject) ?? 0));
+    } else if (record.op === 'done') {
+      pending.delete(record.seq);
+      if (record.outcome in counts) counts[record.outcome] += 1;
+    } else {
+      createdAt = record.createdAt;
+      for (const [chat, id] of Object.entries(record.marks))
+        if (typeof id === 'number') marks.set(chat, Math.max(id, marks.get(chat) ?? 0));
+      for (const key of Object.keys(counts) as DoneOutcome[])
+        counts[key] += typeof record.counts[key] === 'number' ? record.counts[key] : 0;
+    }
   }
-  return { pending: [...pending.values()].sort((a, b) => a.seq - b.seq), records, nextSeq };
+  return {
+    pending: [...pending.values()].sort((a, b) => a.seq - b.seq),
+    records,
+    nextSeq,
+    createdAt,
+    marks,
+    counts,
+  };
 }
 
 export class Outbox {
@@ -69,7 +116,12 @@ export class Outbox {
   private readonly pendingIds = new Set<string>();
   private records: number;
   private nextSeq: number;
-  private queue: string[] = [];
+  private readonly marks: Map<string, number>;
+  /** Events given up or delivered since the outbox was created. */
+  readonly counts: OutcomeCounts;
+  /** When this outbox was first written to (ms): refills start no earlier. */
+  createdAt?: number;
+  private queue: OutboxRecord[] = [];
   private waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private flushing?: Promise<void>;
   private closed = false;
@@ -77,7 +129,9 @@ export class Outbox {
   private constructor(
     private readonly path: string,
     private handle: FileHandle,
-    replayed: ReturnType<typeof replay>,
+    replayed: Replayed,
+    /** The file did not exist: this outbox starts now. */
+    readonly fresh: boolean,
   ) {
     for (const entry of replayed.pending) {
       this.pending.set(entry.seq, entry);
@@ -85,14 +139,25 @@ export class Outbox {
     }
     this.records = replayed.records;
     this.nextSeq = replayed.nextSeq;
+    this.marks = replayed.marks;
+    this.counts = replayed.counts;
+    this.createdAt = replayed.createdAt;
   }
 
   /** Opens (or creates) the outbox in `dir` and replays it. */
-  static async open(dir: string): Promise<Outbox> {
+  static async open(dir: string, now = Date.now()): Promise<Outbox> {
     const path = join(dir, FILE);
-    const replayed = existsSync(path) ? replay(readFileSync(path, 'utf8')) : replay('');
+    const fresh = !existsSync(path);
+    const replayed = fresh ? replay('') : replay(readFileSync(path, 'utf8'));
     const handle = await open(path, 'a', 0o600);
-    return new Outbox(path, handle, replayed);
+    const outbox = new Outbox(path, handle, replayed, fresh);
+    if (fresh) {
+      // The start of this outbox is what a refill after a restart goes back to at most: on disk first.
+      outbox.createdAt = now;
+      outbox.append({ op: 'state', seq: 0, createdAt: now, marks: {}, counts: { ...NO_COUNTS } });
+      await outbox.durable();
+    }
+    return outbox;
   }
 
   /** Pending events in seq order (delivery order within a chat). */
@@ -104,14 +169,54 @@ export class Outbox {
     return this.pending.size;
   }
 
+  /** The highest message id of `chat` taken in as MessageNew (0: none). */
+  mark(chat: string): number {
+    return this.marks.get(chat) ?? 0;
+  }
+
+  marksSnapshot(): ReadonlyMap<string, number> {
+    return new Map(this.marks);
+  }
+
   /**
-   * Adds events not already pending; resolves once they are on disk. Returns what was added (an event
-   * whose id is pending already is not added twice).
+   * Takes over another pod's state (a move): its creation time, marks and counts. Written as a state
+   * record, so a restart here keeps them.
+   */
+  adopt(createdAt: number, marks: ReadonlyMap<string, number>, counts: Partial<OutcomeCounts>): void {
+    this.createdAt = Math.min(this.createdAt ?? createdAt, createdAt);
+    for (const [chat, id] of marks)
+      if (typeof id === 'number') this.marks.set(chat, Math.max(id, this.marks.get(chat) ?? 0));
+    this.seedCounts(counts);
+    this.append({
+      op: 'state',
+      seq: 0,
+      createdAt: this.createdAt,
+      marks: Object.fromEntries(this.marks),
+      counts: { ...this.counts },
+    });
+    void this.durable().catch(() => undefined);
+  }
+
+  /** Counts carried over from elsewhere (the account's status, when this pod starts it afresh). */
+  seedCounts(counts: Partial<OutcomeCounts>): void {
+    for (const key of Object.keys(this.counts) as DoneOutcome[])
+      this.counts[key] = Math.max(this.counts[key], counts[key] ?? 0);
+  }
+
+  /**
+   * Adds events not already taken in; resolves once they are on disk. Returns what was added: an event
+   * whose id is pending is not added twice, and a new message at or below its chat's mark was taken in
+   * before (a refill overlapping live updates, TDLib announcing it again after a restart).
    */
   async add(events: readonly UpdateEvent[], now: number): Promise<PendingEvent[]> {
     const added: PendingEvent[] = [];
     for (const event of events) {
       if (this.pendingIds.has(event.id)) continue;
+      const messageId = newMessageId(event);
+      if (messageId !== undefined) {
+        if (messageId <= this.mark(event.subject)) continue;
+        this.marks.set(event.subject, messageId);
+      }
       const entry = { seq: this.nextSeq++, event, enqueuedAt: now };
       added.push(entry);
       this.pending.set(entry.seq, entry);
@@ -128,6 +233,7 @@ export class Outbox {
     if (!entry) return;
     this.pending.delete(seq);
     this.pendingIds.delete(entry.event.id);
+    this.counts[outcome] += 1;
     this.append({ op: 'done', seq, outcome });
     void this.durable().catch(() => undefined);
   }
@@ -140,7 +246,7 @@ export class Outbox {
 
   private append(record: OutboxRecord): void {
     if (this.closed) throw new Error('outbox closed');
-    this.queue.push(`${JSON.stringify(record)}\n`);
+    this.queue.push(record);
     this.records += 1;
   }
 
@@ -155,7 +261,7 @@ export class Outbox {
 
   private async flush(): Promise<void> {
     while (this.queue.length > 0 || this.waiters.length > 0) {
-      const lines = this.queue.join('');
+      const lines = this.queue.map((record) => `${JSON.stringify(record)}\n`).join('');
       const waiters = this.waiters;
       this.queue = [];
       this.waiters = [];
@@ -172,13 +278,27 @@ export class Outbox {
     }
   }
 
+  private countsWithout(queued: readonly OutboxRecord[]): OutcomeCounts {
+    const counts = { ...this.counts };
+    for (const record of queued) if (record.op === 'done') counts[record.outcome] -= 1;
+    return counts;
+  }
+
   /** Rewrites the file with only the pending events (temporary file, fsync, rename, fsync of the dir). */
   private async compact(): Promise<void> {
     const tmp = join(dirname(this.path), `.${FILE}.tmp`);
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      const text = [...this.pending.values()]
-        .map((entry) => `${JSON.stringify({ op: 'add', ...entry })}\n`)
+      const state: OutboxRecord = {
+        op: 'state',
+        seq: 0,
+        createdAt: this.createdAt ?? Date.now(),
+        marks: Object.fromEntries(this.marks),
+        // Done records still queued are written after the rewrite: they count there, not here too.
+        counts: this.countsWithout(this.queue),
+      };
+      const text = [state, ...[...this.pending.values()].map((entry) => ({ op: 'add', ...entry }))]
+        .map((record) => `${JSON.stringify(record)}\n`)
         .join('');
       writeSync(fd, text);
       fsyncSync(fd);
@@ -194,6 +314,6 @@ export class Outbox {
       closeSync(dir);
     }
     this.handle = await open(this.path, 'a', 0o600);
-    this.records = this.pending.size;
+    this.records = this.pending.size + 1;
   }
 }

@@ -41,6 +41,23 @@ export class UpdatesPump {
       .catch(this.options.onError);
   }
 
+  /**
+   * Runs `job` in the updates' order: after everything taken so far, before anything taken later (a
+   * refill from history goes before the live updates that follow the client's start).
+   */
+  run(job: () => Promise<void>): void {
+    this.tail = this.tail.then(job).catch(this.options.onError);
+  }
+
+  /** Adds events found outside updates (a refill) in the same way: filtered, appended, deliverer woken. */
+  async append(events: UpdateEvent[]): Promise<void> {
+    const wanted = this.options.kinds();
+    const kept = events.filter((event) => wanted.has(event.kind));
+    if (kept.length === 0) return;
+    await this.options.outbox.add(kept, (this.options.now ?? Date.now)());
+    this.options.delivered();
+  }
+
   /** Resolves once every update taken so far is in the outbox and on disk. */
   async drain(): Promise<void> {
     await this.tail;

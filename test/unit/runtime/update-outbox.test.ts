@@ -34,14 +34,59 @@ describe('Outbox: received events on disk until delivered', () => {
   });
 
   it('keeps an event announced twice once, until it is done', async () => {
+    const edit: UpdateEvent = { ...event(1, 1), kind: 'MessageEdited', id: '1:1:edit:5' };
     const outbox = await Outbox.open(dir);
-    const first = await outbox.add([event(1, 1)], 0);
-    expect(await outbox.add([event(1, 1)], 1)).toEqual([]);
+    const first = await outbox.add([edit], 0);
+    expect(await outbox.add([edit], 1)).toEqual([]);
     expect(outbox.size).toBe(1);
     outbox.done(first[0]?.seq ?? 0, 'delivered');
-    // Done: the same id may come again (a replay after a rewind), and the receiver dedupes it by id.
-    expect(await outbox.add([event(1, 1)], 2)).toHaveLength(1);
+    // Done: the same id may come again (TDLib announcing it after a restart); the receiver dedupes by id.
+    expect(await outbox.add([edit], 2)).toHaveLength(1);
     await outbox.close();
+  });
+
+  it('takes each new message of a chat in once, even after it was delivered and the file reopened', async () => {
+    const outbox = await Outbox.open(dir);
+    const [first] = await outbox.add([event(1, 5), event(2, 1)], 0);
+    outbox.done(first?.seq ?? 0, 'delivered');
+    // A refill overlapping the live updates: 4 and 5 were taken in before (5 is the mark), 6 is new.
+    expect((await outbox.add([event(1, 4), event(1, 5), event(1, 6)], 1)).map((p) => p.event.id)).toEqual([
+      '1:6:new',
+    ]);
+    await outbox.close();
+    const again = await Outbox.open(dir);
+    expect(again.mark('1')).toBe(6);
+    expect(again.mark('2')).toBe(1);
+    expect(again.mark('3')).toBe(0);
+    expect(await again.add([event(1, 6)], 2)).toEqual([]);
+    expect(again.counts.delivered).toBe(1);
+    await again.close();
+  });
+
+  it('remembers when it was created, its marks and its counts through a rewrite', async () => {
+    const outbox = await Outbox.open(dir, 12_345);
+    expect(outbox.fresh).toBe(true);
+    // Enough done records to trigger a rewrite (4096 records, three quarters spent).
+    for (let round = 0; round < 3; round++) {
+      const added = await outbox.add(
+        Array.from({ length: 1000 }, (_, i) => event(7, round * 1000 + i + 1)),
+        20_000,
+      );
+      for (const entry of added) outbox.done(entry.seq, round === 2 ? 'expired' : 'delivered');
+    }
+    await outbox.add([event(8, 1)], 30_000);
+    await outbox.close();
+    const lines = readFileSync(join(dir, 'outbox.jsonl'), 'utf8').trim().split('\n');
+    // 6,002 records were written; the rewrite kept the state and what was pending then.
+    expect(lines.length).toBeLessThan(6002);
+    expect(lines.some((line) => line.includes('"op":"state"') && line.includes('"7":'))).toBe(true);
+    const again = await Outbox.open(dir);
+    expect(again.fresh).toBe(false);
+    expect(again.createdAt).toBe(12_345);
+    expect(again.mark('7')).toBe(3000);
+    expect(again.counts).toEqual({ delivered: 2000, expired: 1000, rejected: 0, deadLettered: 0 });
+    expect(again.list().map((p) => p.event.id)).toEqual(['8:1:new']);
+    await again.close();
   });
 
   it('ignores a torn last line (a process killed while writing)', async () => {

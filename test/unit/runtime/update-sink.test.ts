@@ -1,4 +1,4 @@
-import { resolveSink } from '../../../operator/updates/sink.js';
+import { resolveSink } from '../../../runtime/updates/sink.js';
 
 const service = { ports: [{ port: 8080, name: 'http' }, { port: 9090 }] };
 
