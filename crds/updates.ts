@@ -317,6 +317,13 @@ export const updatesStatus = object(
     oldestUndeliveredTime: Type.Optional(
       Type.String({ description: 'When the oldest pending event entered the outbox.', format: 'date-time' }),
     ),
+    resumeFrom: Type.Optional(
+      Type.String({
+        description:
+          'Messages dated from here on may not have been delivered yet: a pod that starts the account without its outbox refills from here.',
+        format: 'date-time',
+      }),
+    ),
     lastFailure: Type.Optional(
       object(
         {

@@ -464,7 +464,7 @@ export class HostedAccount {
     const client = this.client;
     const state = client?.authorizationState as TdObject | undefined;
     if (!client || !state || this.inFlight) return {};
-    await this.updates.reconcile(this.account, signal);
+    await this.updates.reconcile(this.account, client, signal);
     // The proxy comes before anything that connects: a proxy that cannot be used keeps the client offline.
     if (this.blockedSpec !== JSON.stringify(this.account.spec.proxy ?? null)) await this.applyProxy(client);
     if (state['@type'] === 'authorizationStateReady') return this.afterLogin(client, signal);

@@ -67,6 +67,7 @@ export class HostedUpdates {
             failing ? 'UpdatesFailing' : 'UpdatesRecovered',
             message,
           ),
+        ...(status?.resumeFrom ? { statusResumeFrom: status.resumeFrom } : {}),
         ...(status
           ? {
               seedCounts: {
@@ -81,7 +82,7 @@ export class HostedUpdates {
       this.resolvedFor = undefined;
     }
     this.updates.attach(client);
-    await this.reconcile(account, signal);
+    await this.reconcile(account, client, signal);
   }
 
   onUpdate(client: TdClient, update: TdObject): void {
@@ -89,11 +90,12 @@ export class HostedUpdates {
   }
 
   /** Every reconcile of a running account: cheap unless the spec changed or a look-up is due. */
-  async reconcile(account: TelegramAccount, signal: AbortSignal): Promise<void> {
+  async reconcile(account: TelegramAccount, client: TdClient, signal: AbortSignal): Promise<void> {
     const spec = account.spec.updates;
     if (!spec) return this.remove();
     const updates = this.updates;
-    if (!updates) return; // opened when the client starts
+    // Switched on while the client runs: from now on (nothing before was meant for a sink).
+    if (!updates) return this.start(account, client, false, signal);
     const key = JSON.stringify(spec);
     const every = this.problem ? RESOLVE_PROBLEM_EVERY_MS : RESOLVE_EVERY_MS;
     if (key === this.resolvedFor && performance.now() - this.resolvedAt < every) return;

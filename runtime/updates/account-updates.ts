@@ -53,12 +53,20 @@ export interface UpdatesFigures {
   /** Events that failed at least once and wait for their next try. */
   retrying: number;
   oldestUndeliveredTime?: string;
+  /**
+   * Messages dated from here on may not have been delivered: a pod that starts the account without its
+   * outbox (after a SIGKILL and a move) refills from here. The oldest pending new message's date, or
+   * when nothing is pending, the newest taken in.
+   */
+  resumeFrom?: string;
   lastFailure?: { time: string; message: string };
   problem?: UpdatesProblem;
 }
 
 /** The state file: marks set back to what was delivered, so a new pod refills what was pending here. */
 interface CarriedState {
+  /** When the pod that wrote it closed the outbox (ms). */
+  closedAt: number;
   createdAt: number;
   marks: Record<string, number>;
   counts: OutcomeCounts;
@@ -76,8 +84,9 @@ export interface AccountUpdatesOptions {
   onFigures: (figures: UpdatesFigures) => void;
   /** Delivery started failing, or recovered. */
   onHealth: (failing: boolean, message: string) => void;
-  /** Counts the account's status already shows (a pod taking over an account without its outbox). */
+  /** What the account's status already shows (a pod taking over an account without its outbox). */
   seedCounts?: Partial<OutcomeCounts>;
+  statusResumeFrom?: string;
   post?: Post;
   now?: () => number;
 }
@@ -127,7 +136,7 @@ export class AccountUpdates {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     const outbox = await Outbox.open(options.dir, (options.now ?? Date.now)());
     const updates = new AccountUpdates(outbox, options);
-    if (outbox.fresh) updates.adoptCarriedState();
+    if (outbox.fresh) updates.adoptEarlierState(options.statusResumeFrom);
     if (options.seedCounts) outbox.seedCounts(options.seedCounts);
     return updates;
   }
@@ -158,6 +167,11 @@ export class AccountUpdates {
     const pending = this.outbox.list();
     const oldest = pending.reduce((min, p) => Math.min(min, p.enqueuedAt), Infinity);
     const counts = this.outbox.counts;
+    const oldestNew = pending.reduce(
+      (min, p) => (p.event.kind === 'MessageNew' ? Math.min(min, Date.parse(p.event.time)) : min),
+      Infinity,
+    );
+    const resumeFrom = Number.isFinite(oldestNew) ? oldestNew : this.outbox.newest;
     return {
       ...(this.config.sinkURI ? { sinkURI: this.config.sinkURI } : {}),
       ...(this.config.deadLetterSinkURI ? { deadLetterSinkURI: this.config.deadLetterSinkURI } : {}),
@@ -167,6 +181,7 @@ export class AccountUpdates {
       pending: pending.length,
       retrying: this.retrying.size,
       ...(Number.isFinite(oldest) ? { oldestUndeliveredTime: new Date(oldest).toISOString() } : {}),
+      ...(resumeFrom ? { resumeFrom: new Date(resumeFrom).toISOString() } : {}),
       ...(this.lastFailure ? { lastFailure: this.lastFailure } : {}),
       ...(this.config.problem ? { problem: this.config.problem } : {}),
     };
@@ -303,6 +318,7 @@ export class AccountUpdates {
       marks[chat] = Math.min(marks[chat] ?? id, id - 1);
     }
     const state: CarriedState = {
+      closedAt: Date.now(),
       createdAt: this.outbox.createdAt ?? Date.now(),
       marks,
       counts: { ...this.outbox.counts },
@@ -317,17 +333,29 @@ export class AccountUpdates {
     }
   }
 
-  /** A fresh outbox on a pod that restored the session: take over the marks the last pod left. */
-  private adoptCarriedState(): void {
-    let state: CarriedState;
+  /**
+   * A fresh outbox on this pod: go on from the last pod's state. Its carried marks (exact, per chat) when
+   * it closed after the status' resumeFrom was written; otherwise (it was killed) the status' resumeFrom,
+   * which redelivers at most what arrived between its last report and its end.
+   */
+  private adoptEarlierState(statusResumeFrom: string | undefined): void {
+    const fromStatus = statusResumeFrom ? Date.parse(statusResumeFrom) : NaN;
+    let carried: CarriedState | undefined;
     try {
-      state = JSON.parse(
+      const parsed = JSON.parse(
         readFileSync(join(this.options.databaseDir, UPDATES_STATE_FILE), 'utf8'),
-      ) as CarriedState;
+      ) as Partial<CarriedState>;
+      if (typeof parsed.createdAt === 'number' && typeof parsed.closedAt === 'number')
+        carried = parsed as CarriedState;
     } catch {
-      return;
+      carried = undefined; // none: the account never closed gracefully with updates on
     }
-    if (typeof state.createdAt !== 'number') return;
-    this.outbox.adopt(state.createdAt, new Map(Object.entries(state.marks ?? {})), state.counts ?? {});
+    if (carried && !(carried.closedAt < fromStatus))
+      this.outbox.adopt(
+        carried.createdAt,
+        new Map(Object.entries(carried.marks ?? {})),
+        carried.counts ?? {},
+      );
+    else if (Number.isFinite(fromStatus)) this.outbox.adopt(fromStatus, new Map(), {});
   }
 }

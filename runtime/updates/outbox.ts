@@ -24,7 +24,15 @@ type OutboxRecord =
   | { op: 'add'; seq: number; event: UpdateEvent; enqueuedAt: number }
   | { op: 'done'; seq: number; outcome: DoneOutcome }
   /** Written when the file is rewritten: what the dropped records said (marks, counts, creation). */
-  | { op: 'state'; seq: number; createdAt: number; marks: Record<string, number>; counts: OutcomeCounts };
+  | {
+      op: 'state';
+      seq: number;
+      createdAt: number;
+      marks: Record<string, number>;
+      counts: OutcomeCounts;
+      /** The newest message date taken in (ms). */
+      newest?: number;
+    };
 
 export type OutcomeCounts = Record<DoneOutcome, number>;
 
@@ -67,6 +75,7 @@ export interface Replayed {
   /** Per chat (subject), the highest message id taken in as MessageNew. */
   marks: Map<string, number>;
   counts: OutcomeCounts;
+  newest?: number;
 }
 
 /** What an outbox file holds (pure; exported for tests). */
@@ -77,6 +86,7 @@ export function replay(text: string): Replayed {
   let records = 0;
   let nextSeq = 1;
   let createdAt: number | undefined;
+  let newest: number | undefined;
   for (const line of text.split('\n')) {
     if (!line) continue;
     const record = parseRecord(line);
@@ -94,6 +104,7 @@ export function replay(text: string): Replayed {
       if (record.outcome in counts) counts[record.outcome] += 1;
     } else {
       createdAt = record.createdAt;
+      if (typeof record.newest === 'number') newest = Math.max(newest ?? 0, record.newest);
       for (const [chat, id] of Object.entries(record.marks))
         if (typeof id === 'number') marks.set(chat, Math.max(id, marks.get(chat) ?? 0));
       for (const key of Object.keys(counts) as DoneOutcome[])
@@ -107,6 +118,7 @@ export function replay(text: string): Replayed {
     createdAt,
     marks,
     counts,
+    ...(newest === undefined ? {} : { newest }),
   };
 }
 
@@ -121,6 +133,8 @@ export class Outbox {
   readonly counts: OutcomeCounts;
   /** When this outbox was first written to (ms): refills start no earlier. */
   createdAt?: number;
+  /** The newest message date taken in as MessageNew (ms). */
+  newest?: number;
   private queue: OutboxRecord[] = [];
   private waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private flushing?: Promise<void>;
@@ -142,6 +156,7 @@ export class Outbox {
     this.marks = replayed.marks;
     this.counts = replayed.counts;
     this.createdAt = replayed.createdAt;
+    this.newest = replayed.newest;
   }
 
   /** Opens (or creates) the outbox in `dir` and replays it. */
@@ -216,6 +231,7 @@ export class Outbox {
       if (messageId !== undefined) {
         if (messageId <= this.mark(event.subject)) continue;
         this.marks.set(event.subject, messageId);
+        this.newest = Math.max(this.newest ?? 0, Date.parse(event.time) || 0);
       }
       const entry = { seq: this.nextSeq++, event, enqueuedAt: now };
       added.push(entry);
@@ -294,6 +310,7 @@ export class Outbox {
         seq: 0,
         createdAt: this.createdAt ?? Date.now(),
         marks: Object.fromEntries(this.marks),
+        ...(this.newest === undefined ? {} : { newest: this.newest }),
         // Done records still queued are written after the rewrite: they count there, not here too.
         counts: this.countsWithout(this.queue),
       };
