@@ -159,23 +159,27 @@ export class HostedAccount {
     this.store = new SessionStore({ rest: deps.rest, namespace, account: name, dataDir: deps.dataDir });
     this.view.session = { backupSecretName: this.store.secretName };
     this.inputs = new SecretInputs(deps.rest, namespace);
-    this.updates = new HostedUpdates({
-      rest: deps.rest,
-      namespace,
-      name,
-      accountDir: this.store.accountDir,
-      databaseDir: this.store.databaseDir,
-      logger: this.logger,
-      secretData: (secret, signal) => this.inputs.all(secret, signal),
-      allowLoopback: deps.updatesAllowLoopback === true,
-      ...(deps.updatesPost ? { post: deps.updatesPost } : {}),
-      changed: (figures) => {
-        this.view.updates = figures;
-        this.changed();
+    this.updates = new HostedUpdates(
+      {
+        rest: deps.rest,
+        namespace,
+        name,
+        accountDir: this.store.accountDir,
+        databaseDir: this.store.databaseDir,
+        logger: this.logger,
+        secretData: (secret, signal) => this.inputs.all(secret, signal),
+        allowLoopback: deps.updatesAllowLoopback === true,
+        ...(deps.updatesPost ? { post: deps.updatesPost } : {}),
+        changed: (figures) => {
+          this.view.updates = figures;
+          this.changed();
+        },
+        event: (type, reason, message) =>
+          this.deps.events.event(this.account as unknown as ApiObject, type, reason, message),
       },
-      event: (type, reason, message) =>
-        this.deps.events.event(this.account as unknown as ApiObject, type, reason, message),
-    });
+      account,
+    );
+    this.view.updates = this.updates.initialFigures;
     this.lease = new LeaseLock({
       rest: deps.leaseRest,
       namespace,
@@ -465,6 +469,10 @@ export class HostedAccount {
     const state = client?.authorizationState as TdObject | undefined;
     if (!client || !state || this.inFlight) return {};
     await this.updates.reconcile(this.account, client, signal);
+    const lookAgain = this.updates.lookAgainInMs;
+    // A sink or token that could not be looked up (a Role not updated yet, a Service still to come) is
+    // looked up again without waiting for a change of the account.
+    if (lookAgain !== undefined) this.deps.enqueue(lookAgain);
     // The proxy comes before anything that connects: a proxy that cannot be used keeps the client offline.
     if (this.blockedSpec !== JSON.stringify(this.account.spec.proxy ?? null)) await this.applyProxy(client);
     if (state['@type'] === 'authorizationStateReady') return this.afterLogin(client, signal);

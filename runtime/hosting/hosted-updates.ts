@@ -36,7 +36,41 @@ export class HostedUpdates {
   private resolvedAt = 0;
   private problem = false;
 
-  constructor(private readonly deps: HostedUpdatesDeps) {}
+  /**
+   * status.updates as the previous host left it. Kept in this pod's writes until its own outbox opens
+   * (one field manager writes it, whichever pod that is: leaving it out would erase it), and its
+   * resumeFrom is where a fresh outbox here refills from.
+   */
+  private readonly inherited?: UpdatesFigures;
+
+  constructor(
+    private readonly deps: HostedUpdatesDeps,
+    account: TelegramAccount,
+  ) {
+    const status = account.status?.updates;
+    if (account.spec.updates && status)
+      this.inherited = {
+        ...status,
+        delivered: status.delivered ?? 0,
+        deadLettered: status.deadLettered ?? 0,
+        dropped: status.dropped ?? 0,
+        pending: status.pending ?? 0,
+        retrying: 0,
+        inherited: true,
+      };
+  }
+
+  /** What status.updates says until this pod's outbox is open. */
+  get initialFigures(): UpdatesFigures | undefined {
+    return this.inherited;
+  }
+
+  /** When the sink should be looked up again (the account's reconcile is requeued for it). */
+  get lookAgainInMs(): number | undefined {
+    if (!this.updates) return undefined;
+    const every = this.problem ? RESOLVE_PROBLEM_EVERY_MS : RESOLVE_EVERY_MS;
+    return Math.max(0, Math.ceil(this.resolvedAt + every - performance.now()));
+  }
 
   /**
    * Before the client's first request: the outbox is open and takes this client's updates. After a
@@ -53,7 +87,7 @@ export class HostedUpdates {
     if (!this.updates && restoredFromBackup)
       rmSync(join(this.deps.accountDir, 'updates'), { recursive: true, force: true });
     if (!this.updates) {
-      const status = account.status?.updates;
+      const status = this.inherited;
       this.updates = await AccountUpdates.open({
         dir: join(this.deps.accountDir, 'updates'),
         databaseDir: this.deps.databaseDir,

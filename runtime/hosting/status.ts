@@ -111,7 +111,7 @@ export function desiredRuntimeStatus(
   if (view.proxy) status.proxy = view.proxy;
   if (view.session) status.session = view.session;
   if (view.updates) {
-    const { problem: _problem, ...figures } = view.updates;
+    const { problem: _problem, inherited: _inherited, ...figures } = view.updates;
     status.updates = figures;
   }
   return status;
@@ -124,6 +124,13 @@ export function updatesCondition(figures: UpdatesFigures, generation: number | u
     ...(generation === undefined ? {} : { observedGeneration: generation }),
   };
   if (figures.problem) return { ...base, status: 'False', ...figures.problem };
+  if (figures.inherited)
+    return {
+      ...base,
+      status: 'Unknown',
+      reason: RuntimeReason.Starting,
+      message: 'this pod delivers once the account’s client starts here',
+    };
   if (figures.retrying > 0)
     return {
       ...base,

@@ -61,6 +61,8 @@ export interface UpdatesFigures {
   resumeFrom?: string;
   lastFailure?: { time: string; message: string };
   problem?: UpdatesProblem;
+  /** Taken over from the previous host's status: this pod's outbox is not open yet. */
+  inherited?: boolean;
 }
 
 /** The state file: marks set back to what was delivered, so a new pod refills what was pending here. */

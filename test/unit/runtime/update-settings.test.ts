@@ -69,6 +69,20 @@ describe('UpdatesDelivering and status.updates', () => {
     expect(failing.message).toContain('40 in the outbox');
   });
 
+  it('is Unknown while this pod has only the previous host’s figures, which it keeps writing meanwhile', () => {
+    expect(updatesCondition({ ...figures, inherited: true }, 2)).toMatchObject({
+      status: 'Unknown',
+      reason: 'Starting',
+    });
+    const status = desiredRuntimeStatus(
+      { updates: { ...figures, inherited: true } },
+      undefined,
+      new Date(),
+      'pod-1',
+    );
+    expect(status.updates).toEqual(figures);
+  });
+
   it('names the field to fix when the sink or the token cannot be looked up', () => {
     const problem = {
       reason: 'SinkNotFound' as const,
