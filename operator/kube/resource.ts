@@ -102,6 +102,22 @@ export const Resources = {
     kind: 'RoleBinding',
     namespaced: true,
   },
+  /** authentication.k8s.io/v1 TokenReview: is this bearer token valid, for which audience, whose? */
+  TokenReview: {
+    group: 'authentication.k8s.io',
+    version: 'v1',
+    plural: 'tokenreviews',
+    kind: 'TokenReview',
+    namespaced: false,
+  },
+  /** authorization.k8s.io/v1 SubjectAccessReview: may this user do this (RBAC and every other authorizer)? */
+  SubjectAccessReview: {
+    group: 'authorization.k8s.io',
+    version: 'v1',
+    plural: 'subjectaccessreviews',
+    kind: 'SubjectAccessReview',
+    namespaced: false,
+  },
   PodDisruptionBudget: {
     group: 'policy',
     version: 'v1',
