@@ -184,6 +184,18 @@ export async function sentSince(
   text: string,
   since: number,
 ): Promise<boolean | undefined> {
+  const found = await sentMessageSince(client, chatId, myUserId, text, since);
+  return found === undefined ? undefined : found !== false;
+}
+
+/** As sentSince, with the message's id when it is there (false when it is not). */
+export async function sentMessageSince(
+  client: TdClient,
+  chatId: number,
+  myUserId: number,
+  text: string,
+  since: number,
+): Promise<number | false | undefined> {
   try {
     // A channel's posts come from the channel itself, not from the admin who wrote them.
     const chat = await client.invokeUnchecked({ '@type': 'getChat', chat_id: chatId });
@@ -202,8 +214,10 @@ export async function sentSince(
       filter: null,
     });
     const messages =
-      (found.messages as Array<{ date?: number; content?: { text?: { text?: string } } }> | undefined) ?? [];
-    return messages.some((m) => (m.date ?? 0) >= since - 5 && (m.content?.text?.text ?? '') === text);
+      (found.messages as
+        Array<{ id?: number; date?: number; content?: { text?: { text?: string } } }> | undefined) ?? [];
+    const match = messages.find((m) => (m.date ?? 0) >= since - 5 && (m.content?.text?.text ?? '') === text);
+    return match ? Number(match.id) : false;
   } catch {
     return undefined;
   }
