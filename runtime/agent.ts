@@ -237,6 +237,9 @@ export class RuntimeAgent implements Reconciler {
       drainSends: () => this.campaigns.drainAccount(name, 30_000),
       onSessionLost: (reason) => this.sessionsLost.sessionLost(name, reason),
       updatesAllowLoopback: this.deps.config.UPDATES_ALLOW_LOOPBACK,
+      ...(this.deps.config.RUNTIME_TEST_KILL_AFTER_SEND_ACCEPT
+        ? { afterSendAccepted: () => process.kill(process.pid, 'SIGKILL') }
+        : {}),
     });
     this.hosted.set(id, hosted);
     this.sessionsLost.hosted(name);

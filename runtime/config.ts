@@ -100,6 +100,17 @@ export const runtimeConfigSchema = {
     minimum: 1,
     maximum: 3600,
   },
+  SEND_GATEWAY_SERVICE_ACCOUNT: {
+    type: 'string',
+    description:
+      'the send API gateway’s identity (system:serviceaccount:<namespace>:<name>): the only caller of the runtime’s send endpoint',
+    default: 'system:serviceaccount:tdlib-operator-system:tdlib-send-gateway',
+  },
+  RUNTIME_TEST_KILL_AFTER_SEND_ACCEPT: {
+    type: 'boolean',
+    description: 'TESTS ONLY: SIGKILL this process once a send is accepted, before TDLib sends it',
+    default: false,
+  },
   UPDATES_ALLOW_LOOPBACK: {
     type: 'boolean',
     description:

@@ -9,6 +9,7 @@ import { createBackend } from './backend.js';
 import { loadRuntimeConfig } from './config.js';
 import { cgroupMemoryLimitBytes, quantityBytes, registerRuntimeMetrics } from './metrics.js';
 import { startRuntimeServer } from './server.js';
+import { GatewayTokenVerifier, type Jwks } from './sending/gateway-token.js';
 import { TdClientManager } from './tdlib/client.js';
 import { promRequestHooks, registerTdRequestMetrics } from './tdlib/metrics-hooks.js';
 import { registerTdlibVersionMetric, tdlibVersion } from './tdlib/version.js';
@@ -71,10 +72,19 @@ async function main(): Promise<void> {
     () => agent,
     { memoryLimitBytes: () => cgroupMemoryLimitBytes() ?? quantityBytes(config.RUNTIME_MEMORY_LIMIT_BYTES) },
   );
+  const gateway = new GatewayTokenVerifier({
+    fetchJwks: () => rest.request<Jwks>({ method: 'GET', path: '/openid/v1/jwks' }),
+    subject: config.SEND_GATEWAY_SERVICE_ACCOUNT,
+  });
   const server = await startRuntimeServer({
     port: config.HTTP_PORT,
     registry,
     ready: () => agent.ready(),
+    sends: {
+      check: (token) => gateway.check(token),
+      of: (namespace, name) =>
+        agent.hosted.get(`${namespace}/${name}`)?.directSends() ?? Promise.resolve(undefined),
+    },
   });
   const metricsUrl =
     config.RUNTIME_METRICS_URL ||

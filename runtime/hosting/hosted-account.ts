@@ -40,6 +40,8 @@ import { InputError, SecretInputs, type SecretObject } from './secret-inputs.js'
 import { SessionLossDetector, type SessionLossReason } from './session-loss.js';
 import { SessionStore, StaleBackupError } from './session-store.js';
 import { HostedUpdates } from './hosted-updates.js';
+import { DirectSends } from '../sending/direct-sends.js';
+import { SendLedger } from '../sending/send-ledger.js';
 import type { Post } from '../updates/deliverer.js';
 import type { HostedView } from './status.js';
 
@@ -80,6 +82,8 @@ export interface HostedAccountDeps {
   updatesAllowLoopback?: boolean;
   /** TESTS ONLY: how the account's updates are posted. */
   updatesPost?: Post;
+  /** TESTS ONLY: called once a send API request is on disk, before TDLib sends it. */
+  afterSendAccepted?: () => void;
 }
 
 export interface StepResult {
@@ -109,6 +113,7 @@ export class HostedAccount {
   private readonly store: SessionStore;
   private readonly inputs: SecretInputs;
   private readonly updates: HostedUpdates;
+  private sends?: Promise<DirectSends>;
   /** We hold the account Lease (a successful write under our identity since the last lapse). */
   private holding = false;
   /** The fence lapsed since we took the Lease: write it again before TDLib may run. */
@@ -856,6 +861,7 @@ export class HostedAccount {
 
   private async finishLogOut(signal: AbortSignal): Promise<StepResult> {
     await this.updates.close();
+    await this.closeSends();
     this.store.removeLocal();
     this.view.authorizationState = 'LoggedOut';
     this.view.authReason = RuntimeReason.LoggedOut;
@@ -911,6 +917,7 @@ export class HostedAccount {
   private async finishStop(reason: StopReason, signal: AbortSignal): Promise<StepResult> {
     // Before the backup: it carries the updates' marks to the pod that starts the account next.
     await this.updates.close();
+    await this.closeSends();
     if (this.holding && this.sessionTouched && this.deps.podFence.valid() && !this.mustReacquire) {
       await this.backup(signal);
       this.sessionTouched = false;
@@ -935,6 +942,28 @@ export class HostedAccount {
     await this.lease.release({ signal });
     this.holding = false;
     this.mustReacquire = false;
+  }
+
+  /** The send API's way through this account (its idempotency ledger opened on first use). */
+  directSends(): Promise<DirectSends> {
+    this.sends ??= SendLedger.open(this.store.accountDir).then(
+      (ledger) =>
+        new DirectSends({
+          ledger,
+          client: () => this.sendingClient(),
+          myUserId: () => this.myUserId(),
+          isBot: this.isBot(),
+          execute: (request) => this.deps.manager.executeUnchecked(request),
+          ...(this.deps.afterSendAccepted ? { afterAccept: this.deps.afterSendAccepted } : {}),
+        }),
+    );
+    return this.sends;
+  }
+
+  private async closeSends(): Promise<void> {
+    const sends = this.sends;
+    this.sends = undefined;
+    await (await sends)?.close();
   }
 
   /** For tests and shutdown diagnostics. */

@@ -80,6 +80,13 @@ export class DirectSends {
 
   constructor(private readonly options: DirectSendsOptions) {}
 
+  /** Waits for sends in flight, then closes the ledger. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.inFlight.values()]);
+    this.outcomes?.outcomes.close();
+    await this.options.ledger.close();
+  }
+
   async send(request: DirectSend): Promise<DirectSendAnswer> {
     const running = this.inFlight.get(request.key);
     if (running) return running;

@@ -60,7 +60,7 @@ export interface CampaignScene {
    * Starts the runtime process for `pod` (once kwok reports it Ready), on the volume it had before if it ran
    * here already: what a kubelet does when it (re)starts a container.
    */
-  startRuntime(pod: string): Promise<RuntimeProcess>;
+  startRuntime(pod: string, env?: Record<string, string>): Promise<RuntimeProcess>;
   /**
    * Plays the kubelet once: starts a runtime for every pod an account of the scene is placed on that has no
    * running process (pods in `lost` stay down: their node is gone). Returns the pods it started.
@@ -80,6 +80,8 @@ export async function startCampaignScene(options: {
   senders: SenderSpec[];
   pods: number;
   accountsPerPod: number;
+  /** Environment of every runtime process the scene starts. */
+  runtimeEnv?: Record<string, string>;
 }): Promise<CampaignScene> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
@@ -146,7 +148,15 @@ export async function startCampaignScene(options: {
     for (let i = 0; i < options.pods; i++) {
       const pod = `tdlib-runtime-default-${i}`;
       await waitForPodReady(kc, namespace, pod);
-      runtimes.push(startRuntimeProcess({ pod, namespace, kubeconfig: runtimeKubeconfig, worldDir }));
+      runtimes.push(
+        startRuntimeProcess({
+          pod,
+          namespace,
+          kubeconfig: runtimeKubeconfig,
+          worldDir,
+          env: options.runtimeEnv,
+        }),
+      );
     }
     for (const s of options.senders.filter((x) => x.kind === 'user')) {
       await waitFor(
@@ -194,7 +204,7 @@ export async function startCampaignScene(options: {
   const running = (pod: string): RuntimeProcess | undefined =>
     runtimes.find((r) => r.pod === pod && r.child.exitCode === null && r.child.signalCode === null);
   const starting = new Set<string>();
-  const startRuntime = async (pod: string): Promise<RuntimeProcess> => {
+  const startRuntime = async (pod: string, env?: Record<string, string>): Promise<RuntimeProcess> => {
     starting.add(pod);
     try {
       await waitForPodReady(kc, namespace, pod);
@@ -205,6 +215,7 @@ export async function startCampaignScene(options: {
         kubeconfig: runtimeKubeconfig,
         worldDir,
         dataDir,
+        env: { ...options.runtimeEnv, ...env },
       });
       runtimes.push(started);
       return started;

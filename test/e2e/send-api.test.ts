@@ -1,0 +1,206 @@
+/**
+ * The send API end to end: a workload's ServiceAccount token for the API's audience, RBAC on
+ * `telegramaccounts/messages`, the gateway routing to the runtime pod hosting the account, and exactly one
+ * message per Idempotency-Key, also when the runtime dies between accepting a send and TDLib sending it.
+ * Counted in the simulated world's own delivery log.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { GROUP } from '../../crds/index.js';
+import { World } from '../../runtime/simulator/world.js';
+import { waitFor } from '../cluster/wait.js';
+import { adminKubeConfig, createTestNamespace, testCluster } from '../support/cluster.js';
+import { startCampaignScene, type CampaignScene } from '../support/campaign-scene.js';
+import { recipientName, RECIPIENT_BASE_ID } from '../support/campaign-world.js';
+import { callSendApi, startGatewayProcess, type GatewayProcess } from '../support/gateway.js';
+
+const ACCOUNT = 'support';
+const SEND_AUDIENCE = 'tdlib-operator-send-api';
+const RUNTIME_AUDIENCE = 'tdlib-operator-runtime';
+
+const kc = adminKubeConfig();
+const core = kc.makeApiClient(k8s.CoreV1Api);
+const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+
+function token(namespace: string, name: string, audience: string): Promise<string> {
+  return waitFor(
+    `a token for ${namespace}/${name}`,
+    async () =>
+      (
+        await core.createNamespacedServiceAccountToken({
+          namespace,
+          name,
+          body: { spec: { audiences: [audience], expirationSeconds: 3600 } },
+        })
+      ).status?.token,
+    { timeoutMs: 30_000 },
+  );
+}
+
+describe('send API', () => {
+  let scene: CampaignScene;
+  let gateway: GatewayProcess;
+  let other = '';
+  let appToken = '';
+  const messagesUrl = () =>
+    `${gateway.url}/v1/namespaces/${scene.namespace}/telegramaccounts/${ACCOUNT}/messages`;
+  const send = (key: string | undefined, text: string, tokenValue = appToken) =>
+    callSendApi(messagesUrl(), {
+      token: tokenValue,
+      ...(key ? { key } : {}),
+      body: { to: `@${recipientName(0)}`, text },
+      ca: gateway.ca,
+    });
+  const delivered = (text: string) =>
+    World.open(scene.worldDir).deliveries((d) => d.to === RECIPIENT_BASE_ID && d.text === text);
+  const ready = () =>
+    waitFor(
+      `${ACCOUNT} Ready`,
+      async () =>
+        (await scene.account(ACCOUNT)).status?.conditions?.some(
+          (c) => c.type === 'Ready' && c.status === 'True',
+        )
+          ? true
+          : undefined,
+      { timeoutMs: 60_000, intervalMs: 250, onTimeout: () => scene.logs() },
+    );
+
+  beforeAll(async () => {
+    // The gateway's identity is a ServiceAccount; the runtimes accept its token and nothing else.
+    const gatewayNamespace = await createTestNamespace(kc, 'send-gw');
+    await core.createNamespacedServiceAccount({
+      namespace: gatewayNamespace,
+      body: { metadata: { name: 'tdlib-send-gateway' } },
+    });
+    scene = await startCampaignScene({
+      prefix: 'send-api',
+      world: { recipients: 3, userSenders: 1, bot: false },
+      senders: [{ name: ACCOUNT, kind: 'user', index: 0 }],
+      pods: 1,
+      accountsPerPod: 1,
+      runtimeEnv: {
+        POD_IP: '127.0.0.1',
+        SEND_GATEWAY_SERVICE_ACCOUNT: `system:serviceaccount:${gatewayNamespace}:tdlib-send-gateway`,
+      },
+    });
+    gateway = await startGatewayProcess({
+      kubeconfig: testCluster().kubeconfigPath,
+      namespace: scene.namespace,
+      runtimeToken: await token(gatewayNamespace, 'tdlib-send-gateway', RUNTIME_AUDIENCE),
+    });
+    // A workload allowed to send as the account, and one of another namespace that is not.
+    await core.createNamespacedServiceAccount({
+      namespace: scene.namespace,
+      body: { metadata: { name: 'app' } },
+    });
+    await rbac.createNamespacedRole({
+      namespace: scene.namespace,
+      body: {
+        metadata: { name: 'send-as-support' },
+        rules: [
+          {
+            apiGroups: [GROUP],
+            resources: ['telegramaccounts/messages'],
+            resourceNames: [ACCOUNT],
+            verbs: ['create'],
+          },
+        ],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: scene.namespace,
+      body: {
+        metadata: { name: 'app-sends-as-support' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'send-as-support' },
+        subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: scene.namespace }],
+      },
+    });
+    other = await createTestNamespace(kc, 'send-other');
+    await core.createNamespacedServiceAccount({ namespace: other, body: { metadata: { name: 'app' } } });
+    appToken = await token(scene.namespace, 'app', SEND_AUDIENCE);
+  }, 180_000);
+
+  afterAll(async () => {
+    await gateway?.stop();
+    await scene?.stop();
+  });
+
+  it('sends through the account and answers a retry with the same message, once', async () => {
+    const first = await send('order-1', 'your order shipped');
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ chatId: RECIPIENT_BASE_ID, replayed: false });
+    expect(typeof first.body.messageId).toBe('number');
+    const retried = await send('order-1', 'your order shipped');
+    expect(retried.status).toBe(200);
+    expect(retried.body).toEqual({ ...first.body, replayed: true });
+    expect(delivered('your order shipped')).toHaveLength(1);
+  });
+
+  it('refuses what it must: no key, another request under a used key, GET', async () => {
+    const noKey = await send(undefined, 'no key');
+    expect(noKey.status).toBe(400);
+    expect(String(noKey.body.message)).toContain('Idempotency-Key');
+    const reused = await send('order-1', 'something else');
+    expect(reused.status).toBe(422);
+    const get = await callSendApi(messagesUrl(), { method: 'GET', token: appToken, ca: gateway.ca });
+    expect(get.status).toBe(405);
+    expect(get.headers.allow).toBe('POST');
+    expect(delivered('no key')).toHaveLength(0);
+    expect(delivered('something else')).toHaveLength(0);
+  });
+
+  it('RBAC decides: another namespace’s ServiceAccount gets 403, a token for another audience 401', async () => {
+    const stranger = await send('x-1', 'from a stranger', await token(other, 'app', SEND_AUDIENCE));
+    expect(stranger.status).toBe(403);
+    expect(String(stranger.body.message)).toContain(`system:serviceaccount:${other}:app`);
+    const wrongAudience = await send(
+      'x-2',
+      'wrong audience',
+      await token(scene.namespace, 'app', 'https://kubernetes.default.svc'),
+    );
+    expect(wrongAudience.status).toBe(401);
+    expect(wrongAudience.headers['www-authenticate']).toBe('Bearer');
+    expect(delivered('from a stranger')).toHaveLength(0);
+    expect(delivered('wrong audience')).toHaveLength(0);
+  });
+
+  it('the runtime’s own port takes no one but the gateway', async () => {
+    const runtime = scene.runtime('tdlib-runtime-default-0');
+    const port = await runtime?.port();
+    const direct = `http://127.0.0.1:${port}/v1/namespaces/${scene.namespace}/telegramaccounts/${ACCOUNT}/messages`;
+    for (const tokenValue of [undefined, appToken, await token(scene.namespace, 'app', RUNTIME_AUDIENCE)]) {
+      const answer = await callSendApi(direct, {
+        ...(tokenValue ? { token: tokenValue } : {}),
+        key: 'bypass-1',
+        body: { to: `@${recipientName(0)}`, text: 'bypass' },
+      });
+      expect(answer.status).toBe(401);
+    }
+    expect(delivered('bypass')).toHaveLength(0);
+  });
+
+  it('exactly one message when the runtime dies between accepting the send and TDLib sending it', async () => {
+    const pod = 'tdlib-runtime-default-0';
+    await scene.runtime(pod)?.stop('SIGTERM');
+    const dying = await scene.startRuntime(pod, { RUNTIME_TEST_KILL_AFTER_SEND_ACCEPT: 'true' });
+    await ready();
+    const lost = await send('invoice-7', 'invoice 7 is due');
+    // The runtime accepted it, then died: the gateway cannot tell the caller what happened.
+    expect(lost.status).toBe(503);
+    await dying.stop();
+    expect(dying.child.signalCode).toBe('SIGKILL');
+    expect(delivered('invoice 7 is due')).toHaveLength(0);
+    await scene.startRuntime(pod);
+    await ready();
+    const retried = await waitFor(
+      'the retry to be answered',
+      async () => {
+        const answer = await send('invoice-7', 'invoice 7 is due');
+        return answer.status === 200 ? answer : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 1000, onTimeout: () => scene.logs() },
+    );
+    expect(retried.body).toMatchObject({ chatId: RECIPIENT_BASE_ID });
+    expect((await send('invoice-7', 'invoice 7 is due')).body).toEqual({ ...retried.body, replayed: true });
+    expect(delivered('invoice 7 is due')).toHaveLength(1);
+  }, 180_000);
+});
