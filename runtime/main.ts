@@ -73,7 +73,8 @@ async function main(): Promise<void> {
     { memoryLimitBytes: () => cgroupMemoryLimitBytes() ?? quantityBytes(config.RUNTIME_MEMORY_LIMIT_BYTES) },
   );
   const gateway = new GatewayTokenVerifier({
-    fetchJwks: () => rest.request<Jwks>({ method: 'GET', path: '/openid/v1/jwks' }),
+    fetchJwks: () =>
+      rest.request<Jwks>({ method: 'GET', path: '/openid/v1/jwks', accept: 'application/jwk-set+json' }),
     subject: config.SEND_GATEWAY_SERVICE_ACCOUNT,
   });
   const server = await startRuntimeServer({

@@ -153,6 +153,8 @@ interface RawRequest extends RequestOptions {
   query?: Query;
   body?: unknown;
   contentType?: string;
+  /** What the answer may be (default application/json; /openid/v1/jwks answers application/jwk-set+json). */
+  accept?: string;
 }
 
 interface Connection {
@@ -559,7 +561,7 @@ export class RestClient {
     const payload = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));
     const headers: Record<string, string> = {
       ...(await this.auth()),
-      Accept: 'application/json',
+      Accept: request.accept ?? 'application/json',
       'User-Agent': this.userAgent,
     };
     if (payload) {
