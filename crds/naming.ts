@@ -81,6 +81,8 @@ export const ANNOTATION_REVISION = `${GROUP}/revision`;
 export const ANNOTATION_TEMPLATE = `${GROUP}/template`;
 /** On a runtime pod's heartbeat Lease: where the operator scrapes that runtime's /metrics for rollouts. */
 export const ANNOTATION_METRICS_URL = `${GROUP}/metrics-url`;
+/** On a runtime pod's heartbeat Lease: where the send API gateway reaches its send endpoint. */
+export const ANNOTATION_SEND_URL = `${GROUP}/send-url`;
 
 /**
  * The separate key Secret of accounts made before the key moved into the session Secret: still read (and

@@ -53,6 +53,8 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
   { apiGroups: [''], resources: ['pods'], verbs: READ },
   { apiGroups: ['apps'], resources: ['statefulsets'], verbs: MANAGE },
   { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: MANAGE },
+  // Only the send API gateway may reach the runtime pods' send port.
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: MANAGE },
   // The runtime pods' least-privilege Role and its binding.
   { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles', 'rolebindings'], verbs: MANAGE },
   // Leader election, account fences, runtime heartbeats.

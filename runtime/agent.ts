@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import {
   ANNOTATION_METRICS_URL,
+  ANNOTATION_SEND_URL,
   LABEL_MANAGED_BY,
   PLACED_POD_FIELD,
   LABEL_POOL,
@@ -144,6 +145,11 @@ export class RuntimeAgent implements Reconciler {
   /** Where the operator scrapes this runtime's /metrics (rollout analysis): on the heartbeat Lease. */
   advertiseMetrics(url: string): void {
     this.heartbeatAnnotations[ANNOTATION_METRICS_URL] = url;
+  }
+
+  /** Where the send API gateway reaches this runtime's send endpoint: on the heartbeat Lease. */
+  advertiseSendApi(url: string): void {
+    this.heartbeatAnnotations[ANNOTATION_SEND_URL] = url;
   }
 
   async start(): Promise<void> {

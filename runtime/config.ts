@@ -100,6 +100,18 @@ export const runtimeConfigSchema = {
     minimum: 1,
     maximum: 3600,
   },
+  SEND_PORT: {
+    type: 'integer',
+    description: 'port of the send API’s last hop (the pool sets 8444; 0 picks a free one, for local runs)',
+    default: 0,
+    minimum: 0,
+    maximum: 65535,
+  },
+  RUNTIME_SEND_URL: {
+    type: 'string',
+    description: 'the send endpoint address to advertise instead of the one built from POD_IP',
+    default: '',
+  },
   SEND_GATEWAY_SERVICE_ACCOUNT: {
     type: 'string',
     description:

@@ -9,6 +9,7 @@ import { createBackend } from './backend.js';
 import { loadRuntimeConfig } from './config.js';
 import { cgroupMemoryLimitBytes, quantityBytes, registerRuntimeMetrics } from './metrics.js';
 import { startRuntimeServer } from './server.js';
+import { startSendServer } from './send-server.js';
 import { GatewayTokenVerifier, type Jwks } from './sending/gateway-token.js';
 import { TdClientManager } from './tdlib/client.js';
 import { promRequestHooks, registerTdRequestMetrics } from './tdlib/metrics-hooks.js';
@@ -81,11 +82,12 @@ async function main(): Promise<void> {
     port: config.HTTP_PORT,
     registry,
     ready: () => agent.ready(),
-    sends: {
-      check: (token) => gateway.check(token),
-      of: (namespace, name) =>
-        agent.hosted.get(`${namespace}/${name}`)?.directSends() ?? Promise.resolve(undefined),
-    },
+  });
+  const sendServer = await startSendServer({
+    port: config.SEND_PORT,
+    check: (token) => gateway.check(token),
+    of: (namespace, name) =>
+      agent.hosted.get(`${namespace}/${name}`)?.directSends() ?? Promise.resolve(undefined),
   });
   const metricsUrl =
     config.RUNTIME_METRICS_URL ||
@@ -93,6 +95,12 @@ async function main(): Promise<void> {
       ? `http://${config.POD_IP.includes(':') ? `[${config.POD_IP}]` : config.POD_IP}:${server.port}/metrics`
       : '');
   if (metricsUrl) agent.advertiseMetrics(metricsUrl);
+  const sendUrl =
+    config.RUNTIME_SEND_URL ||
+    (config.POD_IP
+      ? `http://${config.POD_IP.includes(':') ? `[${config.POD_IP}]` : config.POD_IP}:${sendServer.port}`
+      : '');
+  if (sendUrl) agent.advertiseSendApi(sendUrl);
   logger.info(
     { port: server.port, backend: backend.kind, tdlibVersion: tdlib.version, tdlibCommit: tdlib.commit },
     'runtime started',
@@ -121,6 +129,7 @@ async function main(): Promise<void> {
     await backend.close();
     await events.close();
     await server.close();
+    await sendServer.close();
     await rest.close();
     await leaseRest.close();
     clearTimeout(deadline);

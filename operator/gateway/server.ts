@@ -16,7 +16,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { ANNOTATION_METRICS_URL, type TelegramAccount } from '../../crds/index.js';
+import { ANNOTATION_SEND_URL, type TelegramAccount } from '../../crds/index.js';
 import type { Logger } from '../kube/logging.js';
 import type { ApiObject } from '../kube/resource.js';
 import { errorMessage } from '../kube/util.js';
@@ -55,9 +55,9 @@ function problem(
   res.status(status).json({ reason, message });
 }
 
-/** The runtime pod's base URL, from the address its heartbeat Lease advertises for /metrics. */
+/** The runtime pod's send endpoint, as its heartbeat Lease advertises it. */
 export function runtimeBaseUrl(lease: ApiObject | undefined): string | undefined {
-  const advertised = lease?.metadata?.annotations?.[ANNOTATION_METRICS_URL];
+  const advertised = lease?.metadata?.annotations?.[ANNOTATION_SEND_URL];
   if (!advertised) return undefined;
   try {
     const url = new URL(advertised);

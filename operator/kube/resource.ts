@@ -118,6 +118,13 @@ export const Resources = {
     kind: 'SubjectAccessReview',
     namespaced: false,
   },
+  NetworkPolicy: {
+    group: 'networking.k8s.io',
+    version: 'v1',
+    plural: 'networkpolicies',
+    kind: 'NetworkPolicy',
+    namespaced: true,
+  },
   PodDisruptionBudget: {
     group: 'policy',
     version: 'v1',

@@ -81,6 +81,7 @@ import {
 } from './account-status.js';
 import {
   desiredPodDisruptionBudget,
+  desiredNetworkPolicy,
   desiredRole,
   desiredRoleBinding,
   desiredService,
@@ -942,6 +943,11 @@ export class PoolReconciler implements Reconciler {
       [Resources.RoleBinding, desiredRoleBinding(settings), undefined],
       [Resources.Service, desiredService(settings), undefined],
       [Resources.PodDisruptionBudget, desiredPodDisruptionBudget(settings), undefined],
+      [
+        Resources.NetworkPolicy,
+        desiredNetworkPolicy(settings, this.deps.config.OPERATOR_NAMESPACE),
+        undefined,
+      ],
     ];
     for (const s of statefulSets) {
       if (s.skipIfAbsent && !present(s.set)) continue;
@@ -952,6 +958,7 @@ export class PoolReconciler implements Reconciler {
         replicas: s.replicas,
         template: s.template,
         revision: revisionOf(s.template),
+        operatorNamespace: this.deps.config.OPERATOR_NAMESPACE,
       });
       objects.push([Resources.StatefulSet, desired, s.replicas]);
     }

@@ -20,6 +20,7 @@ import {
   poolLabels,
   runtimeName,
 } from '../../crds/naming.js';
+import type { ApiObject } from '../kube/resource.js';
 import type { PodTemplateSpec } from './rollout/template.js';
 
 export interface PoolSettings {
@@ -41,6 +42,47 @@ export interface PoolSettings {
 
 const DATA_VOLUME = 'tdlib-data';
 const HTTP_PORT = 8080;
+/** The send API's last hop: only the gateway may reach it (desiredNetworkPolicy). */
+export const SEND_PORT = 8444;
+/** The send API gateway's name: its ServiceAccount and its pods' app.kubernetes.io/name, in the operator's namespace. */
+export const SEND_GATEWAY_NAME = 'tdlib-send-gateway';
+
+/** The identity runtimes accept send requests from. */
+export function sendGatewayIdentity(operatorNamespace: string): string {
+  return `system:serviceaccount:${operatorNamespace}:${SEND_GATEWAY_NAME}`;
+}
+
+/**
+ * Who may reach the runtime pods (raw JSON: client-node's model names `from` `_from`): anyone on the http port (probes, Prometheus, the operator's rollout
+ * analysis), only the send API gateway's pods on the send port. The runtime also refuses any caller but
+ * the gateway there (its token); this keeps everyone else from even trying.
+ */
+export function desiredNetworkPolicy(
+  s: PoolSettings,
+  operatorNamespace: string,
+): ApiObject & { spec: Record<string, unknown> } {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: runtimeName(s.pool), namespace: s.namespace, labels: poolLabels(s.pool) },
+    spec: {
+      podSelector: { matchLabels: { [LABEL_POOL]: s.pool, 'app.kubernetes.io/name': 'tdlib-runtime' } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [{ protocol: 'TCP', port: 'http' }] },
+        {
+          ports: [{ protocol: 'TCP', port: 'send' }],
+          from: [
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': operatorNamespace } },
+              podSelector: { matchLabels: { 'app.kubernetes.io/name': SEND_GATEWAY_NAME } },
+            },
+          ],
+        },
+      ],
+    },
+  };
+}
 
 export function desiredServiceAccount(s: PoolSettings): V1ServiceAccount {
   return {
@@ -177,6 +219,8 @@ export interface StatefulSetSettings {
   replicas: number;
   template: PodTemplateSpec;
   revision: string;
+  /** The namespace the send API gateway runs in (the operator's). */
+  operatorNamespace: string;
 }
 
 export function statefulSetName(pool: string, set: PodSet): string {
@@ -246,9 +290,14 @@ export function desiredStatefulSet(s: StatefulSetSettings): V1StatefulSet {
                 { name: 'RUNTIME_POOL', value: s.pool },
                 { name: 'TDLIB_BACKEND', value: t.backend },
                 { name: 'TDLIB_DATA_DIR', value: '/var/lib/tdlib' },
+                { name: 'SEND_PORT', value: String(SEND_PORT) },
+                { name: 'SEND_GATEWAY_SERVICE_ACCOUNT', value: sendGatewayIdentity(s.operatorNamespace) },
                 ...((t.extraEnv ?? []) as unknown as V1EnvVars),
               ],
-              ports: [{ name: 'http', containerPort: HTTP_PORT }],
+              ports: [
+                { name: 'http', containerPort: HTTP_PORT },
+                { name: 'send', containerPort: SEND_PORT },
+              ],
               readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
               livenessProbe: {
                 httpGet: { path: '/healthz', port: 'http' },

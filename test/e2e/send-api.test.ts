@@ -152,9 +152,15 @@ describe('send API', () => {
   });
 
   it('the runtime’s own port takes no one but the gateway', async () => {
-    const runtime = scene.runtime('tdlib-runtime-default-0');
-    const port = await runtime?.port();
-    const direct = `http://127.0.0.1:${port}/v1/namespaces/${scene.namespace}/telegramaccounts/${ACCOUNT}/messages`;
+    // Where the runtime says its send endpoint is (its heartbeat Lease), as the gateway finds it.
+    const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+    const lease = await coordination.readNamespacedLease({
+      namespace: scene.namespace,
+      name: 'tdlib-runtime-default-0',
+    });
+    const base = lease.metadata?.annotations?.['telegram.tdlib-operator.dev/send-url'];
+    expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const direct = `${base}/v1/namespaces/${scene.namespace}/telegramaccounts/${ACCOUNT}/messages`;
     for (const tokenValue of [undefined, appToken, await token(scene.namespace, 'app', RUNTIME_AUDIENCE)]) {
       const answer = await callSendApi(direct, {
         ...(tokenValue ? { token: tokenValue } : {}),

@@ -1,4 +1,8 @@
-import { desiredStatefulSet, type StatefulSetSettings } from '../../../operator/pool/desired.js';
+import {
+  desiredNetworkPolicy,
+  desiredStatefulSet,
+  type StatefulSetSettings,
+} from '../../../operator/pool/desired.js';
 import type { PodTemplateSpec } from '../../../operator/pool/rollout/template.js';
 
 const template: PodTemplateSpec = {
@@ -15,6 +19,7 @@ const settings = (t: PodTemplateSpec): StatefulSetSettings => ({
   replicas: 1,
   template: t,
   revision: 'r1',
+  operatorNamespace: 'tdlib-operator-system',
 });
 const podSpec = (t: PodTemplateSpec) => desiredStatefulSet(settings(t)).spec?.template.spec;
 
@@ -62,5 +67,62 @@ describe('desiredStatefulSet: the runtime pod', () => {
     expect(spec?.nodeSelector).toEqual({ disk: 'ssd' });
     expect(spec?.tolerations).toEqual([{ key: 'dedicated', operator: 'Exists', effect: 'NoSchedule' }]);
     expect(spec?.containers[0]?.resources).toEqual({ limits: { memory: '300Mi' } });
+  });
+});
+
+describe('the send port', () => {
+  it('is its own container port, and the runtime accepts only the gateway of the operator namespace there', () => {
+    const container = podSpec(template)?.containers[0];
+    expect(container?.ports).toEqual([
+      { name: 'http', containerPort: 8080 },
+      { name: 'send', containerPort: 8444 },
+    ]);
+    expect(container?.env).toEqual(
+      expect.arrayContaining([
+        { name: 'SEND_PORT', value: '8444' },
+        {
+          name: 'SEND_GATEWAY_SERVICE_ACCOUNT',
+          value: 'system:serviceaccount:tdlib-operator-system:tdlib-send-gateway',
+        },
+      ]),
+    );
+  });
+
+  it('is reachable only from the gateway pods; the http port from anywhere', () => {
+    const policy = desiredNetworkPolicy(
+      {
+        namespace: 'apps',
+        pool: 'default',
+        inputSecretNames: [],
+        keySecretNames: [],
+        loginCodeSecretNames: [],
+        sessionSecretNames: [],
+        accountNames: [],
+        leaseNames: [],
+      },
+      'ops',
+    );
+    expect(policy.metadata).toMatchObject({ name: 'tdlib-runtime-default', namespace: 'apps' });
+    expect(policy.spec).toEqual({
+      podSelector: {
+        matchLabels: {
+          'telegram.tdlib-operator.dev/pool': 'default',
+          'app.kubernetes.io/name': 'tdlib-runtime',
+        },
+      },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [{ protocol: 'TCP', port: 'http' }] },
+        {
+          ports: [{ protocol: 'TCP', port: 'send' }],
+          from: [
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ops' } },
+              podSelector: { matchLabels: { 'app.kubernetes.io/name': 'tdlib-send-gateway' } },
+            },
+          ],
+        },
+      ],
+    });
   });
 });
