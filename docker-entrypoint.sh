@@ -1,5 +1,5 @@
 #!/bin/sh
-# "operator" (the default) or "runtime": which process this container runs; further arguments go to node.
+# "operator" (the default), "runtime" or "gateway" (the send API): which process this container runs; further arguments go to node.
 # Anything else is run as given (e.g. `docker run IMAGE node -e ...`), as the official Node images do.
 set -e
 
@@ -27,6 +27,10 @@ case "${1:-operator}" in
   runtime)
     shift
     exec node "${APP_DIR:-/app}/dist/runtime/main.js" "$@"
+    ;;
+  gateway)
+    shift
+    exec node "${APP_DIR:-/app}/dist/operator/gateway/main.js" "$@"
     ;;
   *) exec "$@" ;;
 esac

@@ -427,6 +427,35 @@ describe('charts/tdlib-operator on the real control plane', () => {
     expectAccepted(objects);
   });
 
+  it('renders the send API gateway when asked (and the API server accepts it), never without a TLS Secret', () => {
+    expect(() => template(CHART, namespace, ['--set', 'sendApi.enabled=true'])).toThrow(
+      /sendApi\.tls\.secretName/,
+    );
+    const objects = template(CHART, namespace, [
+      '--set',
+      'sendApi.enabled=true',
+      '--set',
+      'sendApi.tls.secretName=gateway-tls',
+    ]);
+    const gateway = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'tdlib-send-gateway');
+    const pod = (gateway as unknown as DeploymentShape | undefined)?.spec.template;
+    // The pools' NetworkPolicy (operator/pool/desired.ts) admits pods by this label in the operator's namespace.
+    expect(
+      (gateway as unknown as { spec: { template: { metadata: { labels: Values } } } }).spec.template.metadata
+        .labels['app.kubernetes.io/name'],
+    ).toBe('tdlib-send-gateway');
+    expect((pod?.spec.containers[0] as { args?: string[] } | undefined)?.args).toEqual(['gateway']);
+    const roles = objects.filter((o) => o.kind === 'ClusterRole').map((o) => o.metadata.name);
+    expect(roles).toContain(`${release}-tdlib-operator-send-gateway`);
+    expect(
+      objects
+        .filter((o) => o.metadata.name === 'tdlib-send-gateway')
+        .map((o) => o.kind)
+        .sort(),
+    ).toEqual(['Deployment', 'Service', 'ServiceAccount']);
+    expectAccepted(objects);
+  });
+
   it('wraps prometheus_rules/*.yaml into one group verbatim (Prometheus templates untouched), empty or not', () => {
     const values = valuesFile('all-options', allOptions);
     const withRules = template(chartCopy(FIXTURE_RULES, { 'fixture.json': FIXTURE_DASHBOARD }), namespace, [
