@@ -15,6 +15,7 @@ import type { TdObject } from '../tdlib/backend.js';
 import type { TdClient } from '../tdlib/client.js';
 import { TdError } from '../tdlib/errors.js';
 import { classifySendError } from './classify.js';
+import type { SendBody } from './send-body.js';
 import type { SendLedger, KeyRecord, SendOutcome } from './send-ledger.js';
 import {
   SendOutcomes,
@@ -24,17 +25,9 @@ import {
   sentMessageSince,
 } from './telegram.js';
 
-export interface DirectSend {
-  /** The caller's Idempotency-Key. */
+/** A send API request: the body (send-body.ts) and the caller's Idempotency-Key. */
+export interface DirectSend extends SendBody {
   key: string;
-  /** A recipient as campaigns take them: @username, +phone, a user id, or a t.me link. */
-  to: string;
-  text: string;
-  parseMode?: 'Plain' | 'HTML' | 'Markdown';
-  disableLinkPreview?: boolean;
-  silent?: boolean;
-  /** Reply to this message of the same chat. */
-  replyToMessageId?: number;
 }
 
 export type DirectSendAnswer =

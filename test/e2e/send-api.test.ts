@@ -12,6 +12,7 @@ import { adminKubeConfig, createTestNamespace, testCluster } from '../support/cl
 import { startCampaignScene, type CampaignScene } from '../support/campaign-scene.js';
 import { recipientName, RECIPIENT_BASE_ID } from '../support/campaign-world.js';
 import { callSendApi, startGatewayProcess, type GatewayProcess } from '../support/gateway.js';
+import { serviceAccountToken } from '../support/runtime.js';
 
 const ACCOUNT = 'support';
 const SEND_AUDIENCE = 'tdlib-operator-send-api';
@@ -21,20 +22,8 @@ const kc = adminKubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
 
-function token(namespace: string, name: string, audience: string): Promise<string> {
-  return waitFor(
-    `a token for ${namespace}/${name}`,
-    async () =>
-      (
-        await core.createNamespacedServiceAccountToken({
-          namespace,
-          name,
-          body: { spec: { audiences: [audience], expirationSeconds: 3600 } },
-        })
-      ).status?.token,
-    { timeoutMs: 30_000 },
-  );
-}
+const token = (namespace: string, name: string, audience: string): Promise<string> =>
+  serviceAccountToken(kc, namespace, name, audience);
 
 describe('send API', () => {
   let scene: CampaignScene;

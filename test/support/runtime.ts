@@ -81,6 +81,28 @@ export async function getTelegramAccount(
   })) as TelegramAccount;
 }
 
+/** A fresh TokenRequest token of a ServiceAccount, for one audience. */
+export function serviceAccountToken(
+  admin: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+  audience: string,
+): Promise<string> {
+  const core = admin.makeApiClient(k8s.CoreV1Api);
+  return waitFor(
+    `a token for ${namespace}/${name}`,
+    async () =>
+      (
+        await core.createNamespacedServiceAccountToken({
+          namespace,
+          name,
+          body: { spec: { audiences: [audience], expirationSeconds: 3600 } },
+        })
+      ).status?.token,
+    { timeoutMs: 30_000 },
+  );
+}
+
 /** A kubeconfig that authenticates as `serviceAccount` in `namespace` (a fresh TokenRequest token). */
 export async function serviceAccountKubeconfig(
   admin: k8s.KubeConfig,

@@ -10,7 +10,7 @@ import { RestClient } from '../../../operator/kube/client.js';
 import { createRegistry } from '../../../operator/kube/metrics.js';
 import { SEND_API_AUDIENCE, SendAuthorizer, TokenAuthenticator } from '../../../operator/gateway/access.js';
 import { adminKubeConfig, createTestNamespace } from '../../support/cluster.js';
-import { waitFor } from '../../cluster/wait.js';
+import { serviceAccountToken } from '../../support/runtime.js';
 import { testLogger } from '../kube/support.js';
 
 const kc = adminKubeConfig();
@@ -24,20 +24,8 @@ async function serviceAccount(namespace: string, name: string): Promise<void> {
   await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
 }
 
-function token(namespace: string, name: string, audience: string): Promise<string> {
-  return waitFor(
-    `a token for ${namespace}/${name}`,
-    async () =>
-      (
-        await core.createNamespacedServiceAccountToken({
-          namespace,
-          name,
-          body: { spec: { audiences: [audience], expirationSeconds: 600 } },
-        })
-      ).status?.token,
-    { timeoutMs: 30_000 },
-  );
-}
+const token = (namespace: string, name: string, audience: string): Promise<string> =>
+  serviceAccountToken(kc, namespace, name, audience);
 
 beforeAll(async () => {
   rest = new RestClient(kc, { registry: createRegistry(), logger: testLogger('gateway-access') });
