@@ -12,7 +12,7 @@ import { errorMessage } from '../../operator/kube/util.js';
 import type { SinkTarget } from './deliverer.js';
 import { httpPost } from './http-post.js';
 import { DEFAULT_AUTH_HEADER, DEFAULT_AUTH_KEY } from './settings.js';
-import { resolveSink, type ServicePorts, type SinkSpec } from './sink.js';
+import { resolveSink, shownUri, type ServicePorts, type SinkSpec } from './sink.js';
 
 export interface UpdatesProblem {
   reason: 'SinkNotFound' | 'SinkInvalid' | 'SecretNotFound' | 'SecretKeyMissing' | 'SecretNotReadable';
@@ -69,7 +69,7 @@ async function target(
   if ('reason' in resolved) return resolved;
   const ca = sink.caBundle ? Buffer.from(sink.caBundle, 'base64').toString('utf8') : undefined;
   return {
-    uri: resolved.uri,
+    uri: shownUri(resolved.uri),
     target: {
       url: resolved.uri,
       headers,

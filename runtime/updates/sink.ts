@@ -52,3 +52,20 @@ export function resolveSink(
     uri: `${scheme}://${host}${port === defaultPort ? '' : `:${port}`}${path.startsWith('/') ? path : `/${path}`}`,
   };
 }
+
+/**
+ * A sink address as status, conditions and Events show it: credentials in its userinfo
+ * (https://user:password@host/) are masked, never echoed.
+ */
+export function shownUri(uri: string): string {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return uri.replace(/\/\/[^/?#]*@/, '//***@');
+  }
+  if (!url.username && !url.password) return uri;
+  url.username = '***';
+  url.password = '';
+  return url.toString();
+}

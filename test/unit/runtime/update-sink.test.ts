@@ -1,4 +1,4 @@
-import { resolveSink } from '../../../runtime/updates/sink.js';
+import { resolveSink, shownUri } from '../../../runtime/updates/sink.js';
 
 const service = { ports: [{ port: 8080, name: 'http' }, { port: 9090 }] };
 
@@ -59,5 +59,17 @@ describe('resolveSink: the URL the runtime posts an account’s updates to', () 
     expect(resolveSink('spec.updates.sink', { ref: { name: 'echo' } }, 'a', { ports: [] })).toMatchObject({
       reason: 'SinkInvalid',
     });
+  });
+});
+
+describe('shownUri: what status, conditions and Events say of a sink', () => {
+  it('masks credentials in the address, and leaves others alone', () => {
+    expect(shownUri('https://bot:s3cret@receiver.example.com/events')).toBe(
+      'https://***@receiver.example.com/events',
+    );
+    expect(shownUri('https://receiver.example.com/events')).toBe('https://receiver.example.com/events');
+    expect(shownUri('http://echo.apps.svc.cluster.local:8080/')).toBe(
+      'http://echo.apps.svc.cluster.local:8080/',
+    );
   });
 });
