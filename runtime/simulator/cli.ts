@@ -21,6 +21,8 @@ const USAGE = `usage: simulator [--world <dir>] <command> [args]
   deactivate <user> [true|false]        delete (or restore) an account
   start-bot <user> <bot>                the user presses Start in the bot's chat
   send <user> <account> <text>          a user who is not an account writes to an account
+  edit <user> <account> <message_id> <text>
+                                        that user edits a message it sent to the account
   chat-member <chat> <user> admin|member|none
                                         change a user's role in a public supergroup or channel
   proxy <server>:<port> dead|alive      mark a proxy dead or alive for every client
@@ -104,6 +106,14 @@ export function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.e
         if (words.length === 0) throw new UsageError('send <user> <account> <text>');
         const sent = world.sendMessage(ref(from), ref(to), words.join(' '));
         process.stdout.write(`message ${sent.message_id} ${sent.status}\n`);
+        return 0;
+      }
+      case 'edit': {
+        const [from, to, id, ...words] = rest;
+        if (id === undefined || !/^[0-9]+$/.test(id) || words.length === 0)
+          throw new UsageError('edit <user> <account> <message_id> <text>');
+        const edited = world.editMessage(ref(from), ref(to), Number(id), words.join(' '));
+        process.stdout.write(`message ${edited.message_id} edited at ${edited.edit_date}\n`);
         return 0;
       }
       case 'chat-member': {

@@ -66,6 +66,11 @@ export class SimClient {
   readySince = 0;
   readonly options = new Map<string, O.TdOptionValue>();
   localSeq = 0;
+  /**
+   * Yet-unsent ids of this client's messages still pending or failed (TDLib keeps both in the chat): an
+   * edit of one is "Message can't be edited", of anything else the server does not have "Message not found".
+   */
+  readonly unsentIds = new Set<number>();
   lastHealthCheck = 0;
   /** When a slow `close` started (faults.latency_ms.methods.close); router.tick finishes it. */
   closeStartedAt: number | undefined;

@@ -9,11 +9,15 @@
  * Views: a private chat has one view per side (the sender's, with every message it sent, and the
  * recipient's, with the messages it received, for recipients that are accounts of the world); a supergroup
  * or channel has one view shared by everybody. Each view is kept sorted by message id.
+ *
+ * Edits live in a sibling log (state/edits.jsonl, see EditRecord): each one replaces the entry of the message
+ * it edits in every view, so history, search and getMessage show the new text and edit_date.
  */
+import { dirname, join } from 'node:path';
 import { JsonlReader } from './store/jsonl.js';
 import { isRecord } from './store/files.js';
 import type { Json } from './protocol.js';
-import type { Delivery } from './world.js';
+import type { Delivery, EditRecord } from './world.js';
 
 export interface HistoryEntry {
   readonly id: number;
@@ -28,6 +32,8 @@ export interface HistoryEntry {
   /** When it was recorded (ms). */
   readonly at: number;
   readonly randomId: string | undefined;
+  /** message.edit_date: 0 for a message never edited. */
+  readonly editDate: number;
 }
 
 const NONE: readonly HistoryEntry[] = [];
@@ -41,6 +47,45 @@ export function isDelivery(value: unknown): value is Delivery {
     typeof value.message_id === 'number' &&
     typeof value.text === 'string'
   );
+}
+
+export function isEditRecord(value: unknown): value is EditRecord {
+  return (
+    isRecord(value) &&
+    typeof value.at === 'number' &&
+    typeof value.from === 'number' &&
+    typeof value.chat_id === 'number' &&
+    typeof value.message_id === 'number' &&
+    typeof value.edit_date === 'number' &&
+    typeof value.text === 'string'
+  );
+}
+
+/** The edit log next to a delivery log. */
+export function editsLogBeside(deliveriesPath: string): string {
+  return join(dirname(deliveriesPath), 'edits.jsonl');
+}
+
+/** The entry a message becomes once `edit` applies to it (the sender, id and date stay). */
+export function editedEntry(entry: HistoryEntry, edit: EditRecord, text: string): HistoryEntry {
+  return {
+    ...entry,
+    text,
+    entities: Array.isArray(edit.entities) && edit.entities.length > 0 ? edit.entities : undefined,
+    editDate: edit.edit_date,
+  };
+}
+
+/**
+ * Where an edit applies: the views that hold the message, as [viewer, chat] pairs (the sender's and the
+ * recipient's for a private chat, the shared one for a supergroup or channel).
+ */
+export function viewsOfEdit(edit: EditRecord): readonly (readonly [number, number])[] {
+  if (edit.chat_id < 0) return [[0, edit.chat_id]];
+  return [
+    [edit.from, edit.chat_id],
+    [edit.chat_id, edit.from],
+  ];
 }
 
 /** Index of the first entry whose id is >= `id` (entries sorted by id, ascending). */
@@ -57,6 +102,7 @@ export function lowerBound(entries: readonly HistoryEntry[], id: number): number
 
 export class DeliveryIndex {
   private readonly reader: JsonlReader<Delivery>;
+  private readonly editReader: JsonlReader<EditRecord>;
   /** viewer -> chat -> messages; supergroups and channels are one view under viewer 0. */
   private readonly views = new Map<number, Map<number, HistoryEntry[]>>();
   /** sender -> random_id -> message (numeric outer keys: no key string per line). */
@@ -71,8 +117,11 @@ export class DeliveryIndex {
     path: string,
     /** Whether a recipient logs in (only accounts read their incoming messages). */
     private readonly isAccount: (userId: number) => boolean,
+    /** The edit log; default: edits.jsonl beside the delivery log. */
+    editsPath: string = editsLogBeside(path),
   ) {
     this.reader = new JsonlReader(path, isDelivery);
+    this.editReader = new JsonlReader(editsPath, isEditRecord);
   }
 
   /** Records indexed so far. */
@@ -87,7 +136,18 @@ export class DeliveryIndex {
 
   /** Takes in whatever every process appended to the log since the previous call. */
   refresh(): void {
+    // Edits first: an edit is written only after its message is in the delivery log, so reading the edits
+    // before the deliveries never yields an edit whose message has not been read yet.
+    const edits = this.editReader.read();
     for (const delivery of this.reader.read()) this.add(delivery);
+    for (const edit of edits) this.applyEdit(edit);
+  }
+
+  /** The message `messageId` of one conversation as `viewer` sees it (see conversation()). */
+  message(viewer: number, chatId: number, messageId: number): HistoryEntry | undefined {
+    const entries = this.conversation(viewer, chatId);
+    const entry = entries[lowerBound(entries, messageId)];
+    return entry?.id === messageId ? entry : undefined;
   }
 
   /**
@@ -132,6 +192,7 @@ export class DeliveryIndex {
       pid: typeof d.pid === 'number' ? d.pid : 0,
       at: typeof d.at === 'number' ? d.at : 0,
       randomId: typeof d.random_id === 'string' ? d.random_id : undefined,
+      editDate: 0,
     };
     this.count++;
     if (group !== 0) {
@@ -146,6 +207,22 @@ export class DeliveryIndex {
       if (sent === undefined) this.byRandomId.set(d.from, (sent = new Map()));
       sent.set(entry.randomId, entry);
     }
+  }
+
+  /** Replaces the edited message in every view that holds it (one shared entry, as add() made it). */
+  private applyEdit(edit: EditRecord): void {
+    let edited: HistoryEntry | undefined;
+    for (const [viewer, chatId] of viewsOfEdit(edit)) {
+      const list = this.views.get(viewer)?.get(chatId);
+      if (list === undefined) continue;
+      const at = lowerBound(list, edit.message_id);
+      const entry = list[at];
+      // Only the sender edits: a line naming someone else's message changes nothing.
+      if (entry === undefined || entry.id !== edit.message_id || entry.from !== edit.from) continue;
+      edited ??= editedEntry(entry, edit, this.intern(edit.text));
+      list[at] = edited;
+    }
+    if (edited?.randomId !== undefined) this.byRandomId.get(edit.from)?.set(edited.randomId, edited);
   }
 
   private insert(viewer: number, chatId: number, entry: HistoryEntry): void {

@@ -66,8 +66,8 @@ export function handle(client: SimClient, type: string, request: JsonObject, ext
   }
 }
 
-/** A stored message as `viewer` sees it in chat `chatId`. */
-function messageFor(client: SimClient, chatId: number, entry: HistoryEntry): O.TdMessage {
+/** A stored message as `viewer` sees it in chat `chatId` (with its latest edit). */
+export function messageFor(client: SimClient, chatId: number, entry: HistoryEntry): O.TdMessage {
   const viewer = client.me?.id ?? 0;
   const channel = chatId < 0 && client.rt.view().chats.get(chatId)?.kind === 'channel';
   const entities =
@@ -79,6 +79,7 @@ function messageFor(client: SimClient, chatId: number, entry: HistoryEntry): O.T
     is_outgoing: entry.from === viewer,
     chat_id: chatId,
     date: entry.date,
+    edit_date: entry.editDate,
     text: O.formattedText(entry.text, entities),
   });
 }

@@ -8,27 +8,67 @@
  * ready (TDLib 1.8 then sends no updates for the gap); what came before is in the chat's history, which is
  * where an application refills from. Private chats only: messages in supergroups and channels are not
  * pushed (a difference from Telegram).
+ *
+ * Edits (state/edits.jsonl) reach the recipient's ready clients, and the sender's clients other than the one
+ * that edited (which heard them with its answer), as TDLib reports an edit: updateMessageContent, then
+ * updateMessageEdited. Again only what was edited after the client became ready, private chats only.
  */
-import { isDelivery } from './delivery-index.js';
+import { editsLogBeside, isDelivery, isEditRecord } from './delivery-index.js';
 import type { SimClient } from './client.js';
 import { introduceChat } from './messaging.js';
 import * as O from './objects.js';
 import { JsonlReader } from './store/jsonl.js';
-import type { Delivery, WorldView } from './world.js';
+import type { Delivery, EditRecord, WorldView } from './world.js';
+
+/** One ready client that an edit reaches, and the chat (the other user) it sees the message in. */
+export interface EditAudience {
+  readonly client: SimClient;
+  readonly chatId: number;
+}
+
+/**
+ * Who hears an edit of a private message: the recipient's clients if the message reached it, and the
+ * sender's clients except the editing one (same session in the same process), each after it became ready.
+ */
+export function editAudience(
+  edit: EditRecord,
+  byUser: ReadonlyMap<number, readonly SimClient[]>,
+): EditAudience[] {
+  const audience: EditAudience[] = [];
+  if (edit.chat_id <= 0) return audience;
+  const heard = (client: SimClient): boolean => edit.at >= client.readySince;
+  if (edit.status !== 'blocked' && edit.chat_id !== edit.from) {
+    for (const client of byUser.get(edit.chat_id) ?? []) {
+      if (heard(client)) audience.push({ client, chatId: edit.from });
+    }
+  }
+  for (const client of byUser.get(edit.from) ?? []) {
+    const editor = client.session?.auth_key === edit.auth_key && edit.pid === process.pid;
+    if (!editor && heard(client)) audience.push({ client, chatId: edit.chat_id });
+  }
+  return audience;
+}
 
 export class IncomingFeed {
   private readonly reader: JsonlReader<Delivery>;
+  private readonly editReader: JsonlReader<EditRecord>;
 
-  constructor(path: string) {
+  constructor(path: string, editsPath: string = editsLogBeside(path)) {
     this.reader = new JsonlReader(path, isDelivery);
-    // Nothing of this process is ready yet: what the log holds now arrived before any of its clients.
+    this.editReader = new JsonlReader(editsPath, isEditRecord);
+    // Nothing of this process is ready yet: what the logs hold now arrived before any of its clients.
     this.reader.skipExisting();
+    this.editReader.skipExisting();
   }
 
-  /** Pushes every message recorded since the previous call to the ready clients it is addressed to. */
+  /**
+   * Pushes every message and edit recorded since the previous call to the ready clients they concern. Edits
+   * are read before messages (an edit is written only after its message), and pushed after them.
+   */
   pump(clients: Iterable<SimClient>, view: WorldView): void {
+    const edits = this.editReader.read();
     const deliveries = this.reader.read();
-    if (deliveries.length === 0) return;
+    if (deliveries.length === 0 && edits.length === 0) return;
     const byUser = new Map<number, SimClient[]>();
     for (const client of clients) {
       const me = client.me;
@@ -50,6 +90,28 @@ export class IncomingFeed {
         client.update(O.updateNewMessage(receivedMessage(delivery)));
       }
     }
+    for (const edit of edits) pushEdit(edit, byUser, view);
+  }
+}
+
+function pushEdit(
+  edit: EditRecord,
+  byUser: ReadonlyMap<number, readonly SimClient[]>,
+  view: WorldView,
+): void {
+  const content = (): ReturnType<typeof O.messageTextContent> =>
+    O.messageTextContent(
+      O.formattedText(
+        edit.text,
+        edit.entities === undefined ? [] : (structuredClone(edit.entities) as unknown as O.TdTextEntity[]),
+      ),
+    );
+  for (const { client, chatId } of editAudience(edit, byUser)) {
+    const other = view.users.get(chatId);
+    if (other === undefined) continue;
+    introduceChat(client, other);
+    client.update(O.updateMessageContent(chatId, edit.message_id, content()));
+    client.update(O.updateMessageEdited(chatId, edit.message_id, edit.edit_date));
   }
 }
 

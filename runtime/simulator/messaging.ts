@@ -309,7 +309,7 @@ function importContacts(client: SimClient, contacts: Json[], extra: Json | undef
 
 // ---- sending ------------------------------------------------------------------------------------------
 
-function readText(content: JsonObject): O.TdFormattedText {
+export function readText(content: JsonObject): O.TdFormattedText {
   const text = object(content, 'text', ['formattedText']);
   if (text === null) throw new TdApiError(400, 'Text must be non-empty');
   const value = str(text, 'text');
@@ -333,7 +333,7 @@ function readText(content: JsonObject): O.TdFormattedText {
   return O.formattedText(value, withAutoEntities(value, entities));
 }
 
-function readLinkPreviewOptions(content: JsonObject): O.TdLinkPreviewOptions | undefined {
+export function readLinkPreviewOptions(content: JsonObject): O.TdLinkPreviewOptions | undefined {
   const options = object(content, 'link_preview_options', ['linkPreviewOptions']);
   if (options === null) return undefined;
   return {
@@ -430,6 +430,7 @@ function sendMessage(client: SimClient, request: JsonObject, extra: Json | undef
   };
   // With the message database, TDLib's binlog remembers the send (sending_id is not part of it).
   client.pendingSends?.add(pendingRecord(out, out.date));
+  client.unsentIds.add(out.pendingId);
   announce(client, out);
   client.reply(extra, messageOf(client, out, out.pendingId, O.pendingState(sendingId)));
   // The answer was the pending message already; deliver() reports the outcome (and injects send faults).
@@ -514,6 +515,7 @@ export function resumePendingSends(client: SimClient): void {
       channelPost: group?.kind === 'channel',
     };
     const pendingState = O.pendingState(0);
+    client.unsentIds.add(out.pendingId);
     client.update(O.updateNewMessage(messageOf(client, out, out.pendingId, pendingState)));
     if (view.config.simulation.chat_updates) {
       client.update(
@@ -706,6 +708,7 @@ function succeedAsBefore(client: SimClient, out: Outgoing, sent: HistoryEntry): 
 
 function finishSucceeded(client: SimClient, out: Outgoing, id: number, date: number): void {
   client.pendingSends?.remove(out.randomId);
+  client.unsentIds.delete(out.pendingId);
   client.update(O.updateMessageSendSucceeded(messageOf(client, out, id, undefined, date), out.pendingId));
   if (client.rt.view().config.simulation.chat_updates) {
     client.update(

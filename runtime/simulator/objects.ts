@@ -405,6 +405,8 @@ export interface MessageFacts {
   readonly is_outgoing?: boolean;
   readonly chat_id: number;
   readonly date: number;
+  /** When the message was last edited (Unix seconds); 0 or absent: never. */
+  readonly edit_date?: number;
   readonly text: TdFormattedText;
   readonly link_preview_options?: TdLinkPreviewOptions;
   readonly sending_state?: TdMessageSendingState;
@@ -433,7 +435,7 @@ export function message(f: MessageFacts): TdMessage {
     contains_unread_mention: false,
     contains_unread_poll_votes: false,
     date: f.date,
-    edit_date: 0,
+    edit_date: f.edit_date ?? 0,
     unread_reactions: [],
     self_destruct_in: 0,
     auto_delete_in: 0,
@@ -538,6 +540,28 @@ export function updateMessageSendFailed(
   err: TdError,
 ): { '@type': 'updateMessageSendFailed'; message: TdMessage; old_message_id: number; error: TdError } {
   return { '@type': 'updateMessageSendFailed', message: m, old_message_id: oldMessageId, error: err };
+}
+
+/** The content of a text message (what updateMessageContent carries after an edit). */
+export function messageTextContent(text: TdFormattedText): Wire<Td.messageText> {
+  return { '@type': 'messageText', text };
+}
+
+export function updateMessageContent(
+  chatId: number,
+  messageId: number,
+  content: Wire<Td.messageText>,
+): Wire<Td.updateMessageContent> {
+  return { '@type': 'updateMessageContent', chat_id: chatId, message_id: messageId, new_content: content };
+}
+
+/** reply_markup is left out: TDLib's JSON omits a null object field, and simulated messages have none. */
+export function updateMessageEdited(
+  chatId: number,
+  messageId: number,
+  editDate: number,
+): Wire<Td.updateMessageEdited> {
+  return { '@type': 'updateMessageEdited', chat_id: chatId, message_id: messageId, edit_date: editDate };
 }
 
 export function updateServiceNotification(type: string, text: string): Wire<Td.updateServiceNotification> {

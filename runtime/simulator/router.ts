@@ -6,6 +6,7 @@
 import * as auth from './auth.js';
 import { SimClient } from './client.js';
 import { executeSync, executeTest, SYNC_METHODS, TEST_METHODS } from './execute.js';
+import * as editing from './editing.js';
 import * as history from './history.js';
 import * as messaging from './messaging.js';
 import * as network from './network.js';
@@ -97,6 +98,7 @@ function route(client: SimClient, type: string, request: JsonObject, extra: Json
   }
   if (!client.isReady) throw new TdApiError(401, 'Unauthorized');
   if (history.HISTORY_METHODS.has(type)) return history.handle(client, type, request, extra);
+  if (editing.EDIT_METHODS.has(type)) return editing.handle(client, type, request, extra);
   messaging.handle(client, type, request, extra);
 }
 

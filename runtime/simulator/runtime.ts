@@ -12,7 +12,14 @@ import { Scheduler } from './scheduler.js';
 import { JsonlAppender } from './store/jsonl.js';
 import { InstanceRegistry, LeaseDir } from './store/liveness.js';
 import { DbLocks } from './store/locks.js';
-import type { Delivery, World, WorldEvent, WorldView } from './world.js';
+import {
+  appendEdit,
+  type Delivery,
+  type EditRecord,
+  type World,
+  type WorldEvent,
+  type WorldView,
+} from './world.js';
 
 /** xorshift32: deterministic per world seed, so fault injection can be replayed. */
 export function rng(seed: number): () => number {
@@ -143,6 +150,14 @@ export class SimRuntime {
           : `,"entities":${JSON.stringify(d.entities)}`) +
         '}',
     );
+  }
+
+  /**
+   * Edits are rare: each is written at once (one O_APPEND write), so it is in the shared log before the
+   * edit's answer and updates reach the client, and any process that sees them can read the new text.
+   */
+  recordEdit(edit: EditRecord): void {
+    appendEdit(this.world.path('edits.jsonl'), edit);
   }
 
   /** The delivery index, up to date with every process's deliveries (this one's unwritten lines first). */

@@ -5,6 +5,7 @@
  *
  *   state/overrides.json        test-side edits of the world (blocks, dead proxies, faults...), atomic rename
  *   state/deliveries.jsonl      every message that reached (or was swallowed for) a recipient, O_APPEND
+ *   state/edits.jsonl           every edit of a delivered message (its new text), O_APPEND
  *   state/events.jsonl          logins, log-outs, killed sessions, O_APPEND
  *   state/sessions/<key>.json   server-side sessions (auth keys): owner, revocation
  *   state/live/<key>/<holder>   which client currently uses an auth key (duplicate detection)
@@ -15,6 +16,7 @@
  *
  * `World` is the test-side API ("act as the world"); the backend uses the same class for reading.
  */
+import { isEditRecord } from './delivery-index.js';
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -59,6 +61,37 @@ export interface Delivery {
   readonly random_id?: string;
   /** The formattedText entities of the message, when it has any. */
   readonly entities?: readonly Json[];
+}
+
+/**
+ * An edit of a message in the delivery log, in state/edits.jsonl. A sibling log rather than a new kind of
+ * line in deliveries.jsonl: readers written before edits existed (other processes, tools, tests that count
+ * deliveries) never see one. It deliberately has no `to`: even a reader pointed at the wrong file cannot
+ * take it for a Delivery (every Delivery guard requires `to`).
+ */
+export interface EditRecord {
+  /** When it was recorded (ms). */
+  readonly at: number;
+  /** The editor, who is always the message's sender. */
+  readonly from: number;
+  /** The Delivery's chat_id: the recipient user of a private chat. */
+  readonly chat_id: number;
+  readonly message_id: number;
+  /** The new text and its entities (absent when it has none). */
+  readonly text: string;
+  readonly entities?: readonly Json[];
+  /** message.edit_date (Unix seconds). */
+  readonly edit_date: number;
+  /** The original Delivery's status: a recipient who never got the message does not hear its edit. */
+  readonly status: 'delivered' | 'blocked';
+  /** The editing client's session and process ('' / the writer's pid for the World API). */
+  readonly auth_key: string;
+  readonly pid: number;
+}
+
+/** Appends one edit as one line in one O_APPEND write (never interleaved with other processes' lines). */
+export function appendEdit(path: string, record: EditRecord): void {
+  appendFileSync(path, JSON.stringify(record) + '\n');
 }
 
 export interface WorldEvent {
@@ -329,6 +362,8 @@ export class World {
   private viewKey: string;
   private readonly deliveryReader: JsonlReader<Delivery>;
   private readonly deliveryCache: Delivery[] = [];
+  private readonly editReader: JsonlReader<EditRecord>;
+  private readonly editCache: EditRecord[] = [];
 
   private constructor(dir: string, configPath: string) {
     this.dir = resolve(dir);
@@ -338,6 +373,7 @@ export class World {
     this.viewKey = this.currentKey();
     this.currentView = this.load();
     this.deliveryReader = new JsonlReader(this.path('deliveries.jsonl'), isDelivery);
+    this.editReader = new JsonlReader(this.path('edits.jsonl'), isEditRecord);
   }
 
   /** Opens the world in `dir` (its world.yaml/.yml/.json, or `configPath` when given). */
@@ -577,6 +613,55 @@ export class World {
     return delivery;
   }
 
+  /**
+   * `from`, a user of the world who is not an account, edits message `messageId` it sent to `to` with
+   * World.sendMessage: recorded like an account's edit, so the recipient's running client hears
+   * updateMessageContent and updateMessageEdited, and history and getMessage show the new text. Throws, as
+   * the server refuses it, for a message it did not send (MESSAGE_ID_INVALID) and for the same text again
+   * (MESSAGE_NOT_MODIFIED).
+   */
+  editMessage(from: UserRef, to: UserRef, messageId: number, text: string): EditRecord {
+    const view = this.view();
+    const sender = this.user(from, view);
+    const recipient = this.user(to, view);
+    if (view.isAccount(sender.id))
+      throw new Error(`user ${sender.id} logs in to this world: edit through its client instead`);
+    const sent = this.deliveries(() => true).find(
+      (d) => d.from === sender.id && d.to === recipient.id && d.message_id === messageId,
+    );
+    if (sent === undefined)
+      throw new Error(
+        `MESSAGE_ID_INVALID: user ${sender.id} sent no message ${messageId} to ${recipient.id}`,
+      );
+    if (text.trim() === '') throw new Error('MESSAGE_EMPTY: the new text is empty');
+    const current = this.currentText(sent);
+    if (current === text) throw new Error(`MESSAGE_NOT_MODIFIED: message ${messageId} already says that`);
+    const at = Date.now();
+    const record: EditRecord = {
+      at,
+      from: sender.id,
+      chat_id: sent.chat_id,
+      message_id: messageId,
+      text,
+      edit_date: Math.floor(at / 1000),
+      status: sent.status,
+      auth_key: '',
+      pid: process.pid,
+    };
+    appendEdit(this.path('edits.jsonl'), record);
+    return record;
+  }
+
+  /** The text of a delivered message after every edit recorded so far. */
+  private currentText(d: Delivery): string {
+    let text = d.text;
+    for (const edit of this.edits()) {
+      if (edit.from === d.from && edit.chat_id === d.chat_id && edit.message_id === d.message_id)
+        text = edit.text;
+    }
+    return text;
+  }
+
   /** Ends every session of `account` (or one auth key), as "Terminate session" on another device does. */
   terminateSessions(account: UserRef | { readonly authKey: string }, reason = 'SESSION_REVOKED'): number {
     const userId = typeof account === 'object' ? undefined : this.user(account, this.view()).id;
@@ -614,6 +699,12 @@ export class World {
       }
       await new Promise((r) => setTimeout(r, options.intervalMs ?? 20));
     }
+  }
+
+  /** Edits recorded by every process using this world, in the order they were written. */
+  edits(): EditRecord[] {
+    for (const edit of this.editReader.read()) this.editCache.push(edit);
+    return [...this.editCache];
   }
 
   events(): WorldEvent[] {

@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import type { TdObject } from '../../../runtime/tdlib/backend.js';
 import type { TdClient } from '../../../runtime/tdlib/client.js';
 import { AccountUpdates, UPDATES_STATE_FILE } from '../../../runtime/updates/account-updates.js';
+import type { UpdateKind } from '../../../runtime/updates/cloudevents.js';
 import { DEFAULT_POLICY } from '../../../runtime/updates/delivery.js';
 import { httpPost } from '../../../runtime/updates/http-post.js';
 import { waitFor } from '../../cluster/wait.js';
@@ -34,6 +35,8 @@ describe('AccountUpdates: what an account receives, delivered across restarts an
   let server: Server;
   let url = '';
   let accepted: string[] = [];
+  /** Every accepted event by id: its CloudEvents type and its data. */
+  let received = new Map<string, { type: string; data: TdObject }>();
   let tmp = '';
   const open: AccountUpdates[] = [];
 
@@ -42,10 +45,15 @@ describe('AccountUpdates: what an account receives, delivered across restarts an
     session = startSession(fx.dir);
     tmp = mkdtempSync(join(tmpdir(), 'account-updates-'));
     accepted = [];
+    received = new Map();
     server = createServer((req, res) => {
-      req.resume();
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
-        accepted.push(decodeURIComponent(String(req.headers['ce-id'])));
+        const id = decodeURIComponent(String(req.headers['ce-id']));
+        accepted.push(id);
+        const data = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as TdObject;
+        received.set(id, { type: String(req.headers['ce-type']), data });
         res.writeHead(204).end();
       });
     });
@@ -64,6 +72,7 @@ describe('AccountUpdates: what an account receives, delivered across restarts an
   async function start(
     outboxDir: string,
     statusResumeFrom?: string,
+    kinds: ReadonlySet<UpdateKind> = new Set(['MessageNew']),
   ): Promise<{ updates: AccountUpdates; client: TdClient }> {
     const updates = await AccountUpdates.open({
       dir: join(tmp, outboxDir),
@@ -79,7 +88,7 @@ describe('AccountUpdates: what an account receives, delivered across restarts an
     updates.configure({
       sink: { url, post: httpPost({ allowLoopback: true }) },
       sinkURI: url,
-      kinds: new Set(['MessageNew']),
+      kinds,
       policy: DEFAULT_POLICY,
     });
     const client = session.manager.createClient();
@@ -168,5 +177,24 @@ describe('AccountUpdates: what an account receives, delivered across restarts an
     await allAccepted(gap);
     // The bound: only messages dated in resumeFrom's second can come twice.
     expect(duplicates()).toBeLessThanOrEqual(before.length);
+  });
+
+  it('an edit by another user becomes a message.edited event with the new text (getMessage on the simulator)', async () => {
+    await start('outbox', undefined, new Set(['MessageNew', 'MessageEdited']));
+    const sent = fx.world.sendMessage('@alice_demo', ME, 'first version');
+    await allAccepted([`${sent.from}:${sent.message_id}:new`]);
+    const edit = fx.world.editMessage('@alice_demo', ME, sent.message_id, 'second version');
+    const id = `${sent.from}:${sent.message_id}:edit:${edit.edit_date}`;
+    await allAccepted([id]);
+    const event = received.get(id);
+    expect(event?.type).toBe('dev.tdlib-operator.telegram.message.edited');
+    expect(event?.data).toMatchObject({
+      chat_id: sent.from,
+      message_id: sent.message_id,
+      edit_date: edit.edit_date,
+      sender: { user_id: sent.from },
+      content: { '@type': 'messageText', text: { text: 'second version' } },
+    });
+    expect(duplicates()).toBe(0);
   });
 });
