@@ -19,6 +19,8 @@ import type { SendBody } from './send-body.js';
 import type { SendLedger, KeyRecord, SendOutcome } from './send-ledger.js';
 import {
   SendOutcomes,
+  editMessageTextRequest,
+  editRefusal,
   formattedText,
   resolveChat,
   sendMessageRequest,
@@ -107,6 +109,8 @@ export class DirectSends {
           'the account is not logged in and connected on this pod right now; retry with the same Idempotency-Key',
         retryAfterSeconds: 5,
       };
+    // An edit is idempotent (the same text again changes nothing): one in doubt is simply done again.
+    if (known && request.editMessageId !== undefined) return this.deliver(client, request, known);
     if (known) return this.resolveInDoubt(client, request, known);
     const record: KeyRecord = {
       key: request.key,
@@ -197,6 +201,8 @@ export class DirectSends {
         message: `TextInvalid: ${String((error as Error).message)}`,
       });
     }
+    if (request.editMessageId !== undefined)
+      return this.edit(client, record, chatId, request.editMessageId, text, message.disableLinkPreview);
     const plain = sendMessageRequest(chatId, text, message);
     const send: TdObject =
       request.replyToMessageId === undefined
@@ -208,6 +214,33 @@ export class DirectSends {
     const result = await this.outcomesOf(client).send(client, send);
     if (result.ok) return this.finish(record, { ok: true, chatId, messageId: result.messageId });
     return this.failed(record, new TdError(result.error.code, result.error.message, 'sendMessage'));
+  }
+
+  /**
+   * Edits the account's own message. TDLib answers editMessageText with the edited message (no temporary
+   * one). Telegram refuses an unchanged text (MESSAGE_NOT_MODIFIED): for a request that asks for exactly
+   * that text, it is done.
+   */
+  private async edit(
+    client: TdClient,
+    record: KeyRecord,
+    chatId: number,
+    messageId: number,
+    text: TdObject,
+    disableLinkPreview: boolean,
+  ): Promise<DirectSendAnswer> {
+    try {
+      await client.invokeUnchecked(editMessageTextRequest(chatId, messageId, text, disableLinkPreview), {
+        timeoutMs: 120_000,
+      });
+    } catch (error) {
+      const refused = error instanceof TdError ? error : new TdError(0, String(error), 'editMessageText');
+      const verdict = editRefusal(refused);
+      if (verdict === 'unchanged') return this.finish(record, { ok: true, chatId, messageId });
+      if (verdict) return this.finish(record, verdict);
+      return this.failed(record, refused);
+    }
+    return this.finish(record, { ok: true, chatId, messageId });
   }
 
   /** A failed send: final ones are the key's answer; "not now" ones release it for a retry. */

@@ -9,6 +9,8 @@ export interface SendBody {
   disableLinkPreview?: boolean;
   silent?: boolean;
   replyToMessageId?: number;
+  /** Edits the account's own message with this id in the chat `to` names, instead of sending a new one. */
+  editMessageId?: number;
 }
 
 const KEY = /^[\x21-\x7e]{1,128}$/;
@@ -16,6 +18,9 @@ const MAX_TEXT = 4096;
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const isMessageId = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
 
 export function validSendBody(body: unknown, idempotencyKey: string): SendBody | { error: string } {
   if (!KEY.test(idempotencyKey))
@@ -25,7 +30,15 @@ export function validSendBody(body: unknown, idempotencyKey: string): SendBody |
     };
   if (!isRecord(body))
     return { error: 'the body must be a JSON object, e.g. {"to":"@alice","text":"hello"}' };
-  const known = new Set(['to', 'text', 'parseMode', 'disableLinkPreview', 'silent', 'replyToMessageId']);
+  const known = new Set([
+    'to',
+    'text',
+    'parseMode',
+    'disableLinkPreview',
+    'silent',
+    'replyToMessageId',
+    'editMessageId',
+  ]);
   const unknown = Object.keys(body).filter((k) => !known.has(k));
   if (unknown.length > 0)
     return { error: `unknown field ${unknown.join(', ')}; fields are ${[...known].join(', ')}` };
@@ -38,15 +51,18 @@ export function validSendBody(body: unknown, idempotencyKey: string): SendBody |
   for (const flag of ['disableLinkPreview', 'silent'] as const)
     if (body[flag] !== undefined && typeof body[flag] !== 'boolean')
       return { error: `${flag}: true or false` };
-  if (
-    body.replyToMessageId !== undefined &&
-    !(
-      typeof body.replyToMessageId === 'number' &&
-      Number.isSafeInteger(body.replyToMessageId) &&
-      body.replyToMessageId > 0
-    )
-  )
+  if (body.replyToMessageId !== undefined && !isMessageId(body.replyToMessageId))
     return { error: 'replyToMessageId: the id of a message in the same chat (a positive integer)' };
+  if (body.editMessageId !== undefined) {
+    if (!isMessageId(body.editMessageId))
+      return {
+        error:
+          "editMessageId: the id of the account's own message in the chat `to` names (a positive integer, as a send answered)",
+      };
+    for (const field of ['replyToMessageId', 'silent'] as const)
+      if (body[field] !== undefined)
+        return { error: `${field}: applies to new messages only; leave it out when editMessageId is set` };
+  }
   return {
     to: body.to.trim(),
     text: body.text,
@@ -54,5 +70,6 @@ export function validSendBody(body: unknown, idempotencyKey: string): SendBody |
     ...(typeof body.disableLinkPreview === 'boolean' ? { disableLinkPreview: body.disableLinkPreview } : {}),
     ...(typeof body.silent === 'boolean' ? { silent: body.silent } : {}),
     ...(typeof body.replyToMessageId === 'number' ? { replyToMessageId: body.replyToMessageId } : {}),
+    ...(typeof body.editMessageId === 'number' ? { editMessageId: body.editMessageId } : {}),
   };
 }

@@ -54,6 +54,41 @@ export function sendMessageRequest(
   };
 }
 
+export function editMessageTextRequest(
+  chatId: number,
+  messageId: number,
+  text: TdObject,
+  disableLinkPreview: boolean,
+): TdObject {
+  return {
+    '@type': 'editMessageText',
+    chat_id: chatId,
+    message_id: messageId,
+    input_message_content: {
+      '@type': 'inputMessageText',
+      text,
+      link_preview_options: { '@type': 'linkPreviewOptions', is_disabled: disableLinkPreview },
+      clear_draft: false,
+    },
+  };
+}
+
+/**
+ * What an editMessageText refusal means for the request: 'unchanged' (the message already says exactly
+ * this: done), a final outcome (no such message, or not one this account may edit), or undefined (the
+ * send rules decide: flood waits, a client that closed, ...).
+ */
+export function editRefusal(
+  error: TdSendError,
+): 'unchanged' | { ok: false; code: number; message: string } | undefined {
+  if (/MESSAGE_NOT_MODIFIED/i.test(error.message)) return 'unchanged';
+  if (/message not found|MESSAGE_ID_INVALID/i.test(error.message))
+    return { ok: false, code: 404, message: `MessageNotFound: ${error.message}` };
+  if (/can't be edited|MESSAGE_AUTHOR_REQUIRED|MESSAGE_EDIT_TIME_EXPIRED/i.test(error.message))
+    return { ok: false, code: 403, message: `MessageNotEditable: ${error.message}` };
+  return undefined;
+}
+
 const errorOf = (error: unknown): TdSendError =>
   error instanceof TdError
     ? { code: error.code, message: error.message }

@@ -170,6 +170,63 @@ describe('DirectSends: one message per Idempotency-Key', () => {
     expect(await (await sends()).send(toAlice('k7'))).toMatchObject({ status: 200, replayed: false });
   });
 
+  it('edits the account’s own message; a retry, or the same edit again under a new key, changes nothing more', async () => {
+    const api = await sends();
+    const sent = await api.send(toAlice('e1', 'shipped on Monday'));
+    if (!('messageId' in sent)) throw new Error(`send refused: ${JSON.stringify(sent)}`);
+    const fix = { key: 'e2', to: '@alice_demo', text: 'shipped on Tuesday', editMessageId: sent.messageId };
+    expect(await api.send(fix)).toEqual({
+      status: 200,
+      chatId: ALICE,
+      messageId: sent.messageId,
+      replayed: false,
+    });
+    expect(await api.send(fix)).toMatchObject({ status: 200, replayed: true });
+    // The same text again (Telegram: MESSAGE_NOT_MODIFIED) is what was asked: done.
+    expect(await api.send({ ...fix, key: 'e3' })).toMatchObject({ status: 200, messageId: sent.messageId });
+    const edits = fx.world.edits().filter((e) => e.chat_id === ALICE && e.message_id === sent.messageId);
+    expect(edits.map((e) => e.text)).toEqual(['shipped on Tuesday']);
+    expect(delivered('shipped on Tuesday')).toHaveLength(0);
+  });
+
+  it('an edit left in doubt by a crash is done again on retry, even by a bot’s rules', async () => {
+    const api = await sends();
+    const sent = await api.send(toAlice('e4', 'first words'));
+    if (!('messageId' in sent)) throw new Error(`send refused: ${JSON.stringify(sent)}`);
+    const edit = { key: 'e5', to: '@alice_demo', text: 'second words', editMessageId: sent.messageId };
+    const dying = await sends({
+      isBot: true,
+      afterAccept: () => {
+        throw new Error('killed');
+      },
+    });
+    await expect(dying.send(edit)).rejects.toThrow('killed');
+    expect(await (await sends({ isBot: true })).send(edit)).toMatchObject({
+      status: 200,
+      messageId: sent.messageId,
+    });
+    expect(fx.world.edits().filter((e) => e.message_id === sent.messageId)).toHaveLength(1);
+  });
+
+  it('an edit of a message that is not there is 404, of someone else’s 403; both are the key’s answer', async () => {
+    const api = await sends();
+    const missing = await api.send({ key: 'e6', to: '@alice_demo', text: 'x', editMessageId: 987654321 });
+    expect(missing).toMatchObject({ status: 404, reason: 'MessageNotFound' });
+    expect(await api.send({ key: 'e6', to: '@alice_demo', text: 'x', editMessageId: 987654321 })).toEqual(
+      missing,
+    );
+    const theirs = fx.world.sendMessage('@alice_demo', ME, 'hello from alice');
+    await worldSynced(session, fx);
+    const foreign = await api.send({
+      key: 'e7',
+      to: '@alice_demo',
+      text: 'rewritten',
+      editMessageId: theirs.message_id,
+    });
+    expect(foreign).toMatchObject({ status: 403, reason: 'MessageNotEditable' });
+    expect(fx.world.edits()).toHaveLength(0);
+  });
+
   it('a final refusal is the key’s answer; a recipient that does not exist is 404', async () => {
     fx.world.blockUser('@alice_demo', ME);
     const api = await sends();

@@ -83,6 +83,11 @@ describe('validSendBody: every refusal names the field', () => {
         'k',
       ),
     ).toMatchObject({ parseMode: 'HTML', silent: true, replyToMessageId: 7 });
+    expect(validSendBody({ to: '@alice', text: 'fixed', editMessageId: 1048576 }, 'k')).toEqual({
+      to: '@alice',
+      text: 'fixed',
+      editMessageId: 1048576,
+    });
   });
 
   it.each([
@@ -95,6 +100,10 @@ describe('validSendBody: every refusal names the field', () => {
     [{ to: '@a', text: 'x', parseMode: 'Html' }, 'k', 'parseMode:'],
     [{ to: '@a', text: 'x', silent: 'yes' }, 'k', 'silent:'],
     [{ to: '@a', text: 'x', replyToMessageId: -1 }, 'k', 'replyToMessageId:'],
+    [{ to: '@a', text: 'x', editMessageId: 1.5 }, 'k', 'editMessageId:'],
+    [{ to: '@a', text: 'x', editMessageId: '7' }, 'k', 'editMessageId:'],
+    [{ to: '@a', text: 'x', editMessageId: 7, replyToMessageId: 3 }, 'k', 'replyToMessageId: applies to new'],
+    [{ to: '@a', text: 'x', editMessageId: 7, silent: true }, 'k', 'silent: applies to new'],
   ])('%j with key %j: %s', (body, key, field) => {
     const result = validSendBody(body, key);
     expect('error' in result && result.error).toContain(field);
