@@ -88,7 +88,24 @@ export class StaleBackupError extends Error {
 }
 
 export class SessionStore {
+  /**
+   * The session Secret as this store last read or wrote it, without the backup's blob (memory: one per
+   * hosted account). The next backup decides on it and sends it as its precondition instead of reading
+   * first: if anyone changed the Secret since, the write is refused (409) and that attempt reads afresh.
+   */
+  private lastSeen: SecretObject | undefined;
+
   constructor(private readonly options: SessionStoreOptions) {}
+
+  private remember(secret: SecretObject | undefined): void {
+    if (!secret?.data?.[SESSION_SECRET_KEY]) {
+      this.lastSeen = secret;
+      return;
+    }
+    const data = { ...secret.data };
+    delete data[SESSION_SECRET_KEY];
+    this.lastSeen = { ...secret, data };
+  }
 
   get secretName(): string {
     return sessionSecretName(this.options.account);
@@ -136,6 +153,7 @@ export class SessionStore {
     read?: { secret: SecretObject | undefined },
   ): Promise<RestoreResult> {
     const secret = read ? read.secret : await this.readSecret(signal);
+    this.remember(secret);
     const blob = secret?.data?.[SESSION_SECRET_KEY];
     const backupEpoch = parseEpoch(secret?.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION]);
     const fingerprint = keyFingerprint(key);
@@ -183,14 +201,21 @@ export class SessionStore {
     const blob = (
       await packSessionInBackground(this.databaseDir, BACKUP_FILES, key, this.context(epoch))
     ).toString('base64');
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const secret = await this.options.rest.get<SecretObject>(
-        Resources.Secret,
-        this.options.namespace,
-        this.secretName,
-        { signal },
-      );
+    for (let reads = 0; reads < 3;) {
+      const remembered = this.lastSeen;
+      this.lastSeen = undefined;
+      if (!remembered) reads++;
+      const secret =
+        remembered ??
+        (await this.options.rest.get<SecretObject>(
+          Resources.Secret,
+          this.options.namespace,
+          this.secretName,
+          { signal },
+        ));
       const stored = parseEpoch(secret.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION]);
+      // A refusal is decided on what the Secret holds now, never on what this store remembers of it.
+      if (stored !== undefined && stored > epoch && remembered) continue;
       if (stored !== undefined && stored > epoch)
         throw new StaleBackupError(
           `the session Secret ${this.secretName} holds a backup of epoch ${stored}, newer than this holder's ${epoch}`,
@@ -198,7 +223,7 @@ export class SessionStore {
       const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
       check();
       try {
-        await this.options.rest.replace(
+        const written = await this.options.rest.replace(
           Resources.Secret,
           {
             ...secret,
@@ -214,6 +239,7 @@ export class SessionStore {
           } as SecretObject,
           { signal },
         );
+        this.remember(written);
         return at;
       } catch (error) {
         if (!isConflict(error)) throw error;
@@ -242,7 +268,11 @@ export class SessionStore {
       delete data[SESSION_SECRET_KEY];
       check();
       try {
-        await this.options.rest.replace(Resources.Secret, { ...secret, data } as SecretObject, { signal });
+        this.remember(
+          await this.options.rest.replace(Resources.Secret, { ...secret, data } as SecretObject, {
+            signal,
+          }),
+        );
         return;
       } catch (error) {
         if (!isConflict(error)) throw error;

@@ -209,6 +209,15 @@ describe('SessionStore', () => {
       expect(atCheck - start).toBe(1);
       expect(own.requestCount() - atCheck).toBe(1);
 
+      // The next backup decides on the Secret as its own write left it: no read, one write.
+      const again = own.requestCount();
+      let againAtCheck = -1;
+      await store.backup(key, 3, () => {
+        againAtCheck = own.requestCount();
+      });
+      expect(againAtCheck - again).toBe(0);
+      expect(own.requestCount() - againAtCheck).toBe(1);
+
       // The fence lapsed by the time the write would go out: nothing is written.
       const before = await rawSecret('gamma');
       const sent = own.requestCount();
@@ -217,7 +226,7 @@ describe('SessionStore', () => {
           throw new FenceLostError('session backup refused: the fence lapsed');
         }),
       ).rejects.toBeInstanceOf(FenceLostError);
-      expect(own.requestCount() - sent).toBe(1);
+      expect(own.requestCount() - sent).toBe(0);
       expect(await rawSecret('gamma')).toBe(before);
 
       // A newer holder's write (here: just its epoch) lands between our read and our write: the write
@@ -245,6 +254,47 @@ describe('SessionStore', () => {
       // What the Secret holds is still epoch 3's blob (the annotation alone changed): ours did not land.
       const blob = (await readSecret('gamma')).data?.[SESSION_SECRET_KEY];
       expect(blob).toBe((JSON.parse(before) as SecretObject).data?.[SESSION_SECRET_KEY]);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('a backup after a restore writes without reading; a change made meanwhile by anyone costs one read, and a newer epoch is still refused', async () => {
+    const key = await keySecret('lambda');
+    await sessionSecret('lambda');
+    const own = new RestClient(adminKubeConfig(), { registry: createRegistry(), logger });
+    try {
+      const store = new SessionStore({
+        rest: own,
+        namespace,
+        account: 'lambda',
+        dataDir: join(root, 'pod-a'),
+      });
+      expect(await store.restore(key, 5)).toEqual({ choice: 'fresh', backupEpoch: undefined });
+      mkdirSync(store.databaseDir, { recursive: true });
+      writeFileSync(join(store.databaseDir, 'td.binlog'), 'session of epoch 5');
+
+      const first = own.requestCount();
+      await store.backup(key, 5, allowed);
+      expect(own.requestCount() - first).toBe(1);
+
+      // Someone else's change (a label here): our remembered version is refused, read once, written again.
+      await rest.mergePatch(Resources.Secret, namespace, sessionSecretName('lambda'), {
+        metadata: { labels: { touched: 'by-someone-else' } },
+      });
+      const second = own.requestCount();
+      await store.backup(key, 5, allowed);
+      expect(own.requestCount() - second).toBe(3);
+      const kept = await readSecret('lambda');
+      expect(kept.metadata?.labels?.touched).toBe('by-someone-else');
+      expect(kept.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION]).toBe('5');
+
+      // A newer holder backs up: the old holder's remembered copy says epoch 5, the Secret says 6.
+      const newer = podStore('pod-b', 'lambda', { content: 'session of epoch 6' });
+      await newer.backup(key, 6, allowed);
+      const before = await rawSecret('lambda');
+      await expect(store.backup(key, 5, allowed)).rejects.toBeInstanceOf(StaleBackupError);
+      expect(await rawSecret('lambda')).toBe(before);
     } finally {
       await own.close();
     }
