@@ -112,6 +112,31 @@ describe('send API', () => {
     expect(delivered('your order shipped')).toHaveLength(1);
   });
 
+  it('edits the message it sent: the recipient’s chat holds the new text, and the edit is not a new message', async () => {
+    const sent = await send('order-2', 'your order ships Monday');
+    expect(sent.status).toBe(200);
+    const edit = () =>
+      callSendApi(messagesUrl(), {
+        token: appToken,
+        key: 'order-2-fix',
+        body: {
+          to: `@${recipientName(0)}`,
+          text: 'your order ships Tuesday',
+          editMessageId: sent.body.messageId,
+        },
+        ca: gateway.ca,
+      });
+    const edited = await edit();
+    expect(edited.status).toBe(200);
+    expect(edited.body).toEqual({ ...sent.body, replayed: false });
+    expect((await edit()).body).toEqual({ ...sent.body, replayed: true });
+    const edits = World.open(scene.worldDir)
+      .edits()
+      .filter((e) => e.chat_id === RECIPIENT_BASE_ID && e.message_id === sent.body.messageId);
+    expect(edits.map((e) => e.text)).toEqual(['your order ships Tuesday']);
+    expect(delivered('your order ships Tuesday')).toHaveLength(0);
+  });
+
   it('refuses what it must: no key, another request under a used key, GET', async () => {
     const noKey = await send(undefined, 'no key');
     expect(noKey.status).toBe(400);
