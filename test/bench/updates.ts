@@ -2,7 +2,7 @@
  * Updates benchmark: how fast what an account receives reaches its sink, next to a plain HTTP round trip to
  * the same receiver measured in the same run.
  *
- *   npm run bench:updates -- [--json] [--messages N] [--chats C] [--rate R]
+ *   npm run bench:updates -- [--json] [--messages N] [--chats C] [--rate R] [--sends N] [--send-parallel P]
  *
  * One process: the simulator backend with one logged-in user account, the runtime's updates pipeline for it
  * (pump, fdatasync'ed outbox, deliverer; allowed to post to loopback, the only difference from a pod), and
@@ -14,7 +14,9 @@
  * The reference is the same receiver answering plain POSTs of the same size, with the same number in flight
  * (maxParallelChats, 10). With --json the last line is one JSON object.
  *
- * Not measured here yet: sends through the send API gateway (issue 16, part 2).
+ * Then, unless --sends 0, the send API (send-gateway-phase.ts): N sends with P in flight through the
+ * gateway, the same to the runtime's own send endpoint, and plain HTTPS round trips to a server with the
+ * gateway's certificate, all in this run.
  */
 import { createServer, request, type Agent, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +31,7 @@ import { TdClientManager } from '../../runtime/tdlib/client.js';
 import { AccountUpdates } from '../../runtime/updates/account-updates.js';
 import { DEFAULT_POLICY } from '../../runtime/updates/delivery.js';
 import { httpPost } from '../../runtime/updates/http-post.js';
+import { measureSends } from './send-gateway-phase.js';
 import { waitFor } from '../cluster/wait.js';
 import {
   SENDER_CODE,
@@ -43,10 +46,13 @@ interface Args {
   messages: number;
   chats: number;
   rate: number;
+  /** Sends through the send API gateway (0: none, and no control plane). */
+  sends: number;
+  sendParallel: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, messages: 3000, chats: 50, rate: 200 };
+  const args: Args = { json: false, messages: 3000, chats: 50, rate: 200, sends: 1000, sendParallel: 10 };
   const whole = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new Error(`${name} takes a whole number >= ${min}`);
@@ -58,7 +64,12 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--messages') args.messages = whole(a, argv[++i], 1);
     else if (a === '--chats') args.chats = whole(a, argv[++i], 1);
     else if (a === '--rate') args.rate = whole(a, argv[++i], 1);
-    else throw new Error(`unknown argument ${a}; expected --json, --messages N, --chats C, --rate R`);
+    else if (a === '--sends') args.sends = whole(a, argv[++i], 0);
+    else if (a === '--send-parallel') args.sendParallel = whole(a, argv[++i], 1);
+    else
+      throw new Error(
+        `unknown argument ${a}; expected --json, --messages N, --chats C, --rate R, --sends N, --send-parallel P`,
+      );
   }
   return args;
 }
@@ -244,8 +255,38 @@ async function main(): Promise<void> {
       `updates: at ${args.rate} messages/s, delivery latency p50 ${result.delivery_latency_p50_ms} ms, p99 ${result.delivery_latency_p99_ms} ms; a backlog of ${args.messages} drained at ${result.delivered_events_per_second} events/s`,
     );
     await updates.close();
+
+    let sends: Record<string, unknown> = {};
+    if (args.sends > 0) {
+      const measured = await measureSends({
+        client,
+        execute: (request) => manager.executeUnchecked(request),
+        myUserId: USER_SENDER_BASE_ID,
+        recipient: (i) => `@${recipientName(i % args.chats)}`,
+        count: args.sends,
+        parallel: args.sendParallel,
+        log,
+      });
+      sends = {
+        sends: args.sends,
+        sends_in_flight: args.sendParallel,
+        sends_per_second: round(measured.gateway.perSecond, 0),
+        send_p50_ms: round(quantile(measured.gateway.latencies, 0.5), 2),
+        send_p99_ms: round(quantile(measured.gateway.latencies, 0.99), 2),
+        runtime_direct_sends_per_second: round(measured.runtimeDirect.perSecond, 0),
+        runtime_direct_p50_ms: round(quantile(measured.runtimeDirect.latencies, 0.5), 2),
+        runtime_direct_p99_ms: round(quantile(measured.runtimeDirect.latencies, 0.99), 2),
+        plain_https_per_second: round(measured.plainHttps.perSecond, 0),
+        plain_https_p50_ms: round(quantile(measured.plainHttps.latencies, 0.5), 2),
+        plain_https_p99_ms: round(quantile(measured.plainHttps.latencies, 0.99), 2),
+        sends_refused_by_status: measured.refused,
+      };
+      log(
+        `send API, ${args.sendParallel} in flight: through the gateway ${String(sends.sends_per_second)} sends/s, p50 ${String(sends.send_p50_ms)} ms, p99 ${String(sends.send_p99_ms)} ms; the runtime's endpoint directly p99 ${String(sends.runtime_direct_p99_ms)} ms; plain HTTPS round trip p99 ${String(sends.plain_https_p99_ms)} ms`,
+      );
+    }
     await client.close();
-    if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    if (args.json) process.stdout.write(`${JSON.stringify({ ...result, ...sends })}\n`);
   } finally {
     await manager.shutdown({ timeoutMs: 10_000 });
     await backend.close();

@@ -15,6 +15,8 @@ const gatewayMain = resolve('dist/operator/gateway/main.js');
 export interface GatewayProcess {
   url: string;
   ca: string;
+  /** The gateway's certificate and key (PEM), for a reference server that presents the same. */
+  tls: { cert: string; key: string };
   child: ChildProcess;
   output(): string;
   stop(): Promise<void>;
@@ -78,6 +80,7 @@ export async function startGatewayProcess(options: {
   return {
     url: `https://127.0.0.1:${port}`,
     ca: readFileSync(cert, 'utf8'),
+    tls: { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') },
     child,
     output: () => out,
     stop: async () => {
