@@ -4,15 +4,20 @@
  * message per Idempotency-Key, also when the runtime dies between accepting a send and TDLib sending it.
  * Counted in the simulated world's own delivery log.
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { GROUP } from '../../crds/index.js';
+import { GROUP, VERSION } from '../../crds/index.js';
 import { World } from '../../runtime/simulator/world.js';
 import { waitFor } from '../cluster/wait.js';
 import { adminKubeConfig, createTestNamespace, testCluster } from '../support/cluster.js';
 import { startCampaignScene, type CampaignScene } from '../support/campaign-scene.js';
-import { recipientName, RECIPIENT_BASE_ID } from '../support/campaign-world.js';
+import { recipientName, RECIPIENT_BASE_ID, USER_SENDER_BASE_ID } from '../support/campaign-world.js';
 import { callSendApi, startGatewayProcess, type GatewayProcess } from '../support/gateway.js';
 import { serviceAccountToken } from '../support/runtime.js';
+import { routableAddress } from '../support/update-receiver.js';
 
 const ACCOUNT = 'support';
 const SEND_AUDIENCE = 'tdlib-operator-send-api';
@@ -21,6 +26,8 @@ const RUNTIME_AUDIENCE = 'tdlib-operator-runtime';
 const kc = adminKubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+const merge = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
 const token = (namespace: string, name: string, audience: string): Promise<string> =>
   serviceAccountToken(kc, namespace, name, audience);
@@ -135,6 +142,96 @@ describe('send API', () => {
       .filter((e) => e.chat_id === RECIPIENT_BASE_ID && e.message_id === sent.body.messageId);
     expect(edits.map((e) => e.text)).toEqual(['your order ships Tuesday']);
     expect(delivered('your order ships Tuesday')).toHaveLength(0);
+  });
+
+  it('the sample echo receiver (config/samples/echo-receiver.mjs) answers what the account receives, through the gateway, once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'echo-receiver-'));
+    writeFileSync(join(dir, 'token'), appToken, { mode: 0o600 });
+    writeFileSync(join(dir, 'ca.crt'), gateway.ca);
+    writeFileSync(join(dir, 'updates-token'), 'echo-test-token', { mode: 0o600 });
+    const echo = spawn(process.execPath, [resolve('config/samples/echo-receiver.mjs')], {
+      env: {
+        ...process.env,
+        PORT: '0',
+        SEND_API_URL: gateway.url,
+        SEND_API_TOKEN_FILE: join(dir, 'token'),
+        UPDATES_AUTH_FILE: join(dir, 'updates-token'),
+        NODE_EXTRA_CA_CERTS: join(dir, 'ca.crt'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    echo.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
+    echo.stderr?.setEncoding('utf8').on('data', (c: string) => (out += c));
+    try {
+      const port = await waitFor('the echo receiver to listen', () => /listening on :(\d+)/.exec(out)?.[1], {
+        timeoutMs: 10_000,
+        onTimeout: () => out,
+      });
+      await core.createNamespacedSecret({
+        namespace: scene.namespace,
+        body: {
+          metadata: { name: 'echo-token', labels: { [`${GROUP}/usable-by-accounts`]: 'true' } },
+          stringData: { token: 'echo-test-token' },
+        },
+      });
+      await custom.patchNamespacedCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace: scene.namespace,
+          plural: 'telegramaccounts',
+          name: ACCOUNT,
+          body: {
+            spec: {
+              updates: {
+                sink: { uri: `http://${routableAddress()}:${port}/` },
+                auth: { secretRef: { name: 'echo-token' } },
+              },
+            },
+          },
+        },
+        merge,
+      );
+      await waitFor(
+        'UpdatesDelivering True',
+        async () => {
+          const account = (await custom.getNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace: scene.namespace,
+            plural: 'telegramaccounts',
+            name: ACCOUNT,
+          })) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+          return account.status?.conditions?.some(
+            (c) => c.type === 'UpdatesDelivering' && c.status === 'True',
+          )
+            ? true
+            : undefined;
+        },
+        { timeoutMs: 60_000 },
+      );
+      const world = World.open(scene.worldDir);
+      const asked = world.sendMessage(`@${recipientName(1)}`, USER_SENDER_BASE_ID, 'ping from a recipient');
+      const echoed = () =>
+        World.open(scene.worldDir).deliveries(
+          (d) => d.to === RECIPIENT_BASE_ID + 1 && d.text === 'echo: ping from a recipient',
+        );
+      await waitFor('the echo in the recipient’s chat', () => (echoed().length > 0 ? true : undefined), {
+        timeoutMs: 60_000,
+        onTimeout: () => out,
+      });
+      // The receiver logs the gateway's answer, which comes after the message is in the chat.
+      const replied = `${asked.from}:${asked.message_id}:new: replied, 200`;
+      await waitFor('the receiver to log the answer', () => (out.includes(replied) ? true : undefined), {
+        timeoutMs: 30_000,
+        onTimeout: () => out,
+      });
+      expect(echoed()).toHaveLength(1);
+    } finally {
+      echo.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses what it must: no key, another request under a used key, GET', async () => {

@@ -4,7 +4,16 @@
  * (simulator backend) for every runtime pod kwok "runs". Runs until Ctrl-C; every process dies with it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { allCrds, type TelegramAccount } from '../../crds/index.js';
@@ -17,6 +26,8 @@ import { Resources, type ApiObject, type ResourceDescriptor } from '../../operat
 import { TelegramAccountResource } from '../../crds/resources.js';
 
 const NAMESPACE = 'tdlib-demo';
+const GATEWAY_PORT = 18443;
+const ECHO_PORT = 18090;
 const root = resolve('.cluster');
 const crdResource: ResourceDescriptor = {
   group: 'apiextensions.k8s.io',
@@ -110,14 +121,105 @@ async function startControlPlane(): Promise<RunningPlane> {
   };
 }
 
-async function applyFile(rest: RestClient, file: string): Promise<void> {
+const Deployment: ResourceDescriptor = {
+  group: 'apps',
+  version: 'v1',
+  plural: 'deployments',
+  kind: 'Deployment',
+  namespaced: true,
+};
+
+/** The kinds config/samples holds. */
+const SAMPLE_KINDS: Record<string, ResourceDescriptor> = {
+  Secret: Resources.Secret,
+  TelegramAccount: TelegramAccountResource,
+  ServiceAccount: Resources.ServiceAccount,
+  Role: Resources.Role,
+  RoleBinding: Resources.RoleBinding,
+  Service: Resources.Service,
+  Deployment,
+};
+
+/** Applies a samples file into the demo namespace; `adapt` may change an object first. */
+async function applyFile(
+  rest: RestClient,
+  file: string,
+  adapt: (object: ApiObject) => ApiObject = (o) => o,
+): Promise<ApiObject[]> {
+  const applied: ApiObject[] = [];
   for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
     const object = doc.toJS() as ApiObject | null;
     if (!object?.kind) continue;
-    const resource = object.kind === 'Secret' ? Resources.Secret : TelegramAccountResource;
+    const resource = SAMPLE_KINDS[object.kind];
+    if (!resource) throw new Error(`${file}: make run does not know how to apply a ${object.kind}`);
     object.metadata = { ...object.metadata, namespace: NAMESPACE };
-    await rest.applyPatch(resource, object, { fieldManager: 'make-run' });
+    applied.push(await rest.applyPatch(resource, adapt(object), { fieldManager: 'make-run' }));
   }
+  return applied;
+}
+
+/** The value of `key` in a Secret's stringData in a samples file. */
+function sampleSecretValue(file: string, name: string, key: string): string {
+  for (const doc of parseAllDocuments(readFileSync(resolve('config/samples', file), 'utf8'))) {
+    const object = doc.toJS() as (ApiObject & { stringData?: Record<string, string> }) | null;
+    if (object?.kind === 'Secret' && object.metadata?.name === name && object.stringData?.[key])
+      return object.stringData[key];
+  }
+  throw new Error(`config/samples/${file} has no Secret ${name} with ${key}`);
+}
+
+/** A ServiceAccount token for `audience` (TokenRequest), as a projected volume would hold it. */
+async function serviceAccountToken(
+  rest: RestClient,
+  namespace: string,
+  name: string,
+  audience: string,
+): Promise<string> {
+  await rest
+    .create(Resources.ServiceAccount, {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name, namespace },
+    })
+    .catch((e: unknown) => {
+      if (!isAlreadyExists(e)) throw e;
+    });
+  const answer = await rest.request<{ status?: { token?: string } }>({
+    method: 'POST',
+    path: `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    body: {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { audiences: [audience], expirationSeconds: 3600 },
+    },
+  });
+  if (!answer.status?.token) throw new Error(`no token for ServiceAccount ${namespace}/${name}`);
+  return answer.status.token;
+}
+
+/**
+ * Keeps `file` holding a fresh token, as the kubelet refreshes a projected one (tokens here live an hour).
+ * Returns the timer's stop.
+ */
+async function projectedToken(
+  rest: RestClient,
+  file: string,
+  account: { namespace: string; name: string; audience: string },
+): Promise<() => void> {
+  const write = async (): Promise<void> =>
+    writeFileSync(file, await serviceAccountToken(rest, account.namespace, account.name, account.audience), {
+      mode: 0o600,
+    });
+  await write();
+  const timer = setInterval(() => void write().catch(() => undefined), 30 * 60_000);
+  return () => clearInterval(timer);
+}
+
+/** An address of this machine other pods could reach (not loopback: the CRD refuses those as sinks). */
+function hostAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces()))
+    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
+  return undefined;
 }
 
 async function main(): Promise<void> {
@@ -161,9 +263,70 @@ async function main(): Promise<void> {
       break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  for (const file of ['demo-secrets.yaml', 'telegramaccount-bot.yaml', 'telegramaccount-user.yaml'])
+  // The send API gateway, as the chart's Deployment runs it (plain HTTP here: no certificate on this machine).
+  const secrets = join(root, 'secrets');
+  mkdirSync(secrets, { recursive: true });
+  const stopTokens: Array<() => void> = [];
+  const gatewayToken = join(secrets, 'gateway-runtime-token');
+  stopTokens.push(
+    await projectedToken(rest, gatewayToken, {
+      namespace: 'tdlib-operator-system',
+      name: 'tdlib-send-gateway',
+      audience: 'tdlib-operator-runtime',
+    }),
+  );
+  processes.push(
+    supervised('send-gateway', resolve('dist/operator/gateway/main.js'), {
+      KUBECONFIG: kubeconfig,
+      GATEWAY_PORT: String(GATEWAY_PORT),
+      GATEWAY_INSECURE_HTTP: 'true',
+      GATEWAY_RUNTIME_TOKEN_FILE: gatewayToken,
+    }),
+  );
+
+  // The echo receiver (config/samples/echo-receiver.*) answers what news-bot receives through the gateway.
+  // There is no cluster DNS here, so news-bot's sink is this machine's address instead of the Service.
+  const host = hostAddress();
+  const echoSink = host ? `http://${host}:${ECHO_PORT}/` : undefined;
+  const adaptBot = (object: ApiObject): ApiObject => {
+    const spec = (object as { spec?: { updates?: { sink?: unknown } } }).spec;
+    if (object.kind !== 'TelegramAccount' || !spec?.updates) return object;
+    if (echoSink) spec.updates.sink = { uri: echoSink };
+    else delete spec.updates;
+    return object;
+  };
+  for (const file of ['demo-secrets.yaml', 'echo-receiver.yaml'])
     await applyFile(rest, resolve('config/samples', file));
+  for (const file of ['telegramaccount-bot.yaml', 'telegramaccount-user.yaml'])
+    await applyFile(rest, resolve('config/samples', file), adaptBot);
   console.log(`applied config/samples to namespace ${NAMESPACE}; operator logs: .cluster/logs/operator.log`);
+  const echoToken = join(secrets, 'echo-send-api-token');
+  stopTokens.push(
+    await projectedToken(rest, echoToken, {
+      namespace: NAMESPACE,
+      name: 'echo-receiver',
+      audience: 'tdlib-operator-send-api',
+    }),
+  );
+  const updatesAuth = join(secrets, 'echo-updates-token');
+  writeFileSync(updatesAuth, sampleSecretValue('echo-receiver.yaml', 'echo-receiver-token', 'token'), {
+    mode: 0o600,
+  });
+  if (echoSink) {
+    processes.push(
+      supervised('echo-receiver', resolve('config/samples/echo-receiver.mjs'), {
+        PORT: String(ECHO_PORT),
+        SEND_API_URL: `http://127.0.0.1:${GATEWAY_PORT}`,
+        SEND_API_TOKEN_FILE: echoToken,
+        UPDATES_AUTH_FILE: updatesAuth,
+      }),
+    );
+    console.log(
+      `echo receiver at ${echoSink} (logs: .cluster/logs/echo-receiver.log). Once news-bot is Ready, write to it:\n` +
+        `    node dist/runtime/simulator/cli.js --world .cluster/world send @alice_demo @demo_campaign_bot hello\n` +
+        `  and see its answer: node dist/runtime/simulator/cli.js --world .cluster/world deliveries | tail -n 2\n`,
+    );
+  } else console.log('no non-loopback address on this machine: news-bot runs without its echo receiver');
 
   // Play the kubelet: start a runtime process for each runtime pod kwok reports Ready.
   const started = new Set<string>();
@@ -192,6 +355,8 @@ async function main(): Promise<void> {
         TDLIB_SIMULATOR_WORLD: world,
         TDLIB_DATA_DIR: join(root, 'data', name),
         HTTP_PORT: '0',
+        // Advertises http://127.0.0.1:<port> for metrics and the send endpoint, where the gateway finds it.
+        POD_IP: '127.0.0.1',
       }),
     );
     console.log(`runtime process started for pod ${name}; logs: .cluster/logs/${name}.log`);
@@ -227,6 +392,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log('\nstopping: runtimes and operator (SIGTERM), then the control plane');
+    for (const stopToken of stopTokens) stopToken();
     await pods.stop();
     await accounts.stop();
     await Promise.all(processes.reverse().map((p) => p.stop()));
