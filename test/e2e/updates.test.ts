@@ -189,11 +189,11 @@ describe('incoming updates to a sink', () => {
     });
   });
 
-  it('rides out a sink that answers 503 for two minutes under steady load: everything arrives once, each chat in order', async () => {
+  it('rides out a sink that answers 503 for three minutes under steady load (10 messages/s): everything arrives once, each chat in order', async () => {
     const before = receiver.received.length;
     const load = new IncomingLoad(world);
     receiver.failWith(503);
-    load.start(5);
+    load.start(10);
     const failing = await waitForAccount(
       'UpdatesDelivering False (SinkFailing)',
       (a) => condition(a)?.status === 'False',
@@ -207,12 +207,12 @@ describe('incoming updates to a sink', () => {
         timeoutMs: 30_000,
       },
     );
-    await waitFor('two minutes of outage', () => (load.sent.length >= 600 ? true : undefined), {
-      timeoutMs: 180_000,
+    await waitFor('three minutes of outage', () => (load.sent.length >= 1800 ? true : undefined), {
+      timeoutMs: 260_000,
       intervalMs: 1000,
     });
     receiver.failWith(undefined);
-    await waitFor('ten more seconds of load', () => (load.sent.length >= 650 ? true : undefined), {
+    await waitFor('ten more seconds of load', () => (load.sent.length >= 1900 ? true : undefined), {
       timeoutMs: 60_000,
       intervalMs: 500,
     });
@@ -246,7 +246,7 @@ describe('incoming updates to a sink', () => {
       REPORT_EVERY_MS * 3,
     );
     expect(counted.status?.updates?.dropped ?? 0).toBe(0);
-  }, 420_000);
+  }, 540_000);
 
   it('loses nothing to a runtime SIGKILL during a flood and the move to another pod; duplicates stay within the bound', async () => {
     const before = receiver.received.length;
