@@ -225,40 +225,64 @@ export const updatesSpec = object(
     auth: Type.Optional(
       object(
         {
-          secretRef: object(
-            {
-              name: Type.String({
-                description: 'Name of the Secret in this namespace.',
-                minLength: 1,
-                maxLength: 253,
-              }),
-              key: Type.Optional(
-                Type.String({
-                  description: 'Key holding the value. Defaults to "token".',
-                  default: 'token',
+          secretRef: Type.Optional(
+            object(
+              {
+                name: Type.String({
+                  description: 'Name of the Secret in this namespace.',
                   minLength: 1,
                   maxLength: 253,
                 }),
-              ),
-            },
-            {
-              description:
-                'Secret whose value is sent with every event, so the receiver can tell the account’s events from anyone else’s. Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
-              'x-kubernetes-validations': [
-                {
-                  rule: `self.name.matches('${DNS_SUBDOMAIN_REGEX}')`,
-                  message:
-                    'must be the name of a Secret in this namespace (e.g. receiver-token); the token itself goes into that Secret, never into this field',
-                  fieldPath: '.name',
-                },
-                {
-                  rule: `!has(self.key) || self.key.matches('${DATA_KEY_REGEX}')`,
-                  message:
-                    'must be a key of the Secret’s data: letters, digits, "-", "_" and "." only (e.g. token)',
-                  fieldPath: '.key',
-                },
-              ],
-            },
+                key: Type.Optional(
+                  Type.String({
+                    description: 'Key holding the value. Defaults to "token".',
+                    default: 'token',
+                    minLength: 1,
+                    maxLength: 253,
+                  }),
+                ),
+              },
+              {
+                description:
+                  'Secret whose value is sent with every event, so the receiver can tell the account’s events from anyone else’s. Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
+                'x-kubernetes-validations': [
+                  {
+                    rule: `self.name.matches('${DNS_SUBDOMAIN_REGEX}')`,
+                    message:
+                      'must be the name of a Secret in this namespace (e.g. receiver-token); the token itself goes into that Secret, never into this field',
+                    fieldPath: '.name',
+                  },
+                  {
+                    rule: `!has(self.key) || self.key.matches('${DATA_KEY_REGEX}')`,
+                    message:
+                      'must be a key of the Secret’s data: letters, digits, "-", "_" and "." only (e.g. token)',
+                    fieldPath: '.key',
+                  },
+                ],
+              },
+            ),
+          ),
+          clientCertificateSecretRef: Type.Optional(
+            object(
+              {
+                name: Type.String({
+                  description: 'Name of the Secret in this namespace.',
+                  minLength: 1,
+                  maxLength: 253,
+                }),
+              },
+              {
+                description:
+                  'A Secret holding tls.crt and tls.key (type kubernetes.io/tls, e.g. made by cert-manager): the client certificate the runtime presents to an https:// receiver that asks for one (mutual TLS). Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
+                'x-kubernetes-validations': [
+                  {
+                    rule: `self.name.matches('${DNS_SUBDOMAIN_REGEX}')`,
+                    message: 'must be the name of a Secret in this namespace (e.g. receiver-client-tls)',
+                    fieldPath: '.name',
+                  },
+                ],
+              },
+            ),
           ),
           header: Type.Optional(
             Type.String({
@@ -270,8 +294,19 @@ export const updatesSpec = object(
           ),
         },
         {
-          description: 'How the receiver authenticates the sender.',
+          description:
+            'How the receiver authenticates the sender: a Secret value sent as a header, a client certificate (mutual TLS), or both.',
           'x-kubernetes-validations': [
+            {
+              rule: 'has(self.secretRef) || has(self.clientCertificateSecretRef)',
+              message:
+                'needs secretRef (a Secret value sent as a header) or clientCertificateSecretRef (a client certificate for mutual TLS), or both',
+            },
+            {
+              rule: '!has(self.header) || has(self.secretRef)',
+              message: 'header names where the secretRef value is sent; set secretRef or remove header',
+              fieldPath: '.header',
+            },
             {
               rule: `!has(self.header) || (self.header.matches("${HEADER_NAME_REGEX}") && !self.header.lowerAscii().startsWith('ce-') && self.header.lowerAscii() != 'content-type' && self.header.lowerAscii() != 'host')`,
               message:

@@ -60,11 +60,19 @@ export function secretNeeds(account: TelegramAccount): SecretKeyNeed[] {
         keys: [],
         field: `spec.proxy.failover[${i}].credentialsSecretRef`,
       });
-  if (spec.updates?.auth)
+  const auth = spec.updates?.auth;
+  if (auth?.secretRef)
     needs.push({
-      secret: spec.updates.auth.secretRef.name,
-      keys: [spec.updates.auth.secretRef.key ?? 'token'],
+      secret: auth.secretRef.name,
+      keys: [auth.secretRef.key ?? 'token'],
       field: 'spec.updates.auth.secretRef',
+      optional: true,
+    });
+  if (auth?.clientCertificateSecretRef)
+    needs.push({
+      secret: auth.clientCertificateSecretRef.name,
+      keys: ['tls.crt', 'tls.key'],
+      field: 'spec.updates.auth.clientCertificateSecretRef',
       optional: true,
     });
   return needs;

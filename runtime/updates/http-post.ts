@@ -1,6 +1,7 @@
 /**
  * The sink's HTTP POST: node's http/https with the address guard on every connection, the sink's CA
- * bundle for https, and no redirects (a receiver cannot send the runtime elsewhere).
+ * bundle and the account's client certificate for https, and no redirects (a receiver cannot send the
+ * runtime elsewhere).
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -12,6 +13,8 @@ export interface HttpPostOptions {
   ca?: string;
   /** Local development only: lets the runtime post to 127.0.0.1 (never to link-local or metadata). */
   allowLoopback?: boolean;
+  /** PEM certificate and key presented to an https receiver that asks for one (mutual TLS). */
+  clientCertificate?: { cert: string; key: string };
 }
 
 export function httpPost(options: HttpPostOptions = {}): Post {
@@ -40,6 +43,9 @@ export function httpPost(options: HttpPostOptions = {}): Post {
           lookup,
           signal,
           ...(https && options.ca ? { ca: options.ca } : {}),
+          ...(https && options.clientCertificate
+            ? { cert: options.clientCertificate.cert, key: options.clientCertificate.key }
+            : {}),
         },
         (response) => {
           // The answer's status is all that counts; its body is drained so the connection is reused.

@@ -61,32 +61,48 @@ async function target(
   deps: ResolveDeps,
   field: string,
   sink: SinkSpec,
-  headers: Record<string, string>,
+  credentials: Credentials,
   signal?: AbortSignal,
 ): Promise<{ target: SinkTarget; uri: string } | UpdatesProblem> {
   const svc = sink.ref ? await service(deps, sink.ref.name, signal) : undefined;
   const resolved = resolveSink(field, sink, deps.namespace, svc);
   if ('reason' in resolved) return resolved;
+  const client = credentials.clientCertificate;
+  // A certificate over plain HTTP would never be shown: say so rather than send unauthenticated events.
+  if (client && !resolved.uri.startsWith('https://'))
+    return {
+      reason: 'SinkInvalid',
+      message: `${field} resolves to ${shownUri(resolved.uri)}, plain HTTP, where spec.updates.auth.clientCertificateSecretRef cannot be presented; use an https:// receiver (a uri, or a Service port with appProtocol: https) or remove clientCertificateSecretRef`,
+    };
   const ca = sink.caBundle ? Buffer.from(sink.caBundle, 'base64').toString('utf8') : undefined;
   return {
     uri: shownUri(resolved.uri),
     target: {
       url: resolved.uri,
-      headers,
-      post: httpPost({ ...(ca ? { ca } : {}), allowLoopback: deps.allowLoopback === true }),
+      headers: credentials.headers,
+      post: httpPost({
+        ...(ca ? { ca } : {}),
+        ...(client ? { clientCertificate: client } : {}),
+        allowLoopback: deps.allowLoopback === true,
+      }),
     },
   };
 }
 
-async function authHeaders(
+/** What the receiver authenticates the account by: a header's value, a client certificate, or both. */
+interface Credentials {
+  headers: Record<string, string>;
+  clientCertificate?: { cert: string; key: string };
+}
+
+/** A Secret's data, or the problem with it (missing, not opted in, a key missing), naming `field`. */
+async function secretKeys(
   deps: ResolveDeps,
-  spec: UpdatesSpec,
+  field: string,
+  name: string,
+  keys: string[],
   signal?: AbortSignal,
 ): Promise<Record<string, string> | UpdatesProblem> {
-  const auth = spec.auth;
-  if (!auth) return {};
-  const name = auth.secretRef.name;
-  const key = auth.secretRef.key ?? DEFAULT_AUTH_KEY;
   let data: Record<string, string> | undefined;
   try {
     data = await deps.secretData(name, signal);
@@ -94,22 +110,50 @@ async function authHeaders(
     if (isApiError(error, 403))
       return {
         reason: 'SecretNotReadable',
-        message: `Secret "${name}" named by spec.updates.auth.secretRef may not be read by the runtime; label it: kubectl label secret ${name} -n ${deps.namespace} ${LABEL_SECRET_OPT_IN}=${SECRET_OPT_IN_VALUE}`,
+        message: `Secret "${name}" named by ${field} may not be read by the runtime; label it: kubectl label secret ${name} -n ${deps.namespace} ${LABEL_SECRET_OPT_IN}=${SECRET_OPT_IN_VALUE}`,
       };
     throw error;
   }
   if (data === undefined)
     return {
       reason: 'SecretNotFound',
-      message: `Secret "${name}" named by spec.updates.auth.secretRef does not exist in namespace "${deps.namespace}"; create it with key ${key}`,
+      message: `Secret "${name}" named by ${field} does not exist in namespace "${deps.namespace}"; create it with ${keys.length > 1 ? 'keys' : 'key'} ${keys.join(' and ')}`,
     };
-  const value = data[key]?.trim();
-  if (value === undefined)
+  const missing = keys.filter((key) => data[key]?.trim() === undefined || data[key]?.trim() === '');
+  if (missing.length > 0)
     return {
       reason: 'SecretKeyMissing',
-      message: `Secret "${name}" named by spec.updates.auth.secretRef has no key ${key}; add it or set spec.updates.auth.secretRef.key`,
+      message: `Secret "${name}" named by ${field} has no key ${missing.join(' or ')}; add ${missing.length > 1 ? 'them' : 'it'}${field.endsWith('.secretRef') ? ` or set ${field}.key` : ''}`,
     };
-  return { [(auth.header ?? DEFAULT_AUTH_HEADER).toLowerCase()]: value };
+  return data;
+}
+
+async function credentials(
+  deps: ResolveDeps,
+  spec: UpdatesSpec,
+  signal?: AbortSignal,
+): Promise<Credentials | UpdatesProblem> {
+  const auth = spec.auth;
+  const found: Credentials = { headers: {} };
+  if (auth?.secretRef) {
+    const key = auth.secretRef.key ?? DEFAULT_AUTH_KEY;
+    const data = await secretKeys(deps, 'spec.updates.auth.secretRef', auth.secretRef.name, [key], signal);
+    if ('reason' in data) return data as UpdatesProblem;
+    found.headers[(auth.header ?? DEFAULT_AUTH_HEADER).toLowerCase()] = (data[key] ?? '').trim();
+  }
+  if (auth?.clientCertificateSecretRef) {
+    const field = 'spec.updates.auth.clientCertificateSecretRef';
+    const data = await secretKeys(
+      deps,
+      field,
+      auth.clientCertificateSecretRef.name,
+      ['tls.crt', 'tls.key'],
+      signal,
+    );
+    if ('reason' in data) return data as UpdatesProblem;
+    found.clientCertificate = { cert: data['tls.crt'] ?? '', key: data['tls.key'] ?? '' };
+  }
+  return found;
 }
 
 /** Never throws for a user's mistake; throws for API failures (the caller retries with backoff). */
@@ -119,13 +163,13 @@ export async function resolveUpdates(
   signal?: AbortSignal,
 ): Promise<ResolvedUpdates> {
   try {
-    const headers = await authHeaders(deps, spec, signal);
-    if ('reason' in headers) return { problem: headers as UpdatesProblem };
-    const sink = await target(deps, 'spec.updates.sink', spec.sink, headers, signal);
+    const found = await credentials(deps, spec, signal);
+    if ('reason' in found) return { problem: found };
+    const sink = await target(deps, 'spec.updates.sink', spec.sink, found, signal);
     if ('reason' in sink) return { problem: sink };
     const resolved: ResolvedUpdates = { sink: sink.target, sinkURI: sink.uri };
     if (spec.deadLetterSink) {
-      const dead = await target(deps, 'spec.updates.deadLetterSink', spec.deadLetterSink, headers, signal);
+      const dead = await target(deps, 'spec.updates.deadLetterSink', spec.deadLetterSink, found, signal);
       if ('reason' in dead) return { ...resolved, problem: dead };
       resolved.deadLetter = dead.target;
       resolved.deadLetterSinkURI = dead.uri;

@@ -392,6 +392,31 @@ const badAccounts: BadCase[] = [
     ['spec.updates.retry.maxBackoffSeconds', 'at least backoffSeconds'],
   ],
   [
+    'updates auth with neither a token nor a client certificate',
+    bot({ updates: { sink: { ref: { name: 'echo' } }, auth: {} } }),
+    ['spec.updates.auth', 'needs secretRef (a Secret value sent as a header) or clientCertificateSecretRef'],
+  ],
+  [
+    'updates auth header without a token Secret',
+    bot({
+      updates: {
+        sink: { uri: 'https://receiver.example/' },
+        auth: { clientCertificateSecretRef: { name: 'client-tls' }, header: 'X-Token' },
+      },
+    }),
+    ['spec.updates.auth.header', 'set secretRef or remove header'],
+  ],
+  [
+    'updates client certificate Secret that is not a name',
+    bot({
+      updates: {
+        sink: { uri: 'https://receiver.example/' },
+        auth: { clientCertificateSecretRef: { name: 'Client TLS' } },
+      },
+    }),
+    ['spec.updates.auth.clientCertificateSecretRef.name', 'must be the name of a Secret'],
+  ],
+  [
     'updates auth token pasted as the Secret name',
     bot({ updates: { sink: { ref: { name: 'echo' } }, auth: { secretRef: { name: BOT_TOKEN } } } }),
     ['spec.updates.auth.secretRef.name', 'never into this field'],

@@ -148,6 +148,26 @@ describe('checkInputs', () => {
     ]);
   });
 
+  it('grants the updates token and client certificate Secrets without holding the account back for them', () => {
+    const needs = secretNeeds(
+      account({
+        updates: {
+          sink: { uri: 'https://receiver.example/' },
+          auth: { secretRef: { name: 'receiver-token' }, clientCertificateSecretRef: { name: 'client-tls' } },
+        },
+      }),
+    ).filter((n) => n.field.startsWith('spec.updates'));
+    expect(needs).toEqual([
+      { secret: 'receiver-token', keys: ['token'], field: 'spec.updates.auth.secretRef', optional: true },
+      {
+        secret: 'client-tls',
+        keys: ['tls.crt', 'tls.key'],
+        field: 'spec.updates.auth.clientCertificateSecretRef',
+        optional: true,
+      },
+    ]);
+  });
+
   it('lists every referenced Secret once', () => {
     expect(
       referencedSecrets(
