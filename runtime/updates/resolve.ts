@@ -102,7 +102,7 @@ async function secretKeys(
   name: string,
   keys: string[],
   signal?: AbortSignal,
-): Promise<Record<string, string> | UpdatesProblem> {
+): Promise<{ data: Record<string, string> } | UpdatesProblem> {
   let data: Record<string, string> | undefined;
   try {
     data = await deps.secretData(name, signal);
@@ -125,7 +125,8 @@ async function secretKeys(
       reason: 'SecretKeyMissing',
       message: `Secret "${name}" named by ${field} has no key ${missing.join(' or ')}; add ${missing.length > 1 ? 'them' : 'it'}${field.endsWith('.secretRef') ? ` or set ${field}.key` : ''}`,
     };
-  return data;
+  // Wrapped: a Secret may well hold a key named "reason".
+  return { data };
 }
 
 async function credentials(
@@ -137,21 +138,21 @@ async function credentials(
   const found: Credentials = { headers: {} };
   if (auth?.secretRef) {
     const key = auth.secretRef.key ?? DEFAULT_AUTH_KEY;
-    const data = await secretKeys(deps, 'spec.updates.auth.secretRef', auth.secretRef.name, [key], signal);
-    if ('reason' in data) return data as UpdatesProblem;
-    found.headers[(auth.header ?? DEFAULT_AUTH_HEADER).toLowerCase()] = (data[key] ?? '').trim();
+    const read = await secretKeys(deps, 'spec.updates.auth.secretRef', auth.secretRef.name, [key], signal);
+    if (!('data' in read)) return read;
+    found.headers[(auth.header ?? DEFAULT_AUTH_HEADER).toLowerCase()] = (read.data[key] ?? '').trim();
   }
   if (auth?.clientCertificateSecretRef) {
     const field = 'spec.updates.auth.clientCertificateSecretRef';
-    const data = await secretKeys(
+    const read = await secretKeys(
       deps,
       field,
       auth.clientCertificateSecretRef.name,
       ['tls.crt', 'tls.key'],
       signal,
     );
-    if ('reason' in data) return data as UpdatesProblem;
-    found.clientCertificate = { cert: data['tls.crt'] ?? '', key: data['tls.key'] ?? '' };
+    if (!('data' in read)) return read;
+    found.clientCertificate = { cert: read.data['tls.crt'] ?? '', key: read.data['tls.key'] ?? '' };
   }
   return found;
 }

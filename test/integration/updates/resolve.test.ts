@@ -45,7 +45,8 @@ beforeAll(async () => {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: 'receiver-token', namespace },
-    stringData: { token: ' s3cret\n', other: 'x' },
+    // A key named like a problem's field must read as data, not as a problem.
+    stringData: { token: ' s3cret\n', other: 'x', reason: 'y' },
   } as ApiObject);
 });
 
