@@ -199,8 +199,11 @@ describe('operator resilience on a private control plane', () => {
       intervalMs: 100,
     });
     const handoverSeconds = (Date.now() - killedAt) / 1000;
-    // client-go's bound: a follower may take over once a full lease duration passed without a renewal.
-    expect(handoverSeconds).toBeLessThanOrEqual(LEASE_SECONDS + RETRY_SECONDS + 2);
+    // client-go's bound, from the kill: the follower reads the Lease every retry period, so it may see the
+    // leader's last renewal up to one period late; it takes over once a full lease duration passed since it
+    // saw it, at its next attempt (one more period); plus 2 s for its write and this test's check on a
+    // loaded two-core machine. (LEASE + RETRY + 2 left one period for both: a CI run measured 7.08 s.)
+    expect(handoverSeconds).toBeLessThanOrEqual(LEASE_SECONDS + 2 * RETRY_SECONDS + 2);
     process.stderr.write(
       `[resilience] leader hand-over took ${handoverSeconds.toFixed(1)} s (lease ${LEASE_SECONDS} s)\n`,
     );
