@@ -18,6 +18,13 @@ operator_heap_options() {
   export NODE_OPTIONS
 }
 
+# At most two glibc malloc arenas per process. By default glibc gives each thread that meets a busy lock an
+# arena of its own, up to eight per core, and hands little of their freed memory back: with TDLib's threads,
+# libuv's pool and many TLS connections, RSS kept climbing in 15-minute soaks while V8's heap did not; two
+# arenas halved the runtimes' RSS growth (docs/benchmarks.md, session 11). A value the user sets wins.
+: "${MALLOC_ARENA_MAX:=2}"
+export MALLOC_ARENA_MAX
+
 case "${1:-operator}" in
   operator)
     [ "$#" -gt 0 ] && shift

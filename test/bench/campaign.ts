@@ -46,6 +46,7 @@ import { createApiCredentials, installBenchApi } from './bench-api.js';
 import { RECIPIENT_BASE_ID, botToken, recipientName, writeCampaignWorld } from '../support/campaign-world.js';
 import { metricSum } from '../support/operator.js';
 import { memoryAfterFullGc } from './soak-probe.js';
+import { byEntrypoint } from './entrypoint.js';
 
 const NAMESPACE = 'bench';
 const POD = 'tdlib-runtime-default-0';
@@ -162,8 +163,13 @@ function keepLog(child: ChildProcess, path: string): void {
 
 /** Dies with this process (setpriv --pdeathsig), so a failed or killed benchmark leaves nothing behind. */
 function startNode(script: string, env: NodeJS.ProcessEnv, log: string): ChildProcess {
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, resolve(script)], {
-    env: { ...process.env, ...env },
+  // The runtime starts as the image starts it (malloc arenas limited by the entrypoint).
+  const started =
+    script === 'dist/runtime/main.js'
+      ? byEntrypoint('runtime')
+      : { args: [process.execPath, resolve(script)], env: {} };
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...started.args], {
+    env: { ...process.env, ...started.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   keepLog(child, log);

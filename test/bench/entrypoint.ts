@@ -1,6 +1,8 @@
 /**
- * Benchmarks start the operator as the image does: through docker-entrypoint.sh, which sizes its V8 heap
- * from the container's memory limit. The limit is the chart's default; this checkout is the app directory.
+ * Benchmarks start the operator and the runtime as the image does: through docker-entrypoint.sh, which sizes
+ * the operator's V8 heap from the container's memory limit and limits glibc's malloc arenas for both. The
+ * limit is the chart's default; this checkout is the app directory. A MALLOC_ARENA_MAX in the benchmark's
+ * environment wins, as it does in a pod.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -31,14 +33,21 @@ export function operatorByEntrypoint(
   const limitMib = chartMemoryLimitMib();
   const cgroupLimit = join(dir, 'memory.max');
   writeFileSync(cgroupLimit, `${limitMib * 1048576}\n`);
+  const started = byEntrypoint('operator', nodeOptions);
+  return { args: started.args, env: { ...started.env, CGROUP_MEMORY_MAX: cgroupLimit }, limitMib };
+}
+
+/** The command (after `setpriv --pdeathsig KILL --`) and environment that start a process by the image's entrypoint. */
+export function byEntrypoint(
+  entry: 'operator' | 'runtime',
+  nodeOptions = '',
+): { args: string[]; env: NodeJS.ProcessEnv } {
   return {
-    args: ['sh', resolve('docker-entrypoint.sh'), 'operator'],
+    args: ['sh', resolve('docker-entrypoint.sh'), entry],
     env: {
       PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
       APP_DIR: resolve('.'),
-      CGROUP_MEMORY_MAX: cgroupLimit,
       ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
     },
-    limitMib,
   };
 }

@@ -27,6 +27,7 @@ import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
 import { metricSum } from '../support/operator.js';
 import { auditedWrites, measureApiCeiling, mixCeiling } from './api-ceiling.js';
+import { byEntrypoint } from './entrypoint.js';
 
 const NAMESPACE = 'bench';
 const CEILING_WRITES = 2000;
@@ -223,24 +224,23 @@ async function main(): Promise<void> {
     const burners = Array.from({ length: args.burnCpus }, burner);
     children.push(...burners);
     const started = Date.now();
-    const runtime = spawn(
-      'setpriv',
-      ['--pdeathsig', 'KILL', '--', process.execPath, resolve('dist/runtime/main.js')],
-      {
-        env: {
-          ...process.env,
-          KUBECONFIG: plane.info.kubeconfigPath,
-          POD_NAME: 'tdlib-runtime-default-0',
-          POD_NAMESPACE: NAMESPACE,
-          TDLIB_BACKEND: 'simulator',
-          TDLIB_SIMULATOR_WORLD: world,
-          TDLIB_DATA_DIR: join(dir, 'data'),
-          HTTP_PORT: String(port),
-          LOG_LEVEL: 'warn',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+    // Started as the image starts it (malloc arenas limited by the entrypoint).
+    const byImage = byEntrypoint('runtime');
+    const runtime = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...byImage.args], {
+      env: {
+        ...process.env,
+        ...byImage.env,
+        KUBECONFIG: plane.info.kubeconfigPath,
+        POD_NAME: 'tdlib-runtime-default-0',
+        POD_NAMESPACE: NAMESPACE,
+        TDLIB_BACKEND: 'simulator',
+        TDLIB_SIMULATOR_WORLD: world,
+        TDLIB_DATA_DIR: join(dir, 'data'),
+        HTTP_PORT: String(port),
+        LOG_LEVEL: 'warn',
       },
-    );
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(runtime);
     keepLog(runtime, join(dir, 'runtime.log'));
     console.log(`logs: ${dir}/operator.log, ${dir}/runtime.log`);

@@ -47,7 +47,7 @@ import { World } from '../../runtime/simulator/world.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
-import { operatorByEntrypoint } from './entrypoint.js';
+import { byEntrypoint, operatorByEntrypoint } from './entrypoint.js';
 import { createApiCredentials, installBenchApi } from './bench-api.js';
 import { ApiProxy, writeKubeconfigVia } from '../support/api-proxy.js';
 import { Churn, SENDER_SLOTS, dayPlan, makeSlots, tokenSecretName, type Slot } from './soak-churn.js';
@@ -151,11 +151,14 @@ function startNode(script: string, env: NodeJS.ProcessEnv, log: string, dir: str
   // --trace-warnings: a MaxListenersExceededWarning in the log says where the listeners were added.
   // --inspect: the benchmark collects garbage through the inspector to read the heap that stays.
   const debugOptions = ['--trace-warnings', '--inspect=127.0.0.1:0'];
-  // The operator starts as the image starts it (its heap sized from the chart's memory limit).
+  // Both start as the image starts them (the operator's heap sized from the chart's memory limit, malloc
+  // arenas limited).
   const started =
     script === 'dist/operator/main.js'
       ? operatorByEntrypoint(dir, debugOptions.join(' '))
-      : { args: [process.execPath, ...debugOptions, resolve(script)], env: {} };
+      : script === 'dist/runtime/main.js'
+        ? byEntrypoint('runtime', debugOptions.join(' '))
+        : { args: [process.execPath, ...debugOptions, resolve(script)], env: {} };
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...started.args], {
     env: { ...process.env, ...started.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

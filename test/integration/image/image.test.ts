@@ -314,6 +314,12 @@ describe('the container image (Dockerfile on local base images)', () => {
       expect(metrics).toContain(
         `tdlib_version_info{version="${EXPECTED_TDLIB}",commit="${String(startLine.tdlibCommit)}",backend="native"} 1`,
       );
+      // The process the entrypoint exec'd (PID 1) runs with glibc's arenas limited (docker-entrypoint.sh).
+      const environ = await docker(
+        ['exec', runtime.name, 'sh', '-c', 'tr "\\0" "\\n" < /proc/1/environ'],
+        30_000,
+      );
+      expect(environ.split('\n')).toContain('MALLOC_ARENA_MAX=2');
       expect(runtime.output()).not.toMatch(READ_ONLY_ERRORS);
     } finally {
       const code = await runtime.stop();

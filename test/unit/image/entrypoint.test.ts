@@ -1,5 +1,6 @@
 /**
- * The image's entrypoint sizes the operator's V8 heap from the container's memory limit. Run with a `node`
+ * The image's entrypoint sizes the operator's V8 heap from the container's memory limit and limits glibc's
+ * malloc arenas for every process it starts. Run with a `node`
  * on PATH that prints what it was given, and cgroup files of our making.
  */
 import { execFileSync } from 'node:child_process';
@@ -9,10 +10,16 @@ import { join, resolve } from 'node:path';
 
 const entrypoint = resolve('docker-entrypoint.sh');
 
-function run(args: string[], env: Record<string, string>): { argv: string; nodeOptions: string } {
+function run(
+  args: string[],
+  env: Record<string, string>,
+): { argv: string; nodeOptions: string; arenas: string } {
   const dir = mkdtempSync(join(tmpdir(), 'entrypoint-'));
   const node = join(dir, 'node');
-  writeFileSync(node, '#!/bin/sh\necho "argv=$*"\necho "NODE_OPTIONS=${NODE_OPTIONS:-}"\n');
+  writeFileSync(
+    node,
+    '#!/bin/sh\necho "argv=$*"\necho "NODE_OPTIONS=${NODE_OPTIONS:-}"\necho "MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-}"\n',
+  );
   chmodSync(node, 0o755);
   const out = execFileSync('sh', [entrypoint, ...args], {
     env: {
@@ -28,7 +35,7 @@ function run(args: string[], env: Record<string, string>): { argv: string; nodeO
       .split('\n')
       .find((l) => l.startsWith(`${key}=`))
       ?.slice(key.length + 1) ?? '';
-  return { argv: line('argv'), nodeOptions: line('NODE_OPTIONS') };
+  return { argv: line('argv'), nodeOptions: line('NODE_OPTIONS'), arenas: line('MALLOC_ARENA_MAX') };
 }
 
 function limitFile(content: string): string {
@@ -62,9 +69,19 @@ describe('docker-entrypoint.sh: the operator heap follows the memory limit', () 
     ).toBe('--max-old-space-size=256 --max-semi-space-size=4 --trace-warnings');
   });
 
-  it('leaves the runtime alone', () => {
+  it('leaves the runtime heap alone', () => {
     const { argv, nodeOptions } = run(['runtime'], { CGROUP_MEMORY_MAX: limitFile(String(512 * 1048576)) });
     expect(argv).toBe('/app/dist/runtime/main.js');
     expect(nodeOptions).toBe('');
+  });
+});
+
+describe('docker-entrypoint.sh: two malloc arenas per process', () => {
+  it.each([['operator'], ['runtime'], ['gateway']])('starts the %s with MALLOC_ARENA_MAX=2', (entry) => {
+    expect(run([entry], {}).arenas).toBe('2');
+  });
+
+  it('keeps a MALLOC_ARENA_MAX the user set', () => {
+    expect(run(['runtime'], { MALLOC_ARENA_MAX: '8' }).arenas).toBe('8');
   });
 });
