@@ -124,6 +124,20 @@ export const labelSelector = object(
   { description: 'A standard Kubernetes label selector.', 'x-kubernetes-map-type': 'atomic' },
 );
 
+/** A reference to a whole Secret in the resource's own namespace, its name checked without echo. */
+export function secretNameRef(description: string) {
+  return object(
+    {
+      name: Type.String({
+        description: 'Name of the Secret, in the same namespace as this resource.',
+        minLength: 1,
+        maxLength: 253,
+      }),
+    },
+    { description, 'x-kubernetes-validations': [secretNameRule('name', true)] },
+  );
+}
+
 /** A reference to one key of a Secret in the resource's own namespace, its name and key checked without echo. */
 export function secretKeyRef(description: string, defaultKey: string) {
   return object(

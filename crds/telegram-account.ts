@@ -8,6 +8,7 @@ import {
   phoneNumber,
   poolName,
   secretKeyRef,
+  secretNameRef,
   secretNameRule,
 } from './common.js';
 import type { KubeObject } from './kube-object.js';
@@ -49,19 +50,8 @@ const proxyServerProperties = {
     }),
   ),
   credentialsSecretRef: Type.Optional(
-    object(
-      {
-        name: Type.String({
-          description: 'Name of the Secret in this namespace.',
-          minLength: 1,
-          maxLength: 253,
-        }),
-      },
-      {
-        description:
-          'Secret with the proxy credentials: keys "username" and "password" for Socks5 and Http, "secret" for MTProto. Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
-        'x-kubernetes-validations': [secretNameRule('name', true)],
-      },
+    secretNameRef(
+      'Secret with the proxy credentials: keys "username" and "password" for Socks5 and Http, "secret" for MTProto. Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
     ),
   ),
   httpOnly: Type.Optional(

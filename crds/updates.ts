@@ -4,7 +4,7 @@
  * the runtime post an account's messages to itself, to the node or to a cloud metadata service.
  */
 import { Type, object, stringEnum, type CelRule, type Static } from './schema.js';
-import { DATA_KEY_REGEX, DNS_SUBDOMAIN_REGEX } from './common.js';
+import { secretKeyRef, secretNameRef } from './common.js';
 
 export const UPDATE_KIND_VALUES = [
   'MessageNew',
@@ -226,62 +226,14 @@ export const updatesSpec = object(
       object(
         {
           secretRef: Type.Optional(
-            object(
-              {
-                name: Type.String({
-                  description: 'Name of the Secret in this namespace.',
-                  minLength: 1,
-                  maxLength: 253,
-                }),
-                key: Type.Optional(
-                  Type.String({
-                    description: 'Key holding the value. Defaults to "token".',
-                    default: 'token',
-                    minLength: 1,
-                    maxLength: 253,
-                  }),
-                ),
-              },
-              {
-                description:
-                  'Secret whose value is sent with every event, so the receiver can tell the account’s events from anyone else’s. Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
-                'x-kubernetes-validations': [
-                  {
-                    rule: `self.name.matches('${DNS_SUBDOMAIN_REGEX}')`,
-                    message:
-                      'must be the name of a Secret in this namespace (e.g. receiver-token); the token itself goes into that Secret, never into this field',
-                    fieldPath: '.name',
-                  },
-                  {
-                    rule: `!has(self.key) || self.key.matches('${DATA_KEY_REGEX}')`,
-                    message:
-                      'must be a key of the Secret’s data: letters, digits, "-", "_" and "." only (e.g. token)',
-                    fieldPath: '.key',
-                  },
-                ],
-              },
+            secretKeyRef(
+              'Secret whose value is sent with every event, so the receiver can tell the account’s events from anyone else’s. Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
+              'token',
             ),
           ),
           clientCertificateSecretRef: Type.Optional(
-            object(
-              {
-                name: Type.String({
-                  description: 'Name of the Secret in this namespace.',
-                  minLength: 1,
-                  maxLength: 253,
-                }),
-              },
-              {
-                description:
-                  'A Secret holding tls.crt and tls.key (type kubernetes.io/tls, e.g. made by cert-manager): the client certificate the runtime presents to an https:// receiver that asks for one (mutual TLS). Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
-                'x-kubernetes-validations': [
-                  {
-                    rule: `self.name.matches('${DNS_SUBDOMAIN_REGEX}')`,
-                    message: 'must be the name of a Secret in this namespace (e.g. receiver-client-tls)',
-                    fieldPath: '.name',
-                  },
-                ],
-              },
+            secretNameRef(
+              'A Secret holding tls.crt and tls.key (type kubernetes.io/tls, e.g. made by cert-manager): the client certificate the runtime presents to an https:// receiver that asks for one (mutual TLS). Its owner must label it telegram.tdlib-operator.dev/usable-by-accounts=true.',
             ),
           ),
           header: Type.Optional(

@@ -3,16 +3,12 @@
  * POST /v1/namespaces/<ns>/telegramaccounts/<name>/messages, taken only with the gateway's token
  * (gateway-token.ts) and only for accounts this pod hosts.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
+import { listen, type Listening } from './listening.js';
 import type { DirectSendAnswer, DirectSends } from './sending/direct-sends.js';
 import { validSendBody } from './sending/send-body.js';
 
-export interface SendServer {
-  port: number;
-  close(): Promise<void>;
-}
+export type SendServer = Listening;
 
 function reply(res: express.Response, answer: DirectSendAnswer): void {
   if ('messageId' in answer) {
@@ -68,12 +64,5 @@ export async function startSendServer(options: {
       .set('allow', 'POST')
       .json({ reason: 'MethodNotAllowed', message: 'only POST sends a message' });
   });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(options.port, () => resolve(s));
-    s.once('error', reject);
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+  return listen(app, options.port);
 }

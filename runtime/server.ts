@@ -1,13 +1,9 @@
 /** The runtime pod's HTTP server: /healthz (alive), /readyz (caches synced, hosted clients loaded), /metrics. */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express from 'express';
+import { listen, type Listening } from './listening.js';
 import type { Registry } from '../operator/kube/metrics.js';
 
-export interface RuntimeServer {
-  port: number;
-  close(): Promise<void>;
-}
+export type RuntimeServer = Listening;
 
 export async function startRuntimeServer(options: {
   port: number;
@@ -29,12 +25,5 @@ export async function startRuntimeServer(options: {
   app.get('/metrics', async (_req, res) => {
     res.type(options.registry.contentType).send(await options.registry.metrics());
   });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(options.port, () => resolve(s));
-    s.once('error', reject);
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+  return listen(app, options.port);
 }

@@ -417,14 +417,15 @@ async function main(): Promise<void> {
       (await client.listAll<TelegramAccount & ApiObject>(TelegramAccountResource, { namespace: NAMESPACE }))
         .items;
     await waitFor(
-      'every sender placed on one runtime pod, with its key and session Secrets',
+      'every sender placed on one runtime pod, with its session Secret',
       async () => {
         const placed = (await accounts()).filter((a) => a.status?.placement?.pod === POD).length;
         if (placed < args.senders) return undefined;
-        const secrets = (await client.listAll(Resources.Secret, { namespace: NAMESPACE })).items.filter((s) =>
-          /-tdlib-(key|session)$/.test(s.metadata?.name ?? ''),
+        // One session Secret per account, holding its database key (the separate key Secret is gone).
+        const sessions = (await client.listAll(Resources.Secret, { namespace: NAMESPACE })).items.filter((s) =>
+          /-tdlib-session$/.test(s.metadata?.name ?? ''),
         ).length;
-        return secrets >= 2 * args.senders ? true : undefined;
+        return sessions >= args.senders ? true : undefined;
       },
       { timeoutMs: 300_000, intervalMs: 250 },
     );

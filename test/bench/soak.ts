@@ -438,6 +438,9 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 250));
     }
     const churnSeconds = (Date.now() - t0) / 1000;
+    // Every sample, for a look at the shape of a series (a plateau, a step) beyond its slope.
+    writeFileSync(join(dir, 'timeline.json'), JSON.stringify(timeline));
+    log(`samples: ${join(dir, 'timeline.json')}`);
 
     // ---- the end of the day: everything goes ------------------------------------------------------------
     await churn.stop();
