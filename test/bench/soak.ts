@@ -16,7 +16,8 @@
  *
  * Every T seconds (default 5) it samples RSS, V8 heap used, open handles, event listeners and TDLib clients
  * of each process; at the end, after the warm-up (20% of the run, at least a minute), the least-squares slope
- * of each series per real hour and per simulated day, with a 95% interval (soak-stats.ts). Then it deletes
+ * of each series per real hour and per simulated day, with a 95% interval (soak-stats.ts), and the same over
+ * the second half of the run alone (a plateau after a long warm-up, or a leak in both). Then it deletes
  * every account and counts what is left: TDLib clients, account Leases, Secrets of deleted accounts, handles
  * above the baseline taken before the first account. The last line with --json is one JSON object.
  */
@@ -505,12 +506,20 @@ async function main(): Promise<void> {
         return sample ? [{ t: s.t, v: sample[key] }] : [];
       });
     const series: Record<string, Record<string, ReturnType<typeof summarizeSeries>>> = {};
+    const secondHalf: Record<string, Record<string, ReturnType<typeof summarizeSeries>>> = {};
     for (const p of probes) {
       series[p.name] = {};
       for (const key of SERIES) {
         if (key === 'clients' && p.name === 'operator') continue;
         const summary = summarizeSeries(seriesOf(p.name, key), { dayMs });
         (series[p.name] as Record<string, unknown>)[key] = summary;
+        // The same series over the day's second half only: growth that stops after a warm-up longer than the
+        // first fifth (V8 sizing its heap, code compiled late) shows as a slope above and none here, while a
+        // leak grows with the churn in both halves.
+        secondHalf[p.name] = {
+          ...secondHalf[p.name],
+          [key]: summarizeSeries(seriesOf(p.name, key), { dayMs, warmupFraction: 0.5 }),
+        };
       }
     }
     const liveSeries = summarizeSeries(
@@ -539,6 +548,11 @@ async function main(): Promise<void> {
         log(
           `  ${p.name} ${key}: ${s.start} -> ${s.end}; slope ${s.slope_per_hour}/h [${s.ci95_per_hour.join(', ')}], ${s.slope_per_sim_day}/simulated day [${s.ci95_per_sim_day.join(', ')}]${s.zero_in_ci ? ' (indistinguishable from 0)' : ''}`,
         );
+        const h = secondHalf[p.name]?.[key];
+        if (h)
+          log(
+            `    second half: ${h.start} -> ${h.end}; slope ${h.slope_per_hour}/h [${h.ci95_per_hour.join(', ')}], ${h.slope_per_sim_day}/simulated day [${h.ci95_per_sim_day.join(', ')}]${h.zero_in_ci ? ' (indistinguishable from 0)' : ''}`,
+          );
       }
     log(
       `left behind after ${cleanupSeconds.toFixed(0)} s: ${JSON.stringify(leftovers)}; handles over baseline ${JSON.stringify(handlesOver)}`,
@@ -588,6 +602,13 @@ async function main(): Promise<void> {
                 slope_per_sim_day: s.slope_per_sim_day,
                 ci95_per_sim_day: s.ci95_per_sim_day,
                 zero_in_ci: s.zero_in_ci,
+                second_half: {
+                  slope_per_hour: secondHalf[name]?.[key]?.slope_per_hour,
+                  ci95: secondHalf[name]?.[key]?.ci95_per_hour,
+                  slope_per_sim_day: secondHalf[name]?.[key]?.slope_per_sim_day,
+                  ci95_per_sim_day: secondHalf[name]?.[key]?.ci95_per_sim_day,
+                  zero_in_ci: secondHalf[name]?.[key]?.zero_in_ci,
+                },
               },
             ]),
           ),
