@@ -1,6 +1,6 @@
 /**
  * What the soak benchmark samples from one of its processes (the operator or a runtime): RSS from /proc, and
- * from its /metrics the V8 heap in use and held, external memory, open handles, event listeners,
+ * from its /metrics the V8 heap in use and held (in all and by space), external memory, open handles, event listeners,
  * MaxListenersExceededWarning count and (runtimes) TDLib clients.
  */
 import { execFile } from 'node:child_process';
@@ -14,6 +14,11 @@ export interface ProcessSample {
   heap_mb: number;
   /** What V8 holds for its heap (used or not): RSS that grows with this and not heap_mb is V8 keeping room. */
   heap_total_mb: number;
+  /** heap_total_mb by V8 space: which part V8 holds more of (old objects, young ones, compiled code, large objects). */
+  heap_old_total_mb: number;
+  heap_new_total_mb: number;
+  heap_code_total_mb: number;
+  heap_large_object_total_mb: number;
   /** Memory of C++ objects bound to JS objects (Buffers, TLS): RSS that grows with this is native. */
   external_mb: number;
   handles: number;
@@ -30,6 +35,10 @@ export const SERIES: readonly SeriesName[] = [
   'rss_mb',
   'heap_mb',
   'heap_total_mb',
+  'heap_old_total_mb',
+  'heap_new_total_mb',
+  'heap_code_total_mb',
+  'heap_large_object_total_mb',
   'external_mb',
   'handles',
   'listeners',
@@ -65,6 +74,10 @@ export async function sampleProcess(probe: Probe, timeoutMs = 5_000): Promise<Pr
     rss_mb: rssMb(probe.pid),
     heap_mb: metricSum(text, 'nodejs_heap_size_used_bytes') / 2 ** 20,
     heap_total_mb: metricSum(text, 'nodejs_heap_size_total_bytes') / 2 ** 20,
+    heap_old_total_mb: heapSpace(text, 'old'),
+    heap_new_total_mb: heapSpace(text, 'new'),
+    heap_code_total_mb: heapSpace(text, 'code'),
+    heap_large_object_total_mb: heapSpace(text, 'large_object'),
     external_mb: metricSum(text, 'nodejs_external_memory_bytes') / 2 ** 20,
     handles: metricSum(text, 'nodejs_active_handles_total'),
     listeners: metricSum(text, LISTENERS_METRIC),
@@ -72,6 +85,11 @@ export async function sampleProcess(probe: Probe, timeoutMs = 5_000): Promise<Pr
     max_listeners_warnings: metricSum(text, MAX_LISTENERS_WARNINGS_METRIC),
     handle_types: handleTypes(text),
   };
+}
+
+/** What V8 holds for one heap space (prom-client's `space` label: old, new, code, large_object, ...), in MB. */
+function heapSpace(text: string, space: string): number {
+  return metricSum(text, 'nodejs_heap_space_size_total_bytes', { space }) / 2 ** 20;
 }
 
 function handleTypes(text: string): Record<string, number> {
