@@ -422,8 +422,8 @@ async function main(): Promise<void> {
         const placed = (await accounts()).filter((a) => a.status?.placement?.pod === POD).length;
         if (placed < args.senders) return undefined;
         // One session Secret per account, holding its database key (the separate key Secret is gone).
-        const sessions = (await client.listAll(Resources.Secret, { namespace: NAMESPACE })).items.filter((s) =>
-          /-tdlib-session$/.test(s.metadata?.name ?? ''),
+        const sessions = (await client.listAll(Resources.Secret, { namespace: NAMESPACE })).items.filter(
+          (s) => /-tdlib-session$/.test(s.metadata?.name ?? ''),
         ).length;
         return sessions >= args.senders ? true : undefined;
       },
