@@ -58,6 +58,11 @@ export interface HostedAccountDeps {
   liveness: HolderLiveness;
   /** Limits how many accounts of this process back up at once. */
   backups?: Semaphore;
+  /**
+   * The Secret reader of the account's namespace, shared by its accounts so that reads of one Secret (the
+   * API credentials most accounts name) in flight at once are one GET. Without it the account has its own.
+   */
+  secretInputs?: SecretInputs;
   dataDir: string;
   applicationVersion: string;
   /** TESTS ONLY: no Lease at all, to show what the fence prevents. */
@@ -162,8 +167,9 @@ export class HostedAccount {
     this.logger = deps.logger.child({ account: `${namespace}/${name}` });
     this.view.generation = account.metadata.generation;
     this.store = new SessionStore({ rest: deps.rest, namespace, account: name, dataDir: deps.dataDir });
-    this.view.session = { backupSecretName: this.store.secretName };
-    this.inputs = new SecretInputs(deps.rest, namespace);
+    // Without the fence no backup is ever taken: the status then names no backup Secret.
+    if (!deps.unsafeNoFence) this.view.session = { backupSecretName: this.store.secretName };
+    this.inputs = deps.secretInputs ?? new SecretInputs(deps.rest, namespace);
     this.updates = new HostedUpdates(
       {
         rest: deps.rest,
@@ -317,7 +323,8 @@ export class HostedAccount {
             },
             signal,
           );
-        this.view.session = undefined;
+        // The backup is gone: the status names its Secret but no backup time until the new login's first one.
+        if (!this.deps.unsafeNoFence) this.view.session = { backupSecretName: this.store.secretName };
         // The new login is a new session: backed up as soon as it is Ready, like the first one.
         this.initialBackupDone = false;
         this.userChecked = false;

@@ -1,8 +1,10 @@
 /**
  * Writes the runtime's part of account status with server-side apply, only when something a reader sees
  * changed, coalescing bursts per account: a change is written `coalesceMs` after the first unwritten one,
- * with everything reported meanwhile (a bot's start, WaitTdlibParameters -> WaitPhoneNumber -> Ready ->
- * connected -> its user, is one or two writes instead of five).
+ * with everything reported meanwhile. While the newest view is one the client moves on from by itself
+ * (`settling`: starting, logging in, connecting, the first backup), the window is `settleMs` instead, so a
+ * start that completes within it (a bot's WaitTdlibParameters -> WaitPhoneNumber -> Ready -> connected -> its
+ * user -> its first backup) is one write, and a start that stalls is still shown once the window ends.
  *
  * A pod that lost or moved an account must never write its status again, even a write it decided on just
  * before. So every write is, in order: allowed only while this pod's fence is valid and the cached account is
@@ -17,7 +19,13 @@ import { isConflict, isNotFound } from '../../operator/kube/errors.js';
 import type { Logger } from '../../operator/kube/logging.js';
 import type { ApiObject } from '../../operator/kube/resource.js';
 import { errorMessage } from '../../operator/kube/util.js';
-import { RUNTIME_FIELD_MANAGER, desiredRuntimeStatus, statusFingerprint, type HostedView } from './status.js';
+import {
+  RUNTIME_FIELD_MANAGER,
+  desiredRuntimeStatus,
+  settling,
+  statusFingerprint,
+  type HostedView,
+} from './status.js';
 
 export interface StatusWriterOptions {
   rest: RestClient;
@@ -30,6 +38,8 @@ export interface StatusWriterOptions {
   cached: (namespace: string, name: string) => TelegramAccount | undefined;
   /** How long an account's first unwritten change waits for more (default 500 ms): latency for writes. */
   coalesceMs?: number;
+  /** The same while the newest view is `settling` (default 3 s): a start that completes within it is one write. */
+  settleMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -39,8 +49,12 @@ interface Pending {
   failures: number;
   /** Not before (backoff after failures, or +Infinity while the fence is not valid). */
   retryAt: number;
-  /** End of the coalescing window: the timer waits for it, an explicit flush() does not. */
-  windowEndsAt: number;
+  /**
+   * When the first unwritten change was reported: the coalescing window runs from it (its length depends on
+   * the newest view). The timer waits for the window, an explicit flush() does not. -Infinity: no window
+   * (after a failed write, the backoff alone decides).
+   */
+  since: number;
 }
 
 /** resourceVersions are etcd revisions; the larger is the newer (used only to pick a precondition). */
@@ -54,10 +68,8 @@ function newer(a: TelegramAccount | undefined, b: TelegramAccount | undefined): 
 }
 
 const DEFAULT_COALESCE_MS = 500;
+const DEFAULT_SETTLE_MS = 3000;
 const MAX_WRITES_IN_FLIGHT = 32;
-
-const dueAt = (pending: Pending, respectWindow: boolean): number =>
-  respectWindow ? Math.max(pending.retryAt, pending.windowEndsAt) : pending.retryAt;
 
 export class StatusWriter {
   private readonly written = new Map<string, string>();
@@ -80,13 +92,11 @@ export class StatusWriter {
     const existing = this.pending.get(key);
     // The window is per account and starts at its first unwritten change: a steady stream of other
     // accounts' reports never delays it, and its own later reports join it.
-    const windowEndsAt =
-      existing?.windowEndsAt ?? performance.now() + (this.options.coalesceMs ?? DEFAULT_COALESCE_MS);
     this.pending.set(key, {
       view: { ...view },
       failures: existing?.failures ?? 0,
       retryAt: existing?.retryAt ?? 0,
-      windowEndsAt,
+      since: existing?.since ?? performance.now(),
     });
     this.reschedule();
   }
@@ -108,7 +118,7 @@ export class StatusWriter {
     const now = performance.now();
     for (const [key, pending] of [...this.pending.entries()]) {
       if (respectWindows && this.inFlight.size >= MAX_WRITES_IN_FLIGHT) break;
-      if (dueAt(pending, respectWindows) > now || this.inFlight.has(key)) continue;
+      if (this.dueAt(pending, respectWindows) > now || this.inFlight.has(key)) continue;
       this.pending.delete(key);
       const write = this.write(key, pending).finally(() => {
         this.inFlight.delete(key);
@@ -119,6 +129,14 @@ export class StatusWriter {
     }
     await Promise.all(this.inFlight.values());
     this.reschedule();
+  }
+
+  private dueAt(pending: Pending, respectWindow: boolean): number {
+    if (!respectWindow) return pending.retryAt;
+    const window = settling(pending.view)
+      ? (this.options.settleMs ?? DEFAULT_SETTLE_MS)
+      : (this.options.coalesceMs ?? DEFAULT_COALESCE_MS);
+    return Math.max(pending.retryAt, pending.since + window);
   }
 
   /** Drops an account's bookkeeping (it is gone, or no longer hosted here). */
@@ -156,7 +174,9 @@ export class StatusWriter {
 
   private reschedule(): void {
     // Writes held for the fence wait for resume(), not for a timer.
-    const due = [...this.pending.values()].map((p) => dueAt(p, true)).filter((at) => Number.isFinite(at));
+    const due = [...this.pending.values()]
+      .map((p) => this.dueAt(p, true))
+      .filter((at) => Number.isFinite(at));
     if (due.length === 0) return;
     this.schedule(Math.max(0, Math.min(...due) - performance.now()));
   }
@@ -245,7 +265,7 @@ export class StatusWriter {
       view: latest?.view ?? pending.view,
       failures,
       retryAt: performance.now() + delay,
-      windowEndsAt: 0,
+      since: Number.NEGATIVE_INFINITY,
     });
     if (failures === 1 || failures % 5 === 0)
       this.options.logger.warn(
