@@ -39,6 +39,7 @@ import type { RuntimeConfig } from './config.js';
 import { desireFor, type StopReason } from './hosting/desire.js';
 import { HolderLiveness, PodFence, fenceTiming, incarnationIdentity } from './hosting/fence.js';
 import { HostedAccount } from './hosting/hosted-account.js';
+import { SecretInputs } from './hosting/secret-inputs.js';
 import { SessionLossMetric } from './hosting/session-loss.js';
 import { sweepSessionDirs } from './hosting/session-sweep.js';
 import { StatusWriter } from './hosting/status-writer.js';
@@ -82,6 +83,8 @@ export class RuntimeAgent implements Reconciler {
    * packing (read, encrypt) on the event loop in one burst stalled it for 281 ms (measured).
    */
   private readonly backups = new Semaphore(BACKUPS_AT_ONCE);
+  /** One Secret reader per namespace, shared by its accounts (it keeps only reads in flight). */
+  private readonly secretInputs = new Map<string, SecretInputs>();
   private readonly controller: Controller;
   private sweepTimer?: NodeJS.Timeout;
   private stopping = false;
@@ -214,6 +217,15 @@ export class RuntimeAgent implements Reconciler {
     }
   }
 
+  private secretInputsOf(namespace: string): SecretInputs {
+    let inputs = this.secretInputs.get(namespace);
+    if (!inputs) {
+      inputs = new SecretInputs(this.deps.rest, namespace);
+      this.secretInputs.set(namespace, inputs);
+    }
+    return inputs;
+  }
+
   private host(id: string, account: Account): HostedAccount {
     const namespace = account.metadata.namespace ?? '';
     const name = account.metadata.name ?? '';
@@ -227,6 +239,7 @@ export class RuntimeAgent implements Reconciler {
       podFence: this.fence,
       liveness: this.liveness,
       backups: this.backups,
+      secretInputs: this.secretInputsOf(namespace),
       dataDir: this.deps.config.TDLIB_DATA_DIR,
       applicationVersion: this.deps.applicationVersion,
       unsafeNoFence: this.deps.config.RUNTIME_UNSAFE_DISABLE_FENCE,

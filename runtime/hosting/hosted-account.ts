@@ -58,6 +58,11 @@ export interface HostedAccountDeps {
   liveness: HolderLiveness;
   /** Limits how many accounts of this process back up at once. */
   backups?: Semaphore;
+  /**
+   * The Secret reader of the account's namespace, shared by its accounts so that reads of one Secret (the
+   * API credentials most accounts name) in flight at once are one GET. Without it the account has its own.
+   */
+  secretInputs?: SecretInputs;
   dataDir: string;
   applicationVersion: string;
   /** TESTS ONLY: no Lease at all, to show what the fence prevents. */
@@ -163,7 +168,7 @@ export class HostedAccount {
     this.view.generation = account.metadata.generation;
     this.store = new SessionStore({ rest: deps.rest, namespace, account: name, dataDir: deps.dataDir });
     this.view.session = { backupSecretName: this.store.secretName };
-    this.inputs = new SecretInputs(deps.rest, namespace);
+    this.inputs = deps.secretInputs ?? new SecretInputs(deps.rest, namespace);
     this.updates = new HostedUpdates(
       {
         rest: deps.rest,

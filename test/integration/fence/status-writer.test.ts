@@ -216,6 +216,29 @@ describe('StatusWriter', () => {
     expect(writer.writes).toBeLessThan(reports);
   });
 
+  it('writes every account when more report at once than it keeps writes in flight (32)', async () => {
+    const names = Array.from({ length: 80 }, (_, i) => `many-${i}`);
+    for (const name of names) await createAccount(name, POD);
+    const writer = statusWriter({ coalesceMs: 50 });
+    for (const name of names) writer.report(namespace, name, READY);
+    await waitFor(
+      'all 80 written',
+      async () => {
+        const written = await Promise.all(names.map(async (n) => (await getAccount(n)).status?.hostedBy));
+        return written.every((pod) => pod === POD) ? true : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(writer.pendingCount).toBe(0);
+    await waitFor(
+      'the writer to count its writes',
+      () => (writer.writes === names.length ? true : undefined),
+      {
+        timeoutMs: 10_000,
+      },
+    );
+  });
+
   it('never writes again once the placement names another pod (F10)', async () => {
     await createAccount('moved', POD);
     const writer = statusWriter();
