@@ -42,6 +42,8 @@ let worldDir = '';
 let operator: OperatorProcess;
 let operatorEnv: Record<string, string> = {};
 let kubelet: PodKubelet;
+/** The output of operator processes this suite stopped (it restarts one mid-rollout), for the saved logs. */
+const stoppedOperatorOutput: string[] = [];
 /** Every running runtime as a Prometheus file_sd target (for the analysis from Prometheus). */
 const targetsFile = join(tmpdir(), `tdlib-operator-rollout-targets-${process.pid}.json`);
 
@@ -241,7 +243,12 @@ beforeAll(async () => {
         { weight: 100, pause: '10m' },
       ],
       maxAccountsInMotion: 1,
-      analysis: { interval: '4s', minRequests: 5, startDeadline: '8s' },
+      // The deadline counts from when the operator sees the canary StatefulSet scaled up. On a 2-core
+      // machine busy with the suite, a canary runtime took up to 8 s from its pod turning Ready to its first
+      // log line (measured; it loads its modules in 1.3 s on an idle machine). With 8 s, builds were now and
+      // then rolled back as "runs no runtime" instead of for the fault under test; 20 s still fails a build
+      // that never starts without a long wait.
+      analysis: { interval: '4s', minRequests: 5, startDeadline: '20s' },
     },
     {
       accountsPerPod: 1,
@@ -259,6 +266,8 @@ afterAll(async () => {
   // Every runtime's log, for whoever reads a failure (the path is printed).
   const dir = join(tmpdir(), `tdlib-operator-rollout-logs-${process.pid}`);
   kubelet?.saveLogs(dir);
+  if (operator)
+    writeFileSync(join(dir, 'operator.log'), [...stoppedOperatorOutput, operator.rawOutput()].join('\n'));
   process.stdout.write(`rollout e2e: runtime logs in ${dir}\n`);
   await operator?.stop();
 });
@@ -300,6 +309,7 @@ describe('a runtime rollout', () => {
         { timeoutMs: 120_000, intervalMs: 250, onTimeout: logs },
       );
       await operator.stop();
+      stoppedOperatorOutput.push(operator.rawOutput());
       operator = startOperatorProcess(await operatorKubeconfig(), operatorEnv);
       await waitFor(
         'pool main to promote tdlib-operator:good',
