@@ -167,7 +167,8 @@ export class HostedAccount {
     this.logger = deps.logger.child({ account: `${namespace}/${name}` });
     this.view.generation = account.metadata.generation;
     this.store = new SessionStore({ rest: deps.rest, namespace, account: name, dataDir: deps.dataDir });
-    this.view.session = { backupSecretName: this.store.secretName };
+    // Without the fence no backup is ever taken: the status then names no backup Secret.
+    if (!deps.unsafeNoFence) this.view.session = { backupSecretName: this.store.secretName };
     this.inputs = deps.secretInputs ?? new SecretInputs(deps.rest, namespace);
     this.updates = new HostedUpdates(
       {
@@ -322,7 +323,8 @@ export class HostedAccount {
             },
             signal,
           );
-        this.view.session = undefined;
+        // The backup is gone: the status names its Secret but no backup time until the new login's first one.
+        if (!this.deps.unsafeNoFence) this.view.session = { backupSecretName: this.store.secretName };
         // The new login is a new session: backed up as soon as it is Ready, like the first one.
         this.initialBackupDone = false;
         this.userChecked = false;

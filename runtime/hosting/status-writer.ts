@@ -1,8 +1,10 @@
 /**
  * Writes the runtime's part of account status with server-side apply, only when something a reader sees
  * changed, coalescing bursts per account: a change is written `coalesceMs` after the first unwritten one,
- * with everything reported meanwhile (a bot's start, WaitTdlibParameters -> WaitPhoneNumber -> Ready ->
- * connected -> its user, is one or two writes instead of five).
+ * with everything reported meanwhile. While the newest view is one the client moves on from by itself
+ * (`settling`: starting, logging in, connecting, the first backup), the window is `settleMs` instead, so a
+ * start that completes within it (a bot's WaitTdlibParameters -> WaitPhoneNumber -> Ready -> connected -> its
+ * user -> its first backup) is one write, and a start that stalls is still shown once the window ends.
  *
  * A pod that lost or moved an account must never write its status again, even a write it decided on just
  * before. So every write is, in order: allowed only while this pod's fence is valid and the cached account is
@@ -17,7 +19,13 @@ import { isConflict, isNotFound } from '../../operator/kube/errors.js';
 import type { Logger } from '../../operator/kube/logging.js';
 import type { ApiObject } from '../../operator/kube/resource.js';
 import { errorMessage } from '../../operator/kube/util.js';
-import { RUNTIME_FIELD_MANAGER, desiredRuntimeStatus, statusFingerprint, type HostedView } from './status.js';
+import {
+  RUNTIME_FIELD_MANAGER,
+  desiredRuntimeStatus,
+  settling,
+  statusFingerprint,
+  type HostedView,
+} from './status.js';
 
 export interface StatusWriterOptions {
   rest: RestClient;
@@ -30,6 +38,8 @@ export interface StatusWriterOptions {
   cached: (namespace: string, name: string) => TelegramAccount | undefined;
   /** How long an account's first unwritten change waits for more (default 500 ms): latency for writes. */
   coalesceMs?: number;
+  /** The same while the newest view is `settling` (default 3 s): a start that completes within it is one write. */
+  settleMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -58,6 +68,7 @@ function newer(a: TelegramAccount | undefined, b: TelegramAccount | undefined): 
 }
 
 const DEFAULT_COALESCE_MS = 500;
+const DEFAULT_SETTLE_MS = 3000;
 const MAX_WRITES_IN_FLIGHT = 32;
 
 export class StatusWriter {
@@ -140,7 +151,10 @@ export class StatusWriter {
 
   private dueAt(pending: Pending, respectWindow: boolean): number {
     if (!respectWindow) return pending.retryAt;
-    return Math.max(pending.retryAt, pending.since + (this.options.coalesceMs ?? DEFAULT_COALESCE_MS));
+    const window = settling(pending.view)
+      ? (this.options.settleMs ?? DEFAULT_SETTLE_MS)
+      : (this.options.coalesceMs ?? DEFAULT_COALESCE_MS);
+    return Math.max(pending.retryAt, pending.since + window);
   }
 
   /** Drops an account's bookkeeping (it is gone, or no longer hosted here). */

@@ -117,6 +117,22 @@ export function desiredRuntimeStatus(
   return status;
 }
 
+/**
+ * True while the client is on its way to another state by itself: starting, a login step in flight with the
+ * inputs it has, connecting, the first session backup after a login. A state the client passes within seconds
+ * is not worth a status write: each is one more server-side apply of the account, which the operator's Ready
+ * then follows with one of its own, and on a busy API server those writes are what a thousand starting
+ * accounts wait behind. What waits for a person or an input, an error, a stop and the goal state are not
+ * settling.
+ */
+export function settling(view: HostedView): boolean {
+  if (view.stoppedReason || view.connectionBlocked) return false;
+  if (view.authorizationState !== 'Ready')
+    return view.authReason === undefined || view.authReason === RuntimeReason.Starting;
+  const firstBackupPending = view.session !== undefined && view.session.lastBackupTime === undefined;
+  return view.connectionState !== 'Ready' || view.user === undefined || firstBackupPending;
+}
+
 /** UpdatesDelivering: True while nothing waits for a retry; otherwise why not, naming what to fix. */
 export function updatesCondition(figures: UpdatesFigures, generation: number | undefined): ConditionInput {
   const base = {

@@ -112,6 +112,7 @@ function statusWriter(
     cached?: (namespace: string, name: string) => TelegramAccount | undefined;
     logger?: ReturnType<typeof createLogger>;
     coalesceMs?: number;
+    settleMs?: number;
   } = {},
 ): StatusWriter {
   const writer = new StatusWriter({
@@ -121,6 +122,7 @@ function statusWriter(
     fenceValid: options.fenceValid ?? (() => true),
     cached: options.cached ?? ((_namespace, name) => cache.get(name)),
     coalesceMs: options.coalesceMs,
+    settleMs: options.settleMs,
   });
   writers.push(writer);
   return writer;
@@ -214,6 +216,67 @@ describe('StatusWriter', () => {
     await writer.flush();
     // chatty's changes were written once per window at most, not once per report.
     expect(writer.writes).toBeLessThan(reports);
+  });
+
+  it('holds a start for the settle window: a start that completes within it is one write, a stalled one is shown when it ends', async () => {
+    await createAccount('quick-start', POD);
+    await createAccount('stalled-start', POD);
+    const settleMs = 1500;
+    const writer = statusWriter({ coalesceMs: 100, settleMs });
+    const seen: string[] = [];
+    let stalledShownAfterMs: number | undefined;
+    const session = { backupSecretName: 'quick-start-tdlib-session' };
+    const stalledAt = performance.now();
+    writer.report(namespace, 'stalled-start', { authReason: 'Starting', session });
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        const [quick, stalled] = await Promise.all([getAccount('quick-start'), getAccount('stalled-start')]);
+        const reason = condition(quick, 'Authorized')?.reason;
+        if (reason && seen.at(-1) !== reason) seen.push(reason);
+        if (stalled.status?.hostedBy && stalledShownAfterMs === undefined)
+          stalledShownAfterMs = performance.now() - stalledAt;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    try {
+      // A bot's start on a busy runtime, each step 150 ms after the last: every state but the last is one
+      // the client leaves by itself, so none of them is written.
+      const steps: HostedView[] = [
+        { authReason: 'Starting', session },
+        { authorizationState: 'WaitTdlibParameters', session },
+        { authorizationState: 'WaitPhoneNumber', session },
+        { ...READY, connectionState: 'Connecting', user: undefined, session },
+        { ...READY, session },
+        { ...READY, session: { ...session, lastBackupTime: new Date().toISOString() } },
+      ];
+      for (const step of steps) {
+        writer.report(namespace, 'quick-start', step);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      await waitFor(
+        'the finished start to be written',
+        async () => ((await getAccount('quick-start')).status?.session?.lastBackupTime ? true : undefined),
+        { timeoutMs: 10_000 },
+      );
+      await waitFor(
+        'the stalled start to be shown',
+        () => (stalledShownAfterMs === undefined ? undefined : true),
+        {
+          timeoutMs: 10_000,
+        },
+      );
+      // Not before its window ended (the watch polls every 20 ms, so it would have seen an early write).
+      expect(stalledShownAfterMs).toBeGreaterThanOrEqual(settleMs);
+      const stalled = await getAccount('stalled-start');
+      expect(condition(stalled, 'Authorized')).toMatchObject({ status: 'False', reason: 'Starting' });
+    } finally {
+      watching = false;
+      await watch;
+    }
+    expect(seen).toEqual(['Authorized']);
+    await writer.flush();
+    expect(writer.writes).toBe(2);
   });
 
   it('writes every account when more report at once than it keeps writes in flight (32)', async () => {
