@@ -623,12 +623,12 @@ export class RestClient {
     // A proxy (cluster.proxyUrl) needs client-node's proxy agent; otherwise build keep-alive agents with
     // the kubeconfig's TLS material. keepAlive also turns on TCP keepalive probes, which is what detects a
     // silently dead watch connection at the socket level (the watchdog catches the rest).
-    const proxied = cluster.proxyUrl !== undefined && tls.agent instanceof http.Agent;
+    const proxyAgent = cluster.proxyUrl && tls.agent instanceof http.Agent ? tls.agent : undefined;
     // One TLS context for every connection: given the PEM material instead, each new connection parses the
     // CA, certificate and key again (2-3 ms of the event loop each; 144 ms while a runtime opened its
     // connections at start, profiled).
     const secureContext =
-      transport === https && !proxied
+      transport === https && !proxyAgent
         ? tlsModule.createSecureContext({
             ca: tls.ca,
             cert: tls.cert,
@@ -638,7 +638,7 @@ export class RestClient {
           })
         : undefined;
     const makeAgent = (maxSockets: number): http.Agent => {
-      if (proxied && tls.agent instanceof http.Agent) return tls.agent;
+      if (proxyAgent) return proxyAgent;
       const common = { keepAlive: true, keepAliveMsecs: 15_000, maxSockets, maxFreeSockets: 32 };
       if (transport === http) return new http.Agent(common);
       return new https.Agent({

@@ -5,7 +5,7 @@
  * `:failing`, `:leaky` and `:crashing` roll back on their own, an idle canary and one that Telegram floods
  * hold their step, and `kubectl telegram rollout undo` brings every account back to the stable version.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -266,6 +266,7 @@ afterAll(async () => {
   // Every runtime's log, for whoever reads a failure (the path is printed).
   const dir = join(tmpdir(), `tdlib-operator-rollout-logs-${process.pid}`);
   kubelet?.saveLogs(dir);
+  mkdirSync(dir, { recursive: true });
   if (operator)
     writeFileSync(join(dir, 'operator.log'), [...stoppedOperatorOutput, operator.rawOutput()].join('\n'));
   process.stdout.write(`rollout e2e: runtime logs in ${dir}\n`);
