@@ -29,7 +29,7 @@ import {
   type HeartbeatLease,
 } from './pool/controller.js';
 import { POOL_COALESCE_MS, poolRelevantChange } from './pool/predicates.js';
-import { SECRET_INDEX, accountsOfSecret } from './pool/secret-links.js';
+import { SECRET_INDEX } from './pool/secret-links.js';
 import { RuntimePoolResource, TelegramAccountResource } from '../crds/resources.js';
 import { registerRolloutMetrics } from './pool/rollout/metrics.js';
 
@@ -49,11 +49,6 @@ function blankSecretValues(secret: SecretObject): SecretObject {
   if (!secret.data) return secret;
   return { ...secret, data: Object.fromEntries(Object.keys(secret.data).map((k) => [k, ''])) };
 }
-
-const splitKey = (key: string): { namespace: string; name: string } => {
-  const slash = key.indexOf('/');
-  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
-};
 
 export async function startOperator(config: OperatorConfig, logger: Logger): Promise<OperatorHandle> {
   const registry = createRegistry({ defaultMetrics: true });
@@ -117,24 +112,25 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   const rolloutMetrics = registerRolloutMetrics(registry, pools);
   for (const informer of informers) informer.start();
 
+  const poolReconciler = new PoolReconciler({
+    rest,
+    accounts,
+    secrets,
+    statefulSets,
+    leases,
+    pools,
+    rolloutMetrics,
+    events,
+    config,
+    logger,
+    // Heartbeats are judged from the Lease cache: while its watch is down (in backoff after cut
+    // connections) nothing is seen to change, which is not the same as nothing changing.
+    apiTroubleEndedAt: () => Math.max(rest.apiTroubleEndedAt(), leases.currentSince()),
+    podStartTimeoutMs: config.RUNTIME_POD_START_TIMEOUT_SECONDS * 1000,
+  });
   const pool = new Controller({
     name: 'runtimepool',
-    reconciler: new PoolReconciler({
-      rest,
-      accounts,
-      secrets,
-      statefulSets,
-      leases,
-      pools,
-      rolloutMetrics,
-      events,
-      config,
-      logger,
-      // Heartbeats are judged from the Lease cache: while its watch is down (in backoff after cut
-      // connections) nothing is seen to change, which is not the same as nothing changing.
-      apiTroubleEndedAt: () => Math.max(rest.apiTroubleEndedAt(), leases.currentSince()),
-      podStartTimeoutMs: config.RUNTIME_POD_START_TIMEOUT_SECONDS * 1000,
-    }),
+    reconciler: poolReconciler,
     workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
     // Its writes to accounts go out WRITE_CONCURRENCY at a time, plus the workload and Lease writes.
     requestsPerReconcile: WRITE_CONCURRENCY + 8,
@@ -144,20 +140,9 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     // Accounts reach the pool loop through the predicate below; watching them here only gates start-up on
     // their cache.
     .watches(accounts, () => [])
-    .watches(
-      secrets,
-      (s) => {
-        const namespace = s.metadata?.namespace ?? '';
-        // Its own key or session Secret changing (e.g. the key deleted) changes an account's Ready too.
-        return accountsOfSecret(s, (key) =>
-          accounts.byIndex(SECRET_INDEX, key).map((a) => a.metadata.name ?? ''),
-        )
-          .flatMap((name) => accounts.get(namespace, name) ?? [])
-          .map((a) => splitKey(poolKeyOf(a)));
-      },
-      // The account loop creates a Secret per account: a burst of creates costs one pool run per delay.
-      { coalesceMs: POOL_COALESCE_MS },
-    )
+    // A Secret's accounts' pools, when it changed what their inputs say (its own key or session Secret
+    // changing, e.g. the key deleted, changes an account's Ready too).
+    .watches(secrets, (s) => poolReconciler.poolsOfSecretEvent(s), { coalesceMs: POOL_COALESCE_MS })
     .watches(pools, (p) => [{ namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '' }])
     .watches(statefulSets, (sts) => {
       const p = sts.metadata?.labels?.[LABEL_POOL];
@@ -170,7 +155,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   accounts.onEvent((type, current, old, meta) => {
     const keys = new Set([poolKeyOf(current)]);
     if (type === 'MODIFIED' && old) {
-      if (!poolRelevantChange(old, current)) return;
+      if (!poolRelevantChange(old, current) || poolReconciler.ownPlacementEcho(old, current)) return;
       keys.add(poolKeyOf(old));
     }
     for (const key of keys)

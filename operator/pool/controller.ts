@@ -55,6 +55,7 @@ import { isAlreadyExists, isNotFound } from '../kube/errors.js';
 import type { LeaseObject } from '../kube/lease.js';
 import { sessionKeyMissing } from '../account/session-key.js';
 import { SECRET_INDEX, accountsOfSecret } from './secret-links.js';
+import { POOL_COALESCE_MS, poolRelevantChange } from './predicates.js';
 import { PodLiveness } from './liveness.js';
 import { place } from '../placement.js';
 import { RuntimePoolResource, TelegramAccountResource } from '../../crds/resources.js';
@@ -190,12 +191,15 @@ export class PoolReconciler implements Reconciler {
   private readonly prometheus = new PrometheusAnalysis();
   private readonly countersBorn = new Set<string>();
   /**
-   * What each account's Secrets say, per cached account object: the cache replaces an object on every
-   * change, and a change of one of its Secrets drops the entry, so a run derives only what changed.
+   * What each account's Secrets say, by account, with the spec (uid and generation) it was derived for:
+   * status writes leave it alone, a new spec or a change of one of its Secrets derives it again, so a run
+   * derives only what changed.
    */
-  private readonly derived = new WeakMap<TelegramAccount, DerivedInputs>();
+  private readonly derived = new Map<string, { spec: string; inputs: DerivedInputs }>();
   /** The facts under which an account object's status was last found current: no need to decide it again. */
   private readonly statusCurrentUnder = new WeakMap<TelegramAccount, StatusFacts>();
+  /** Per Secret event object: the pools whose accounts' inputs it changed (see secretChanged). */
+  private readonly poolsBySecretEvent = new WeakMap<ApiObject, ObjectKey[]>();
 
   constructor(private readonly deps: PoolReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -213,16 +217,56 @@ export class PoolReconciler implements Reconciler {
       const key = `${account.metadata.namespace}/${account.metadata.name}`;
       this.statusApplied.delete(key);
       this.written.delete(key);
+      this.derived.delete(key);
     });
-    deps.secrets.onEvent((_type, secret) => {
-      const namespace = secret.metadata?.namespace ?? '';
-      const referencing = (key: string): string[] =>
-        deps.accounts.byIndex(SECRET_INDEX, key).map((a) => a.metadata.name ?? '');
-      for (const name of accountsOfSecret(secret, referencing)) {
-        const account = deps.accounts.get(namespace, name);
-        if (account) this.derived.delete(account);
+    deps.secrets.onEvent((_type, secret) => this.secretChanged(secret));
+  }
+
+  /**
+   * What an account's Secrets say is derived again at each event of one of them; when it comes out the
+   * same (the account loop creating the session Secret the pool already expected, a token rotated in
+   * place) the old result is kept, so nothing decided from it is decided again, and no pool runs for it.
+   */
+  private secretChanged(secret: ApiObject): void {
+    const namespace = secret.metadata?.namespace ?? '';
+    const referencing = (key: string): string[] =>
+      this.deps.accounts.byIndex(SECRET_INDEX, key).map((a) => a.metadata.name ?? '');
+    const pools = new Map<string, ObjectKey>();
+    for (const name of accountsOfSecret(secret, referencing)) {
+      const account = this.deps.accounts.get(namespace, name);
+      if (!account) continue;
+      const key = `${namespace}/${name}`;
+      const before = this.derived.get(key);
+      this.derived.delete(key);
+      const fresh = this.derive(account);
+      if (before?.spec === specIdentity(account) && sameDerivedInputs(before.inputs, fresh)) {
+        this.derived.set(key, before);
+        continue;
       }
-    });
+      pools.set(poolKeyOf(account), { namespace, name: poolOf(account) });
+    }
+    this.poolsBySecretEvent.set(secret, [...pools.values()]);
+  }
+
+  /** The pools a Secret event (this very object, as the informer handed it out) changed inputs of. */
+  poolsOfSecretEvent(secret: ApiObject): ObjectKey[] {
+    return this.poolsBySecretEvent.get(secret) ?? [];
+  }
+
+  /**
+   * Whether an account event is only this loop's own placement write coming back from the watch: the
+   * run that wrote it decided everything else from the same inputs, so it needs no run of its own
+   * (with it, each of a burst's status writes queued another pass over the whole pool).
+   */
+  ownPlacementEcho(old: TelegramAccount, current: TelegramAccount): boolean {
+    const key = `${current.metadata.namespace}/${current.metadata.name}`;
+    const pod = current.status?.placement?.pod;
+    return (
+      pod !== undefined &&
+      this.written.has(key) &&
+      this.written.get(key) === pod &&
+      !poolRelevantChange(old, current, { placement: false })
+    );
   }
 
   async reconcile(key: ObjectKey, context: ReconcileContext): Promise<ReconcileResult | void> {
@@ -238,12 +282,14 @@ export class PoolReconciler implements Reconciler {
     const inputs = new Map<string, InputsCheck>();
     const placeable: SplitAccount[] = [];
     const loadByPod = new Map<string, number>();
+    const placedBefore = new Map<string, string | undefined>();
     const holders = this.accountHolders(namespace);
     for (const account of accounts) {
       const accountKey = account.metadata.name ?? '';
       const { check } = this.derive(account);
       inputs.set(accountKey, check);
       const current = this.currentPod(account);
+      placedBefore.set(accountKey, current);
       const where = current === undefined ? undefined : sets.locate(current);
       if (where && current) loadByPod.set(current, (loadByPod.get(current) ?? 0) + 1);
       // An account being deleted keeps its pod so the runtime can log it out; one that runs logged in keeps
@@ -469,6 +515,7 @@ export class PoolReconciler implements Reconciler {
     );
 
     const podHealth = (pod: string): PodHealth | undefined => health.byPod.get(pod);
+    let moved = false;
     await forEachLimited(accounts, WRITE_CONCURRENCY, async (account) => {
       if (context.signal.aborted) return;
       const accountName = account.metadata.name ?? '';
@@ -477,6 +524,7 @@ export class PoolReconciler implements Reconciler {
       const outcome: PlacementOutcome =
         pod !== undefined ? { pod } : { unplaced: check.ok ? 'PoolFull' : 'InputsInvalid' };
       // One write: placement, Scheduled and Ready (a pod declared dead shows Ready=Unknown as it moves).
+      if (pod !== placedBefore.get(accountName)) moved = true;
       await this.applyStatus(account, pool, this.derive(account), outcome, podHealth, now, context.signal);
       await this.dropLegacyPlacementLabel(account, context.signal);
     });
@@ -485,6 +533,10 @@ export class PoolReconciler implements Reconciler {
     const earliest = (ms: number | undefined): void => {
       if (ms !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, ms);
     };
+    // This run judged pods and planned the rollout from the placement it found; what it moved is judged in
+    // one more run (a pod's start clock begins when accounts land on it). Its own placement writes coming
+    // back from the watch do not run the pool (ownPlacementEcho): a burst of them used to, once each.
+    if (moved) earliest(POOL_COALESCE_MS);
     if (declared && plan && rollout) {
       const alive = [...health.byPod.entries()].filter(([, h]) => h.state === 'alive').length;
       await this.applyPoolStatus(
@@ -707,10 +759,12 @@ export class PoolReconciler implements Reconciler {
    * granted), derived again only when the account or one of its Secrets changed.
    */
   private derive(account: TelegramAccount): DerivedInputs {
-    const known = this.derived.get(account);
-    if (known) return known;
     const namespace = account.metadata.namespace ?? '';
     const name = account.metadata.name ?? '';
+    const key = `${namespace}/${name}`;
+    const spec = specIdentity(account);
+    const known = this.derived.get(key);
+    if (known?.spec === spec) return known.inputs;
     const facts = (secret: string): SecretFacts | undefined => this.secretFacts(namespace, secret);
     const session = facts(sessionSecretName(name));
     const fresh: DerivedInputs = {
@@ -720,7 +774,7 @@ export class PoolReconciler implements Reconciler {
       legacyKey: this.legacyKey(namespace, name) !== undefined,
       sessionGrantable: !session || madeForAccount(session.labels, name),
     };
-    this.derived.set(account, fresh);
+    this.derived.set(key, { spec, inputs: fresh });
     return fresh;
   }
 
@@ -1003,6 +1057,26 @@ interface StatusFacts {
   placedOn: string;
   podHealth: string;
   hostedByHealth: string;
+}
+
+/** Which spec of which object an account is: derived inputs read only the spec (and Secrets, and the name). */
+function specIdentity(account: TelegramAccount): string {
+  // Without a generation any change may be a spec change.
+  const { uid, generation, resourceVersion } = account.metadata;
+  return `${uid ?? ''}/${generation ?? `rv ${resourceVersion ?? ''}`}`;
+}
+
+function sameDerivedInputs(a: DerivedInputs, b: DerivedInputs): boolean {
+  const sameCheck =
+    a.check.ok === b.check.ok &&
+    (a.check.ok || b.check.ok || (a.check.reason === b.check.reason && a.check.message === b.check.message));
+  return (
+    sameCheck &&
+    a.sessionKeyMissing === b.sessionKeyMissing &&
+    a.legacyKey === b.legacyKey &&
+    a.sessionGrantable === b.sessionGrantable &&
+    a.readableSecrets.join('\n') === b.readableSecrets.join('\n')
+  );
 }
 
 function sameStatusFacts(a: StatusFacts | undefined, b: StatusFacts): boolean {

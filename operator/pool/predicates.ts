@@ -7,13 +7,17 @@ import { readyInputs } from './account-status.js';
  * derived from (which pod reports it, Authorized, Connected). Other status writes (ours, connection
  * flickers, proxy messages) do not: letting them through made thousands of status writes re-run the pool.
  */
-export function poolRelevantChange(old: TelegramAccount, current: TelegramAccount): boolean {
+export function poolRelevantChange(
+  old: TelegramAccount,
+  current: TelegramAccount,
+  options: { placement?: boolean } = {},
+): boolean {
   return (
     old.metadata.generation !== current.metadata.generation ||
     old.metadata.deletionTimestamp !== current.metadata.deletionTimestamp ||
     (old.metadata.finalizers ?? []).join() !== (current.metadata.finalizers ?? []).join() ||
     // The operator's own placement: the runtimes act on it, and a lost write must be redone.
-    old.status?.placement?.pod !== current.status?.placement?.pod ||
+    (options.placement !== false && old.status?.placement?.pod !== current.status?.placement?.pod) ||
     readyInputs(old) !== readyInputs(current)
   );
 }

@@ -281,7 +281,8 @@ async function main(): Promise<void> {
 
     const port = await freePort();
     // Started as the image starts it, by its entrypoint, under the chart's default memory limit.
-    const byEntrypoint = operatorByEntrypoint(dir);
+    // BENCH_OPERATOR_NODE_OPTIONS: further node options for the operator (a profiler's --require, say).
+    const byEntrypoint = operatorByEntrypoint(dir, process.env.BENCH_OPERATOR_NODE_OPTIONS ?? '');
     const limitMib = byEntrypoint.limitMib;
     log(
       `operator started by docker-entrypoint.sh, its heap sized for the chart's memory limit (${limitMib} MiB)`,
@@ -367,6 +368,22 @@ async function main(): Promise<void> {
     log(
       `converged in ${convergeSeconds.toFixed(1)} s; operator RSS ${rssAtConvergence.toFixed(0)} MB (peak ${peakRss.toFixed(0)} MB); ${writesAtConvergence} writes; operator CPU ${operatorCpu.toFixed(1)} s`,
     );
+    // How often each loop ran and for how long (its writes' round trips included): a loop that runs once per
+    // event instead of once per burst shows here.
+    const loops = Object.fromEntries(
+      ['runtimepool', 'telegramaccount'].map((controller) => [
+        controller,
+        {
+          reconciles: metricSum(atConvergence, 'controller_runtime_reconcile_total', { controller }),
+          seconds: Number(
+            metricSum(atConvergence, 'controller_runtime_reconcile_time_seconds_sum', { controller }).toFixed(
+              1,
+            ),
+          ),
+        },
+      ]),
+    );
+    log(`reconciles until converged: ${JSON.stringify(loops)}`);
 
     log(`idle window: ${args.idleSeconds} s`);
     const idleStart = Date.now();
@@ -415,6 +432,7 @@ async function main(): Promise<void> {
       operator_external_mb: Number(
         (metricSum(atConvergence, 'nodejs_external_memory_bytes') / 1e6).toFixed(1),
       ),
+      reconciles_to_converge: loops,
       writes_per_account: Number((writesAtConvergence / args.accounts).toFixed(3)),
       writes_per_account_by_kind: perAccount,
       api_ceiling_writes_per_s: Number(ceiling.toFixed(1)),

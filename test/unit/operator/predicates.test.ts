@@ -42,4 +42,14 @@ describe('poolRelevantChange', () => {
       poolRelevantChange(account({}, { placement: { pool: 'default', pod: 'p-0' } }), account({}, {})),
     ).toBe(true);
   });
+
+  it("can leave the placement out, for telling the pool loop's own placement write from other changes", () => {
+    const placed = account({}, { placement: { pool: 'default', pod: 'p-0' } });
+    expect(poolRelevantChange(account(), placed, { placement: false })).toBe(false);
+    expect(
+      poolRelevantChange(account(), account({ generation: 2 }, placed.status), { placement: false }),
+    ).toBe(true);
+    const hosted = account({}, { ...placed.status, hostedBy: 'p-0' });
+    expect(poolRelevantChange(account(), hosted, { placement: false })).toBe(true);
+  });
 });
