@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { TelegramAccount, TelegramRuntimePool } from '../crds/index.js';
 import { AccountReconciler, type SecretObject } from './account/controller.js';
+import { accountLoopRelevant } from './account/predicates.js';
 import { referencedSecrets } from './account/inputs.js';
 import { registerAccountMetrics } from './account/metrics.js';
 import type { OperatorConfig } from './config.js';
@@ -161,18 +162,23 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     for (const key of keys)
       pool.enqueue(key, meta.initial ? { priority: 'low' } : { afterMs: POOL_COALESCE_MS });
   });
+  const accountReconciler = new AccountReconciler({ rest, accounts, secrets, leases, events });
   const account = new Controller({
     name: 'telegramaccount',
-    reconciler: new AccountReconciler({ rest, accounts, secrets, leases, events }),
+    reconciler: accountReconciler,
     workers: config.WORKERS,
     logger,
     registry,
   })
-    .for(accounts)
-    .watches(secrets, (s) => {
-      const owner = s.metadata?.labels?.[LABEL_ACCOUNT];
-      return owner ? [{ namespace: s.metadata?.namespace ?? '', name: owner }] : [];
-    })
+    .for(accounts, { predicate: accountLoopRelevant })
+    .watches(
+      secrets,
+      (s) => {
+        const owner = s.metadata?.labels?.[LABEL_ACCOUNT];
+        return owner ? [{ namespace: s.metadata?.namespace ?? '', name: owner }] : [];
+      },
+      { predicate: (_type, s) => !accountReconciler.ownCreateEcho(s) },
+    )
     // A deleted account Lease is made again (the runtime cannot create one).
     .watches(
       leases,

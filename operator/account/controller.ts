@@ -69,13 +69,26 @@ export class AccountReconciler implements Reconciler {
    * again costs a write that only returns 409.
    */
   private readonly created = new Map<string, number>();
+  /** Watch events (the very objects the informer hands out) that only show what this process created. */
+  private readonly ownCreates = new WeakSet<ApiObject>();
 
   constructor(private readonly deps: AccountReconcilerDeps) {
     this.now = deps.now ?? Date.now;
-    const seen = (kind: string) => (_type: string, object: ApiObject) =>
-      this.created.delete(createdKey(kind, object.metadata?.namespace ?? '', object.metadata?.name ?? ''));
+    const seen = (kind: string) => (type: string, object: ApiObject) => {
+      const key = createdKey(kind, object.metadata?.namespace ?? '', object.metadata?.name ?? '');
+      if (type === 'ADDED' && this.created.has(key)) this.ownCreates.add(object);
+      this.created.delete(key);
+    };
     deps.secrets.onEvent(seen('Secret'));
     deps.leases?.onEvent(seen('Lease'));
+  }
+
+  /**
+   * Whether a watch event is the arrival of an object this process created, as it created it: the
+   * reconcile that created it already did everything else, so the event needs none of its own.
+   */
+  ownCreateEcho(object: ApiObject): boolean {
+    return this.ownCreates.has(object);
   }
 
   /** Created by this process and not yet in the cache (expectations older than a watch could lag are dropped). */

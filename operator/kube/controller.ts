@@ -93,6 +93,9 @@ export interface WatchOptions {
   coalesceMs?: number;
 }
 
+/** controller-runtime's predicates: whether an event may matter to the reconciler at all. */
+export type WatchPredicate<T> = (type: InformerEventType, obj: T, old: T | undefined) => boolean;
+
 interface ControllerMetrics {
   total: Counter<'controller' | 'result'>;
   errors: Counter<'controller'>;
@@ -196,13 +199,15 @@ export class Controller {
   watches<T extends ApiObject>(
     informer: Informer<T>,
     mapFn: (obj: T) => ObjectKey[],
-    options: WatchOptions = {},
+    options: WatchOptions & { predicate?: WatchPredicate<T> } = {},
   ): this {
     this.informers.push(informer as unknown as Informer<ApiObject>);
     const types = options.types ? new Set(options.types) : undefined;
     this.unsubscribe.push(
       informer.onEvent((type, obj, old, meta) => {
         if (types && !types.has(type)) return;
+        // The first list always counts: it is how a restarted controller catches up.
+        if (options.predicate && !meta.initial && !options.predicate(type, obj, old)) return;
         const priority: Priority = meta.initial ? 'low' : 'normal';
         const keys = new Set<string>();
         for (const key of this.safeMap(mapFn, obj)) keys.add(keyToString(key));
@@ -217,8 +222,8 @@ export class Controller {
   }
 
   /** Shorthand for watching the primary kind: each object enqueues its own key. */
-  for<T extends ApiObject>(informer: Informer<T>): this {
-    return this.watches(informer, (obj) => [objectKey(obj)]);
+  for<T extends ApiObject>(informer: Informer<T>, options: { predicate?: WatchPredicate<T> } = {}): this {
+    return this.watches(informer, (obj) => [objectKey(obj)], options);
   }
 
   /** True once every watched informer completed its first list (for /readyz). */

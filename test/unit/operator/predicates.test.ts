@@ -1,5 +1,6 @@
 import type { TelegramAccount } from '../../../crds/index.js';
 import { poolRelevantChange } from '../../../operator/pool/predicates.js';
+import { accountLoopRelevant } from '../../../operator/account/predicates.js';
 
 const account = (
   over: Partial<TelegramAccount['metadata']> = {},
@@ -10,6 +11,7 @@ const account = (
   metadata: {
     name: 'a',
     namespace: 'n',
+    uid: 'u1',
     generation: 1,
     ...over,
   },
@@ -51,5 +53,31 @@ describe('poolRelevantChange', () => {
     ).toBe(true);
     const hosted = account({}, { ...placed.status, hostedBy: 'p-0' });
     expect(poolRelevantChange(account(), hosted, { placement: false })).toBe(true);
+  });
+});
+
+describe('accountLoopRelevant', () => {
+  it('lets through creations, deletions and the changes the account loop decides from', () => {
+    expect(accountLoopRelevant('ADDED', account(), undefined)).toBe(true);
+    expect(accountLoopRelevant('DELETED', account(), account())).toBe(true);
+    expect(accountLoopRelevant('MODIFIED', account({ generation: 2 }), account())).toBe(true);
+    expect(accountLoopRelevant('MODIFIED', account({ uid: 'u2' }), account())).toBe(true);
+    expect(accountLoopRelevant('MODIFIED', account({ finalizers: ['x'] }), account())).toBe(true);
+    expect(
+      accountLoopRelevant('MODIFIED', account({ deletionTimestamp: '2026-11-30T00:00:00Z' }), account()),
+    ).toBe(true);
+  });
+
+  it('ignores status writes, except while the account is being deleted (the log-out it waits for)', () => {
+    const placed = { placement: { pool: 'default', pod: 'p-0' } };
+    expect(accountLoopRelevant('MODIFIED', account({}, placed), account())).toBe(false);
+    const deleting = { deletionTimestamp: '2026-11-30T00:00:00Z', finalizers: ['x'] };
+    expect(
+      accountLoopRelevant(
+        'MODIFIED',
+        account(deleting, { authorizationState: 'LoggedOut' }),
+        account(deleting, { authorizationState: 'Ready' }),
+      ),
+    ).toBe(true);
   });
 });
