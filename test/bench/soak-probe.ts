@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { promisify } from 'node:util';
 import { LISTENERS_METRIC, MAX_LISTENERS_WARNINGS_METRIC } from '../../operator/kube/listener-metrics.js';
 import { metricSum } from '../support/operator.js';
@@ -64,9 +65,7 @@ export function rssMb(pid: number): number {
 export async function sampleProcess(probe: Probe, timeoutMs = 5_000): Promise<ProcessSample | undefined> {
   let text: string;
   try {
-    const response = await fetch(probe.metricsUrl, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!response.ok) return undefined;
-    text = await response.text();
+    text = await scrapeOnce(probe.metricsUrl, timeoutMs);
   } catch {
     return undefined;
   }
@@ -85,6 +84,28 @@ export async function sampleProcess(probe: Probe, timeoutMs = 5_000): Promise<Pr
     max_listeners_warnings: metricSum(text, MAX_LISTENERS_WARNINGS_METRIC),
     handle_types: handleTypes(text),
   };
+}
+
+/**
+ * GET on a connection of its own that the server closes after answering: the sample's open handles then
+ * count no idle keep-alive connection left over from an earlier sample, only the one answering it.
+ */
+function scrapeOnce(url: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = get(url, { agent: false, signal: AbortSignal.timeout(timeoutMs) }, (response) => {
+      if (response.statusCode !== 200) {
+        response.resume();
+        reject(new Error(`${url}: HTTP ${response.statusCode}`));
+        return;
+      }
+      response.setEncoding('utf8');
+      let body = '';
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve(body));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+  });
 }
 
 /** What V8 holds for one heap space (prom-client's `space` label: old, new, code, large_object, ...), in MB. */
