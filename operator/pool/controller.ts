@@ -219,7 +219,15 @@ export class PoolReconciler implements Reconciler {
       this.written.delete(key);
       this.derived.delete(key);
     });
-    deps.secrets.onEvent((_type, secret) => this.secretChanged(secret));
+    deps.secrets.onEvent((type, secret, old) => {
+      // Accounts read a Secret's key names and labels, never its values: a new value (a rotated token, a
+      // session backup) changes nothing they derive, however many accounts share the Secret.
+      if (type === 'MODIFIED' && old && sameSecretFacts(old, secret)) {
+        this.poolsBySecretEvent.set(secret, []);
+        return;
+      }
+      this.secretChanged(secret);
+    });
   }
 
   /**
@@ -1057,6 +1065,20 @@ interface StatusFacts {
   placedOn: string;
   podHealth: string;
   hostedByHealth: string;
+}
+
+/** The same key names and labels: all that derived inputs read of a Secret. */
+function sameSecretFacts(a: ApiObject & { data?: Record<string, string> }, b: typeof a): boolean {
+  const keys = (x: typeof a): string =>
+    Object.keys(x.data ?? {})
+      .sort()
+      .join('\n');
+  const labels = (x: typeof a): string =>
+    Object.entries(x.metadata?.labels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .sort()
+      .join('\n');
+  return keys(a) === keys(b) && labels(a) === labels(b);
 }
 
 /** Which spec of which object an account is: derived inputs read only the spec (and Secrets, and the name). */

@@ -234,11 +234,18 @@ describe('rollout analysis from Prometheus', () => {
     expect(verdict.canary.memoryRatio).toBeCloseTo(200 / 1024, 6);
     expect(verdict.stable?.memoryRatio).toBeCloseTo(100 / 1024, 6);
 
-    // Counting Telegram's limits, the same traffic fails both versions' error gate alike: inconclusive.
-    const counted = await analysis.run(
-      prometheus.url,
-      rolloutQueries({ ...input, gates: { ...gates, countTelegramLimits: true } }),
-      { ...gates, countTelegramLimits: true },
+    // Counting Telegram's limits, the same traffic fails both versions' error gate alike: inconclusive. The
+    // flood-wait series start later than the others (every other tick) and rate() needs two of their samples
+    // in the window: until Prometheus has them for both sets, the errors are not measured yet.
+    const countingGates = { ...gates, countTelegramLimits: true };
+    const countingQueries = rolloutQueries({ ...input, gates: countingGates });
+    const counted = await waitFor(
+      "both sets' flood waits to be measured as errors in Prometheus",
+      async () => {
+        const v = await analysis.run(prometheus.url, countingQueries, countingGates);
+        return (v.canary.errorRatio ?? 0) > 0 && (v.stable?.errorRatio ?? 0) > 0 ? v : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 500, onTimeout: () => prometheus.output().slice(-2000) },
     );
     expect(counted).toMatchObject({ verdict: 'Inconclusive', metric: 'errorRatio' });
     expect(counted.canary.errorRatio).toBeGreaterThan(gates.maxErrorRatio);
