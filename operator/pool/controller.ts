@@ -256,9 +256,15 @@ export class PoolReconciler implements Reconciler {
     this.poolsBySecretEvent.set(secret, [...pools.values()]);
   }
 
-  /** The pools a Secret event (this very object, as the informer handed it out) changed inputs of. */
+  /**
+   * The pools a Secret event (this very object, as the informer handed it out) changed inputs of. Read
+   * once: for a MODIFIED event the watch maps the previous object too, whose own event was read already
+   * and says nothing about this one.
+   */
   poolsOfSecretEvent(secret: ApiObject): ObjectKey[] {
-    return this.poolsBySecretEvent.get(secret) ?? [];
+    const pools = this.poolsBySecretEvent.get(secret) ?? [];
+    this.poolsBySecretEvent.delete(secret);
+    return pools;
   }
 
   /**
