@@ -26,7 +26,7 @@ import type { Logger } from '../kube/logging.js';
 import type { Informer } from '../kube/reflector.js';
 import { Resources, type ApiObject, type ResourceDescriptor } from '../kube/resource.js';
 import { intentHash } from '../kube/apply.js';
-import { forEachLimited } from '../kube/util.js';
+import { Semaphore, forEachLimited } from '../kube/util.js';
 import {
   ANNOTATION_METRICS_URL,
   ANNOTATION_PROMOTE,
@@ -177,6 +177,12 @@ export class PoolReconciler implements Reconciler {
   private readonly monotonic: () => number;
   private readonly liveness: PodLiveness;
   private readonly reportedDead = new Set<string>();
+  /**
+   * Account status writes in flight across all pools' runs. Each run's own limit alone let three pools
+   * keep 96 writes queued in the REST client, ahead of the account loop's Secret and Lease creates: those
+   * then finished 17 s after the last placement (10,000 accounts, docs/benchmarks.md session 16).
+   */
+  private readonly accountWrites = new Semaphore(WRITE_CONCURRENCY);
   /** Heartbeat Leases created by this process, until the informer shows them. */
   private readonly heartbeatsCreated = new Set<string>();
   /** The template last written to each stable StatefulSet at a promotion, until the cache shows it. */
@@ -539,8 +545,13 @@ export class PoolReconciler implements Reconciler {
         pod !== undefined ? { pod } : { unplaced: check.ok ? 'PoolFull' : 'InputsInvalid' };
       // One write: placement, Scheduled and Ready (a pod declared dead shows Ready=Unknown as it moves).
       if (pod !== placedBefore.get(accountName)) moved = true;
-      await this.applyStatus(account, pool, this.derive(account), outcome, podHealth, now, context.signal);
-      await this.dropLegacyPlacementLabel(account, context.signal);
+      const release = await this.accountWrites.acquire(context.signal);
+      try {
+        await this.applyStatus(account, pool, this.derive(account), outcome, podHealth, now, context.signal);
+        await this.dropLegacyPlacementLabel(account, context.signal);
+      } finally {
+        release();
+      }
     });
 
     let requeueAfterMs = health.recheckMs;
@@ -742,10 +753,14 @@ export class PoolReconciler implements Reconciler {
     pods: readonly string[],
     signal: AbortSignal,
   ): Promise<void> {
-    if (!this.deps.leases) return;
-    for (const name of pods) {
-      if (this.deps.leases.get(namespace, name) || this.heartbeatsCreated.has(`${namespace}/${name}`))
-        continue;
+    const leases = this.deps.leases;
+    if (!leases) return;
+    const missing = pods.filter(
+      (name) => !leases.get(namespace, name) && !this.heartbeatsCreated.has(`${namespace}/${name}`),
+    );
+    // Side by side: a pool scaled from zero to 34 pods waited 34 round trips (3 s under load) here before
+    // its accounts were placed.
+    await forEachLimited(missing, WRITE_CONCURRENCY, async (name) => {
       try {
         await this.deps.rest.create(
           Resources.Lease,
@@ -765,7 +780,7 @@ export class PoolReconciler implements Reconciler {
         if (!isAlreadyExists(error)) throw error;
       }
       this.heartbeatsCreated.add(`${namespace}/${name}`);
-    }
+    });
   }
 
   /**
