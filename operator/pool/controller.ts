@@ -545,13 +545,8 @@ export class PoolReconciler implements Reconciler {
         pod !== undefined ? { pod } : { unplaced: check.ok ? 'PoolFull' : 'InputsInvalid' };
       // One write: placement, Scheduled and Ready (a pod declared dead shows Ready=Unknown as it moves).
       if (pod !== placedBefore.get(accountName)) moved = true;
-      const release = await this.accountWrites.acquire(context.signal);
-      try {
-        await this.applyStatus(account, pool, this.derive(account), outcome, podHealth, now, context.signal);
-        await this.dropLegacyPlacementLabel(account, context.signal);
-      } finally {
-        release();
-      }
+      await this.applyStatus(account, pool, this.derive(account), outcome, podHealth, now, context.signal);
+      await this.dropLegacyPlacementLabel(account, context.signal);
     });
 
     let requeueAfterMs = health.recheckMs;
@@ -878,15 +873,27 @@ export class PoolReconciler implements Reconciler {
   /** Removes the placement label an earlier version wrote (we own it under this manager): once per account. */
   private async dropLegacyPlacementLabel(account: TelegramAccount, signal: AbortSignal): Promise<void> {
     if (account.metadata.labels?.[LEGACY_LABEL_PLACED_POD] === undefined) return;
-    await this.deps.rest.applyPatch(
-      TelegramAccountResource,
-      {
-        apiVersion: account.apiVersion,
-        kind: account.kind,
-        metadata: { name: account.metadata.name, namespace: account.metadata.namespace },
-      },
-      { fieldManager: PLACEMENT_FIELD_MANAGER, force: true, signal },
+    await this.accountWrite(signal, () =>
+      this.deps.rest.applyPatch(
+        TelegramAccountResource,
+        {
+          apiVersion: account.apiVersion,
+          kind: account.kind,
+          metadata: { name: account.metadata.name, namespace: account.metadata.namespace },
+        },
+        { fieldManager: PLACEMENT_FIELD_MANAGER, force: true, signal },
+      ),
     );
+  }
+
+  /** One write to an account, under the limit all pools' runs share (an account found current waits for none). */
+  private async accountWrite<T>(signal: AbortSignal, write: () => Promise<T>): Promise<T> {
+    const release = await this.accountWrites.acquire(signal);
+    try {
+      return await write();
+    } finally {
+      release();
+    }
   }
 
   private async applyStatus(
@@ -931,11 +938,13 @@ export class PoolReconciler implements Reconciler {
     else if (applied && operatorStatusCurrent({ ...account, status: applied.status }, desired)) return;
     const wasScheduled = account.status?.conditions?.find((c) => c.type === 'Scheduled');
     try {
-      await this.deps.rest.applyStatus(TelegramAccountResource, statusApplyBody(account, desired), {
-        fieldManager: STATUS_FIELD_MANAGER,
-        force: true,
-        signal,
-      });
+      await this.accountWrite(signal, () =>
+        this.deps.rest.applyStatus(TelegramAccountResource, statusApplyBody(account, desired), {
+          fieldManager: STATUS_FIELD_MANAGER,
+          force: true,
+          signal,
+        }),
+      );
     } catch (error) {
       // Deleted since the cache showed it: its DELETED event runs the pool again; the others' writes go on.
       if (isNotFound(error)) return;
