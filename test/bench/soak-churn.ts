@@ -237,6 +237,11 @@ export class Churn {
     }
   }
 
+  /** The next day of the plan: its operations are due again from the start (totals keep counting). */
+  beginDay(): void {
+    for (const kind of Object.keys(this.started) as OpKind[]) this.started[kind] = 0;
+  }
+
   /** Runs every operation due by `fraction` of the run (one at a time: each is one or two API calls). */
   async tick(fraction: number): Promise<void> {
     this.settle();

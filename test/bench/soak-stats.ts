@@ -158,3 +158,28 @@ export function summarizeSeries(
     zero_in_ci: fit.slope - fit.ci95HalfWidth <= 0 && 0 <= fit.slope + fit.ci95HalfWidth,
   };
 }
+
+/**
+ * What the slopes leave out as the warm-up: one day of churn runs every code path a few times, so over
+ * several days the whole first one (JIT, caches and V8 sizing its heap grow through it, measured); over a
+ * single day its first fifth, at least a minute (summarizeSeries' default).
+ */
+export function soakWarmup(days: number): { fraction: number; label: string } {
+  return days > 1
+    ? { fraction: 1 / days, label: 'the first simulated day' }
+    : { fraction: 0.2, label: 'first 20% of the churn, at least 60 s' };
+}
+
+/**
+ * How much a reading grew during each day: day 1 from the reading before the churn, every later day from the
+ * day before. Start-up growth shows in day 1 only; a leak shows in every day. Null where a reading is missing.
+ */
+export function growthByDay(
+  before: number | undefined,
+  afterEachDay: ReadonlyArray<number | undefined>,
+): Array<number | null> {
+  return afterEachDay.map((after, i) => {
+    const from = i === 0 ? before : afterEachDay[i - 1];
+    return from === undefined || after === undefined ? null : after - from;
+  });
+}

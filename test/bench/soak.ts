@@ -3,7 +3,8 @@
  * control plane (with the controller-manager, whose garbage collector removes what accounts own), looking
  * for what grows and what is left behind.
  *
- *   npm run bench:soak -- [--json] [--minutes N] [--accounts S] [--sample-seconds T] [--cut-every-seconds C]
+ *   npm run bench:soak -- [--json] [--minutes N] [--days D] [--accounts S] [--sample-seconds T]
+ *                         [--cut-every-seconds C]
  *
  * Churn (soak-churn.ts) over S account slots (default 60; about three quarters live at a time): creates,
  * suspends and resumes, moves, deletions with LogOut and with KeepSession, small Campaigns, proxy failovers in
@@ -17,7 +18,12 @@
  * Every T seconds (default 5) it samples RSS, V8 heap used, open handles, event listeners and TDLib clients
  * of each process; at the end, after the warm-up (20% of the run, at least a minute), the least-squares slope
  * of each series per real hour and per simulated day, with a 95% interval (soak-stats.ts), and the same over
- * the second half of the run alone (a plateau after a long warm-up, or a leak in both). Then it deletes
+ * the second half of the run alone (a plateau after a long warm-up, or a leak in both).
+ *
+ * With --days D (default 1) the day repeats D times, N minutes each, and the live heap of every process is
+ * read after each day (full collections through the inspector): growth that stops after the first day is
+ * start-up (compiled code, caches, V8 sizing its heap), growth that repeats every day is a leak. The slopes
+ * then leave out the whole first day as the warm-up. Then it deletes
  * every account and counts what is left: TDLib clients, account Leases, Secrets of deleted accounts, handles
  * above the baseline taken before the first account. The last line with --json is one JSON object.
  */
@@ -61,7 +67,7 @@ import {
   type Probe,
   type SeriesName,
 } from './soak-probe.js';
-import { summarizeSeries, type Sample } from './soak-stats.js';
+import { growthByDay, soakWarmup, summarizeSeries, type Sample } from './soak-stats.js';
 
 const NAMESPACE = 'soak';
 const RECIPIENTS = 10;
@@ -73,13 +79,21 @@ const INITIAL_LIVE = 0.75;
 interface Args {
   json: boolean;
   minutes: number;
+  days: number;
   accounts: number;
   sampleSeconds: number;
   cutEverySeconds: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, minutes: 30, accounts: 60, sampleSeconds: 5, cutEverySeconds: 150 };
+  const args: Args = {
+    json: false,
+    minutes: 30,
+    days: 1,
+    accounts: 60,
+    sampleSeconds: 5,
+    cutEverySeconds: 150,
+  };
   const positive = (name: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} takes a number > 0`);
@@ -89,12 +103,16 @@ function parseArgs(argv: string[]): Args {
     const a = argv[i];
     if (a === '--json') args.json = true;
     else if (a === '--minutes') args.minutes = positive(a, argv[++i]);
-    else if (a === '--accounts') args.accounts = Math.round(positive(a, argv[++i]));
+    else if (a === '--days') {
+      args.days = positive(a, argv[++i]);
+      if (!Number.isInteger(args.days))
+        throw new Error(`--days takes a whole number of days, got ${args.days}`);
+    } else if (a === '--accounts') args.accounts = Math.round(positive(a, argv[++i]));
     else if (a === '--sample-seconds') args.sampleSeconds = positive(a, argv[++i]);
     else if (a === '--cut-every-seconds') args.cutEverySeconds = positive(a, argv[++i]);
     else
       throw new Error(
-        `unknown argument ${a}; expected --json, --minutes N, --accounts S, --sample-seconds T, --cut-every-seconds C`,
+        `unknown argument ${a}; expected --json, --minutes N, --days D, --accounts S, --sample-seconds T, --cut-every-seconds C`,
       );
   }
   if (args.accounts < SENDER_SLOTS + 4) throw new Error(`--accounts: at least ${SENDER_SLOTS + 4}`);
@@ -411,32 +429,47 @@ async function main(): Promise<void> {
     log(
       `baseline before churn: ${probes.map((p) => `${p.name} ${baseline[p.name]?.handles} handles, ${baseline[p.name]?.rss_mb.toFixed(0)} MB RSS, ${liveBefore[p.name]?.toFixed(1)} MB live heap`).join('; ')}`,
     );
-    log(`churn for ${args.minutes} min`);
+    log(`churn for ${args.days > 1 ? `${args.days} days of ` : ''}${args.minutes} min`);
 
-    // ---- the day, compressed -----------------------------------------------------------------------------
+    // ---- the day(s), compressed --------------------------------------------------------------------------
     const timeline: Timeline[] = [];
+    const liveAfterDay: Array<Record<string, number | undefined>> = [];
     const t0 = Date.now();
     let nextSample = t0;
     let nextPrint = t0 + 30_000;
-    for (;;) {
-      const now = Date.now();
-      const elapsed = now - t0;
-      if (now >= nextSample) {
-        nextSample += args.sampleSeconds * 1000;
-        timeline.push({ t: elapsed, samples: await sampleAll(probes), liveAccounts: churn.liveAccounts() });
+    for (let day = 0; day < args.days; day++) {
+      const dayStart = Date.now();
+      if (day > 0) churn.beginDay();
+      for (;;) {
+        const now = Date.now();
+        const elapsed = now - dayStart;
+        if (now >= nextSample) {
+          nextSample += args.sampleSeconds * 1000;
+          timeline.push({
+            t: now - t0,
+            samples: await sampleAll(probes),
+            liveAccounts: churn.liveAccounts(),
+          });
+        }
+        if (elapsed >= dayMs) break;
+        await churn.tick(elapsed / dayMs);
+        if (now >= nextPrint) {
+          nextPrint += 30_000;
+          const last = timeline[timeline.length - 1]?.samples;
+          log(
+            `  ${args.days > 1 ? `day ${day + 1}, ` : ''}${(elapsed / 60_000).toFixed(1)} min (${((24 * elapsed) / dayMs).toFixed(1)} simulated h): ${churn.liveAccounts()} accounts, ${readyCount()} Ready; ` +
+              probes.map((p) => `${p.name} ${last?.[p.name]?.rss_mb.toFixed(0) ?? '?'} MB`).join(', ') +
+              `; ops ${JSON.stringify(churn.done)}`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 250));
       }
-      if (elapsed >= dayMs) break;
-      await churn.tick(elapsed / dayMs);
-      if (now >= nextPrint) {
-        nextPrint += 30_000;
-        const last = timeline[timeline.length - 1]?.samples;
+      if (args.days > 1) {
+        liveAfterDay.push(await liveHeaps());
         log(
-          `  ${(elapsed / 60_000).toFixed(1)} min (${((24 * elapsed) / dayMs).toFixed(1)} simulated h): ${churn.liveAccounts()} accounts, ${readyCount()} Ready; ` +
-            probes.map((p) => `${p.name} ${last?.[p.name]?.rss_mb.toFixed(0) ?? '?'} MB`).join(', ') +
-            `; ops ${JSON.stringify(churn.done)}`,
+          `  after day ${day + 1}: live heap (MB) ${probes.map((p) => `${p.name} ${liveAfterDay[day]?.[p.name]?.toFixed(1) ?? '?'}`).join(', ')}`,
         );
       }
-      await new Promise((r) => setTimeout(r, 250));
     }
     const churnSeconds = (Date.now() - t0) / 1000;
     // Every sample, for a look at the shape of a series (a plateau, a step) beyond its slope.
@@ -494,6 +527,15 @@ async function main(): Promise<void> {
             before_churn: mb(before),
             after_cleanup: mb(after),
             growth: before === undefined || after === undefined ? null : mb(after - before),
+            ...(args.days > 1
+              ? {
+                  after_each_day: liveAfterDay.map((d) => mb(d[p.name])),
+                  growth_by_day: growthByDay(
+                    before,
+                    liveAfterDay.map((d) => d[p.name]),
+                  ).map((g) => (g === null ? null : mb(g))),
+                }
+              : {}),
           },
         ];
       }),
@@ -507,11 +549,12 @@ async function main(): Promise<void> {
       });
     const series: Record<string, Record<string, ReturnType<typeof summarizeSeries>>> = {};
     const secondHalf: Record<string, Record<string, ReturnType<typeof summarizeSeries>>> = {};
+    const warmup = soakWarmup(args.days);
     for (const p of probes) {
       series[p.name] = {};
       for (const key of SERIES) {
         if (key === 'clients' && p.name === 'operator') continue;
-        const summary = summarizeSeries(seriesOf(p.name, key), { dayMs });
+        const summary = summarizeSeries(seriesOf(p.name, key), { dayMs, warmupFraction: warmup.fraction });
         (series[p.name] as Record<string, unknown>)[key] = summary;
         // The same series over the day's second half only: growth that stops after a warm-up longer than the
         // first fifth (V8 sizing its heap, code compiled late) shows as a slope above and none here, while a
@@ -531,7 +574,7 @@ async function main(): Promise<void> {
     );
 
     log(
-      `churn ${churnSeconds.toFixed(0)} s (24 simulated hours), ${timeline.length} samples every ${args.sampleSeconds} s`,
+      `churn ${churnSeconds.toFixed(0)} s (${24 * args.days} simulated hours), ${timeline.length} samples every ${args.sampleSeconds} s; slopes after the warm-up (${warmup.label})`,
     );
     log(`operations: ${JSON.stringify(churn.done)}`);
     log(
@@ -559,7 +602,7 @@ async function main(): Promise<void> {
     );
     log(`MaxListenersExceededWarning: ${JSON.stringify(warnings)}`);
     log(
-      `live heap after full GCs (MB), before the churn (with accounts) and after the cleanup (none): ${JSON.stringify(liveHeap)}`,
+      `live heap after full GCs (MB), before the churn (with accounts)${args.days > 1 ? ', after each day, growth by day' : ''} and after the cleanup (none): ${JSON.stringify(liveHeap)}`,
     );
     for (const p of probes)
       log(
@@ -575,12 +618,13 @@ async function main(): Promise<void> {
 
     const result = {
       minutes: args.minutes,
-      simulated_hours: 24,
+      days: args.days,
+      simulated_hours: 24 * args.days,
       account_slots: args.accounts,
       churn_seconds: Number(churnSeconds.toFixed(1)),
       samples: timeline.length,
       sample_seconds: args.sampleSeconds,
-      warmup: 'first 20% of the churn, at least 60 s',
+      warmup: warmup.label,
       operations: churn.done,
       operations_skipped: churn.skipped,
       operation_errors: churn.errors,

@@ -1,6 +1,8 @@
 import {
   afterWarmup,
+  growthByDay,
   linearFit,
+  soakWarmup,
   summarizeSeries,
   tQuantile975,
   type Sample,
@@ -90,6 +92,33 @@ describe('the warm-up', () => {
 
   it('keeps nothing of nothing', () => {
     expect(afterWarmup([])).toEqual([]);
+  });
+
+  it('is the whole first day of a run of several days, the first fifth of a single day', () => {
+    // Three 10-minute days sampled every 5 s: growth through day 1 only, flat after it.
+    const dayMs = 10 * 60_000;
+    const samples: Sample[] = [];
+    for (let t = 0; t <= 3 * dayMs; t += 5_000) samples.push({ t, v: 100 + Math.min(t, dayMs) / 60_000 });
+    const several = summarizeSeries(samples, { dayMs, warmupFraction: soakWarmup(3).fraction });
+    expect(several.start).toBeCloseTo(110, 6);
+    expect(several.slope_per_hour).toBeCloseTo(0, 6);
+    expect(soakWarmup(3).label).toBe('the first simulated day');
+    // The same series read as one long day keeps most of day 1's growth in its slope.
+    const single = summarizeSeries(samples, { dayMs: 3 * dayMs, warmupFraction: soakWarmup(1).fraction });
+    expect(single.slope_per_hour).toBeGreaterThan(1);
+    expect(soakWarmup(1).fraction).toBe(0.2);
+  });
+});
+
+describe('growth by day', () => {
+  it('counts day 1 from before the churn and every later day from the day before', () => {
+    const growth = growthByDay(40, [41.9, 42.2, 41.9]);
+    expect(growth.map((g) => (g === null ? null : Number(g.toFixed(1))))).toEqual([1.9, 0.3, -0.3]);
+  });
+
+  it('has no figure for a day next to a missing reading', () => {
+    expect(growthByDay(undefined, [41, undefined, 43])).toEqual([null, null, null]);
+    expect(growthByDay(40, [41, 42])).toEqual([1, 1]);
   });
 });
 
