@@ -23,7 +23,7 @@
  * With --days D (default 1) the day repeats D times, N minutes each, and the live heap of every process is
  * read after each day (full collections through the inspector): growth that stops after the first day is
  * start-up (compiled code, caches, V8 sizing its heap), growth that repeats every day is a leak. The slopes
- * then leave out the whole first day as the warm-up. Then it deletes
+ * are then fitted over the last day after its first fifth (soakWarmup). Then it deletes
  * every account and counts what is left: TDLib clients, account Leases, Secrets of deleted accounts, handles
  * above the baseline taken before the first account. The last line with --json is one JSON object.
  */

@@ -94,16 +94,22 @@ describe('the warm-up', () => {
     expect(afterWarmup([])).toEqual([]);
   });
 
-  it('is the whole first day of a run of several days, the first fifth of a single day', () => {
-    // Three 10-minute days sampled every 5 s: growth through day 1 only, flat after it.
+  it('is every day but the last, and the first fifth of the last, in a run of several days', () => {
+    // Three 10-minute days sampled every 5 s: growth through day 1, then every day a drop to 105 at its start
+    // (the full collections between days) and a regrowth over its first two minutes, then flat.
     const dayMs = 10 * 60_000;
     const samples: Sample[] = [];
-    for (let t = 0; t <= 3 * dayMs; t += 5_000) samples.push({ t, v: 100 + Math.min(t, dayMs) / 60_000 });
+    for (let t = 0; t < 3 * dayMs; t += 5_000) {
+      const inDay = t % dayMs;
+      const v = t < dayMs ? 100 + t / 60_000 : 105 + Math.min(inDay, 120_000) / 24_000;
+      samples.push({ t, v });
+    }
     const several = summarizeSeries(samples, { dayMs, warmupFraction: soakWarmup(3).fraction });
     expect(several.start).toBeCloseTo(110, 6);
     expect(several.slope_per_hour).toBeCloseTo(0, 6);
-    expect(soakWarmup(3).label).toBe('the first simulated day');
-    // The same series read as one long day keeps most of day 1's growth in its slope.
+    expect(soakWarmup(3).label).toBe('the first 2 simulated days and 20% of the last');
+    expect(soakWarmup(2).fraction).toBeCloseTo(0.6, 9);
+    // The same series read as one long day keeps day 1's growth and the regrowths in its slope.
     const single = summarizeSeries(samples, { dayMs: 3 * dayMs, warmupFraction: soakWarmup(1).fraction });
     expect(single.slope_per_hour).toBeGreaterThan(1);
     expect(soakWarmup(1).fraction).toBe(0.2);
