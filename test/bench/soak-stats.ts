@@ -169,7 +169,7 @@ export function soakWarmup(days: number): { fraction: number; label: string } {
   return days > 1
     ? {
         fraction: (days - 1 + 0.2) / days,
-        label: `the first ${days - 1} simulated day${days > 2 ? 's' : ''} and 20% of the last`,
+        label: `${days > 2 ? `the first ${days - 1} simulated days` : 'the first simulated day'} and 20% of the last`,
       }
     : { fraction: 0.2, label: 'first 20% of the churn, at least 60 s' };
 }

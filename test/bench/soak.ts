@@ -556,7 +556,7 @@ async function main(): Promise<void> {
         if (key === 'clients' && p.name === 'operator') continue;
         const summary = summarizeSeries(seriesOf(p.name, key), { dayMs, warmupFraction: warmup.fraction });
         (series[p.name] as Record<string, unknown>)[key] = summary;
-        // The same series over the day's second half only: growth that stops after a warm-up longer than the
+        // The same series over the run's second half only: growth that stops after a warm-up longer than the
         // first fifth (V8 sizing its heap, code compiled late) shows as a slope above and none here, while a
         // leak grows with the churn in both halves.
         secondHalf[p.name] = {

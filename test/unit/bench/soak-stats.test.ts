@@ -109,6 +109,7 @@ describe('the warm-up', () => {
     expect(several.slope_per_hour).toBeCloseTo(0, 6);
     expect(soakWarmup(3).label).toBe('the first 2 simulated days and 20% of the last');
     expect(soakWarmup(2).fraction).toBeCloseTo(0.6, 9);
+    expect(soakWarmup(2).label).toBe('the first simulated day and 20% of the last');
     // The same series read as one long day keeps day 1's growth and the regrowths in its slope.
     const single = summarizeSeries(samples, { dayMs: 3 * dayMs, warmupFraction: soakWarmup(1).fraction });
     expect(single.slope_per_hour).toBeGreaterThan(1);
