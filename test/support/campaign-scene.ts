@@ -82,6 +82,8 @@ export async function startCampaignScene(options: {
   accountsPerPod: number;
   /** Environment of every runtime process the scene starts. */
   runtimeEnv?: Record<string, string>;
+  /** Extra environment of the operator (its settings, operator/config.ts). */
+  operatorEnv?: Record<string, string>;
 }): Promise<CampaignScene> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
@@ -92,6 +94,7 @@ export async function startCampaignScene(options: {
     WATCH_NAMESPACE: namespace,
     RUNTIME_BACKEND: 'simulator',
     RUNTIME_ACCOUNTS_PER_POD: String(options.accountsPerPod),
+    ...options.operatorEnv,
   });
   const runtimes: RuntimeProcess[] = [];
   const account = (name: string): Promise<TelegramAccount> => getTelegramAccount(custom, namespace, name);
