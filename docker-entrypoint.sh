@@ -5,7 +5,10 @@ set -e
 
 # The operator's V8 heap, sized from the container's memory limit: left alone, V8 grows its heap far past
 # the live objects (10,000 accounts: 91 MB live, 340 MB reserved, measured), and the pod's RSS with it. Half
-# the limit for the old space, small young-generation semi-spaces; NODE_OPTIONS that set a size win.
+# the limit for the old space; semi-spaces of a thirty-second of the limit, between 4 and 16 MiB (V8's own
+# maximum). Smaller ones cost CPU, not memory: with 4 MiB under the chart's 512 Mi the operator spent a fifth
+# of its busy time collecting garbage while 10,000 accounts converged, and left the API server that much
+# less of a shared machine (docs/benchmarks.md, session 19). NODE_OPTIONS that set a size win.
 operator_heap_options() {
   case " ${NODE_OPTIONS:-} " in *--max-old-space-size*) return 0 ;; esac
   limit=$(cat "${CGROUP_MEMORY_MAX:-/sys/fs/cgroup/memory.max}" 2>/dev/null ||
@@ -14,7 +17,10 @@ operator_heap_options() {
   mib=$((limit / 1048576))
   # cgroup v1 reports "no limit" as a number near 2^63; anything above 1 TiB is no limit.
   [ "$mib" -gt 0 ] && [ "$mib" -lt 1048576 ] || return 0
-  NODE_OPTIONS="--max-old-space-size=$((mib / 2)) --max-semi-space-size=4${NODE_OPTIONS:+ $NODE_OPTIONS}"
+  semi=$((mib / 32))
+  [ "$semi" -ge 4 ] || semi=4
+  [ "$semi" -le 16 ] || semi=16
+  NODE_OPTIONS="--max-old-space-size=$((mib / 2)) --max-semi-space-size=$semi${NODE_OPTIONS:+ $NODE_OPTIONS}"
   export NODE_OPTIONS
 }
 

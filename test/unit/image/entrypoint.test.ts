@@ -45,15 +45,25 @@ function limitFile(content: string): string {
 }
 
 describe('docker-entrypoint.sh: the operator heap follows the memory limit', () => {
-  it('gives the old space half of a cgroup v2 limit and small semi-spaces', () => {
+  it('gives the old space half of a cgroup v2 limit and semi-spaces of a thirty-second of it', () => {
     const { argv, nodeOptions } = run(['operator'], { CGROUP_MEMORY_MAX: limitFile(String(512 * 1048576)) });
     expect(argv).toBe('/app/dist/operator/main.js');
-    expect(nodeOptions).toBe('--max-old-space-size=256 --max-semi-space-size=4');
+    expect(nodeOptions).toBe('--max-old-space-size=256 --max-semi-space-size=16');
+  });
+
+  it.each([
+    [64, '--max-old-space-size=32 --max-semi-space-size=4'],
+    [256, '--max-old-space-size=128 --max-semi-space-size=8'],
+    [4096, '--max-old-space-size=2048 --max-semi-space-size=16'],
+  ])('keeps semi-spaces between 4 and 16 MiB (a %i MiB limit)', (mib, expected) => {
+    expect(run(['operator'], { CGROUP_MEMORY_MAX: limitFile(String(mib * 1048576)) }).nodeOptions).toBe(
+      expected,
+    );
   });
 
   it('reads a cgroup v1 limit, and treats v1 "unlimited" and v2 "max" as no limit', () => {
     expect(run([], { CGROUP_V1_MEMORY_LIMIT: limitFile(String(1024 * 1048576)) }).nodeOptions).toBe(
-      '--max-old-space-size=512 --max-semi-space-size=4',
+      '--max-old-space-size=512 --max-semi-space-size=16',
     );
     expect(run([], { CGROUP_V1_MEMORY_LIMIT: limitFile('9223372036854771712') }).nodeOptions).toBe('');
     expect(run([], { CGROUP_MEMORY_MAX: limitFile('max') }).nodeOptions).toBe('');
@@ -66,7 +76,7 @@ describe('docker-entrypoint.sh: the operator heap follows the memory limit', () 
     ).toBe('--max-old-space-size=900');
     expect(
       run(['operator'], { CGROUP_MEMORY_MAX: limit, NODE_OPTIONS: '--trace-warnings' }).nodeOptions,
-    ).toBe('--max-old-space-size=256 --max-semi-space-size=4 --trace-warnings');
+    ).toBe('--max-old-space-size=256 --max-semi-space-size=16 --trace-warnings');
   });
 
   it('leaves the runtime heap alone', () => {
