@@ -6,11 +6,16 @@
  *
  * The ceiling for a workload is the rate of its write mix: if a fraction f_k of its writes are of kind k and
  * the tight client does k at r_k per second, the mix runs at 1 / sum(f_k / r_k) writes per second.
+ *
+ * Given the API server's pid, it also reads what each kind cost the API server in CPU per write: a
+ * workload's own cost per write against that tells whether it is held back by what it asks of the API server
+ * or by how much of the machine the API server gets while it runs.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { API_VERSION } from '../../crds/index.js';
+import { processCpuSeconds } from './proc-cpu.js';
 import type { Pki } from '../cluster/pki.js';
 import { waitFor } from '../cluster/wait.js';
 
@@ -40,10 +45,18 @@ export interface CeilingOptions {
   count: number;
   /** Requests kept in flight. */
   inFlight: number;
+  /** The API server's process, to read its CPU time around each kind. */
+  apiServerPid?: number;
 }
 
 /** Writes per second of each kind. */
 export type KindRates = Record<WriteKind, number>;
+
+export interface Ceiling {
+  rates: KindRates;
+  /** The API server's CPU milliseconds per write of each kind (with apiServerPid only). */
+  apiCpuMsPerWrite: Partial<Record<WriteKind, number>>;
+}
 
 interface Call {
   method: 'POST' | 'PATCH' | 'DELETE' | 'GET';
@@ -132,8 +145,8 @@ const APPLY = 'application/apply-patch+yaml';
 const MERGE = 'application/merge-patch+json';
 
 /** Measures each kind of write; leaves the scratch namespace empty and deleted. */
-export async function measureApiCeiling(options: CeilingOptions): Promise<KindRates> {
-  const { count, inFlight, namespace } = options;
+export async function measureApiCeiling(options: CeilingOptions): Promise<Ceiling> {
+  const { count, inFlight, namespace, apiServerPid } = options;
   const client = new TightClient(options.apiServerUrl, options.pki, inFlight);
   const name = (i: number): string => `ceiling-${String(i).padStart(6, '0')}`;
   const accounts = `${GROUP_PATH}/namespaces/${namespace}/telegramaccounts`;
@@ -144,7 +157,14 @@ export async function measureApiCeiling(options: CeilingOptions): Promise<KindRa
       body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
     });
     const rates = {} as KindRates;
-    rates['account-create'] = await rate(client, count, inFlight, (i) => ({
+    const apiCpuMsPerWrite: Ceiling['apiCpuMsPerWrite'] = {};
+    const measure = async (kind: WriteKind, make: (i: number) => Call): Promise<void> => {
+      const before = processCpuSeconds(apiServerPid);
+      rates[kind] = await rate(client, count, inFlight, make);
+      if (apiServerPid !== undefined)
+        apiCpuMsPerWrite[kind] = ((processCpuSeconds(apiServerPid) - before) * 1000) / count;
+    };
+    await measure('account-create', (i) => ({
       method: 'POST',
       path: accounts,
       body: {
@@ -154,7 +174,7 @@ export async function measureApiCeiling(options: CeilingOptions): Promise<KindRa
         spec: { type: 'Bot', botTokenSecretRef: { name: 'bot' }, apiCredentialsSecretRef: { name: 'api' } },
       },
     }));
-    rates['account-labels'] = await rate(client, count, inFlight, (i) => ({
+    await measure('account-labels', (i) => ({
       method: 'PATCH',
       path: `${accounts}/${name(i)}?fieldManager=api-ceiling&force=true`,
       contentType: APPLY,
@@ -169,7 +189,7 @@ export async function measureApiCeiling(options: CeilingOptions): Promise<KindRa
       },
     }));
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    rates['account-status'] = await rate(client, count, inFlight, (i) => ({
+    await measure('account-status', (i) => ({
       method: 'PATCH',
       path: `${accounts}/${name(i)}/status?fieldManager=api-ceiling&force=true`,
       contentType: APPLY,
@@ -193,7 +213,7 @@ export async function measureApiCeiling(options: CeilingOptions): Promise<KindRa
         },
       },
     }));
-    rates['secret-create'] = await rate(client, count, inFlight, (i) => ({
+    await measure('secret-create', (i) => ({
       method: 'POST',
       path: `/api/v1/namespaces/${namespace}/secrets`,
       body: {
@@ -204,19 +224,19 @@ export async function measureApiCeiling(options: CeilingOptions): Promise<KindRa
       },
     }));
     // A session backup: the runtime replaces the Secret's data.
-    rates['secret-update'] = await rate(client, count, inFlight, (i) => ({
+    await measure('secret-update', (i) => ({
       method: 'PATCH',
       path: `/api/v1/namespaces/${namespace}/secrets/${name(i)}`,
       contentType: MERGE,
       body: { data: { session: randomBytes(2048).toString('base64') } },
     }));
-    rates['lease-create'] = await rate(client, count, inFlight, (i) => ({
+    await measure('lease-create', (i) => ({
       method: 'POST',
       path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
       body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: name(i), namespace } },
     }));
     // A take-over: the holder and its times change.
-    rates['lease-update'] = await rate(client, count, inFlight, (i) => ({
+    await measure('lease-update', (i) => ({
       method: 'PATCH',
       path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name(i)}`,
       contentType: MERGE,
@@ -229,7 +249,7 @@ export async function measureApiCeiling(options: CeilingOptions): Promise<KindRa
         },
       },
     }));
-    return rates;
+    return { rates, apiCpuMsPerWrite };
   } finally {
     // Emptied before the benchmark proper, so the namespace controller's cleanup does not compete with it.
     for (const path of [
@@ -273,6 +293,19 @@ export function mixCeiling(counts: Partial<Record<WriteKind, number>>, rates: Ki
   if (total === 0) return 0;
   const secondsPerWrite = WRITE_KINDS.reduce((sum, k) => sum + (counts[k] ?? 0) / total / rates[k], 0);
   return 1 / secondsPerWrite;
+}
+
+/**
+ * What a write mix would cost the API server in CPU milliseconds per account at the ceiling's cost per write
+ * of each kind; writes of kinds not measured are left out (a few per pool, not per account).
+ */
+export function mixCpuMsPerAccount(
+  counts: Partial<Record<WriteKind, number>>,
+  apiCpuMsPerWrite: Partial<Record<WriteKind, number>>,
+  accounts: number,
+): number {
+  if (accounts <= 0) return 0;
+  return WRITE_KINDS.reduce((sum, k) => sum + ((counts[k] ?? 0) * (apiCpuMsPerWrite[k] ?? 0)) / accounts, 0);
 }
 
 /** Counts audited writes in [from, to) by "user verb resource", e.g. "tdlib-operator patch telegramaccounts/status". */

@@ -47,6 +47,7 @@ import { RECIPIENT_BASE_ID, botToken, recipientName, writeCampaignWorld } from '
 import { metricSum } from '../support/operator.js';
 import { memoryAfterFullGc } from './soak-probe.js';
 import { byEntrypoint } from './entrypoint.js';
+import { processCpuSeconds } from './proc-cpu.js';
 
 const NAMESPACE = 'bench';
 const POD = 'tdlib-runtime-default-0';
@@ -118,17 +119,6 @@ const mb = (kb: number): number => Number((kb / 1024).toFixed(1));
 function rssKb(pid: number | undefined): number {
   try {
     return Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
-/** utime + stime of a process, in seconds (the kernel counts in ticks of 1/100 s). */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return 0;
   }
@@ -489,7 +479,7 @@ async function main(): Promise<void> {
       etcd: info.pids.etcd,
       bench: process.pid,
     };
-    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, processCpuSeconds(pid)]));
     const writesBefore = writesByResource(await apiserverMetrics(info.apiServerUrl, info.pki));
     const loadBefore = loadavg()[0] ?? 0;
     const createdAt = Date.now();
@@ -526,7 +516,7 @@ async function main(): Promise<void> {
     );
     const wall = (performance.now() - t0) / 1000;
     const writesAfter = writesByResource(await apiserverMetrics(info.apiServerUrl, info.pki));
-    const cpuAfter = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    const cpuAfter = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, processCpuSeconds(pid)]));
     const runtimeRss = rssKb(runtime.pid);
     const runtimeHeapAfter = await liveHeapOf(inspector);
     const operatorRss = rssKb(operator.pid);

@@ -5,7 +5,10 @@
  * idle window after convergence, and the work queue's p99 latency.
  *
  * Before the operator, the same run measures what a tight client gets from this control plane for the same
- * kinds of writes (api-ceiling.ts), and reports the operator's write rate as a share of that ceiling.
+ * kinds of writes (api-ceiling.ts), and reports the operator's write rate as a share of that ceiling. It also
+ * reads the API server's CPU time: per write of each kind while the tight client writes, and per account while
+ * the operator converges, so a ratio below 1 shows whether the operator asked more of the API server than the
+ * ceiling's writes do, or left it less of the machine.
  *
  *   npm run bench:operator -- [--json] [--accounts N] [--idle-seconds S] [--per-pod P] [--ceiling-writes N] [--probes N]
  * After the idle window, --probes accounts are created one at a time (each after the previous one was
@@ -30,7 +33,14 @@ import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
 import { metricSum } from '../support/operator.js';
 import { operatorByEntrypoint } from './entrypoint.js';
-import { auditedWrites, measureApiCeiling, mixCeiling, writesByResource } from './api-ceiling.js';
+import {
+  auditedWrites,
+  measureApiCeiling,
+  mixCeiling,
+  mixCpuMsPerAccount,
+  writesByResource,
+} from './api-ceiling.js';
+import { processCpuSeconds } from './proc-cpu.js';
 
 interface Args {
   json: boolean;
@@ -75,11 +85,10 @@ const POOLS = ['alpha', 'beta', 'gamma'];
 /** Requests the tight client keeps in flight (what the issue's reference measurement used). */
 const CEILING_IN_FLIGHT = 32;
 
-const roundValues = <K extends string>(values: Record<K, number>): Record<K, number> =>
-  Object.fromEntries(Object.entries<number>(values).map(([k, v]) => [k, Number(v.toFixed(1))])) as Record<
-    K,
-    number
-  >;
+const roundValues = <T extends Partial<Record<string, number>>>(values: T, digits = 1): T =>
+  Object.fromEntries(
+    Object.entries(values).map(([k, v]) => [k, v === undefined ? v : Number(v.toFixed(digits))]),
+  ) as T;
 const NAMESPACE = 'bench';
 
 /**
@@ -172,13 +181,6 @@ function rssMb(pid: number): { rss: number; peak: number } {
   return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
 }
 
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 1/100 s). */
-function cpuSeconds(pid: number): number {
-  // The fields after the command name, which is in parentheses and may contain spaces.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100;
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const log = (line: string): void => console.log(line);
@@ -239,14 +241,17 @@ async function main(): Promise<void> {
     log(
       `measuring the API server's ceiling: ${args.ceilingWrites} writes of each kind, ${CEILING_IN_FLIGHT} in flight`,
     );
-    const rates = await measureApiCeiling({
+    const apiServerPid = plane.info.pids['kube-apiserver'];
+    const { rates, apiCpuMsPerWrite } = await measureApiCeiling({
       apiServerUrl: plane.info.apiServerUrl,
       pki: plane.info.pki,
       namespace: 'bench-ceiling',
       count: args.ceilingWrites,
       inFlight: CEILING_IN_FLIGHT,
+      apiServerPid,
     });
     log(`  tight client, writes/s: ${JSON.stringify(roundValues(rates))}`);
+    log(`  the API server's CPU per write, ms: ${JSON.stringify(roundValues(apiCpuMsPerWrite, 2))}`);
 
     const createStart = Date.now();
     const indexes = Array.from({ length: args.accounts }, (_, i) => i);
@@ -309,6 +314,7 @@ async function main(): Promise<void> {
     operatorPid = operator.pid ?? 0;
     operator.stdout?.pipe(process.stderr);
     const started = Date.now();
+    const apiServerCpuAtStart = processCpuSeconds(apiServerPid);
     let peakRss = 0;
     const sampler = setInterval(() => {
       try {
@@ -364,7 +370,8 @@ async function main(): Promise<void> {
     const writesAtConvergence = writes(atConvergence);
     const rssAtConvergence = rssMb(operatorPid).rss;
     // How much of the two cores the operator took from the API server while converging.
-    const operatorCpu = cpuSeconds(operatorPid);
+    const operatorCpu = processCpuSeconds(operatorPid);
+    const apiServerCpu = processCpuSeconds(apiServerPid) - apiServerCpuAtStart;
     log(
       `converged in ${convergeSeconds.toFixed(1)} s; operator RSS ${rssAtConvergence.toFixed(0)} MB (peak ${peakRss.toFixed(0)} MB); ${writesAtConvergence} writes; operator CPU ${operatorCpu.toFixed(1)} s`,
     );
@@ -407,6 +414,13 @@ async function main(): Promise<void> {
     log(
       `operator writes/s while converging ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)})`,
     );
+    // The ratio split in two: what the API server did per account against what the ceiling's writes cost it,
+    // and how much of the machine it had while converging (the operator's own CPU is on the same cores).
+    const apiMsPerAccount = (apiServerCpu * 1000) / args.accounts;
+    const apiMsPerAccountAtCeiling = mixCpuMsPerAccount(byKind, apiCpuMsPerWrite, args.accounts);
+    log(
+      `the API server while converging: ${(apiServerCpu / convergeSeconds).toFixed(2)} cores, ${apiMsPerAccount.toFixed(2)} ms of CPU per account (the ceiling's writes of the same mix: ${apiMsPerAccountAtCeiling.toFixed(2)} ms); the operator: ${(operatorCpu / convergeSeconds).toFixed(2)} cores`,
+    );
     clearInterval(sampler);
     const probe = await scheduleLatencies(rest, accounts, args.probes);
     log(
@@ -439,6 +453,11 @@ async function main(): Promise<void> {
       api_ceiling_by_kind: roundValues(rates),
       achieved_writes_per_s: Number(achieved.toFixed(1)),
       ceiling_ratio: Number((achieved / ceiling).toFixed(3)),
+      api_cpu_ms_per_write_by_kind: roundValues(apiCpuMsPerWrite, 2),
+      api_server_cores_while_converging: Number((apiServerCpu / convergeSeconds).toFixed(2)),
+      api_server_cpu_ms_per_account: Number(apiMsPerAccount.toFixed(2)),
+      api_server_cpu_ms_per_account_at_ceiling_cost: Number(apiMsPerAccountAtCeiling.toFixed(2)),
+      operator_cores_while_converging: Number((operatorCpu / convergeSeconds).toFixed(2)),
       idle_writes: idleWrites,
       idle_seconds: args.idleSeconds,
       queue_latency_p99_ms: Number.isFinite(queueP99) ? Number((queueP99 * 1000).toFixed(1)) : -1,

@@ -122,7 +122,7 @@ async function main(): Promise<void> {
       timeoutMs: 30_000,
     });
     console.log(`measuring the API server's ceiling: ${CEILING_WRITES} writes of each kind, 32 in flight`);
-    const rates = await measureApiCeiling({
+    const { rates } = await measureApiCeiling({
       apiServerUrl: plane.info.apiServerUrl,
       pki: plane.info.pki,
       namespace: 'bench-ceiling',

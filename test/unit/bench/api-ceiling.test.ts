@@ -1,4 +1,4 @@
-import { kindOfAudited, mixCeiling, type KindRates } from '../../bench/api-ceiling.js';
+import { kindOfAudited, mixCeiling, mixCpuMsPerAccount, type KindRates } from '../../bench/api-ceiling.js';
 
 const rates: KindRates = {
   'account-create': 400,
@@ -37,5 +37,21 @@ describe('the API ceiling of a write mix', () => {
     expect(kindOfAudited('update', 'leases')).toBe('lease-update');
     expect(kindOfAudited('update', 'secrets')).toBe('secret-update');
     expect(kindOfAudited('delete', 'secrets')).toBeUndefined();
+  });
+});
+
+describe("what a write mix costs the API server per account, at the ceiling's cost per write", () => {
+  const cost = { 'account-status': 3.3, 'secret-create': 1.0, 'lease-create': 0.9 };
+
+  it('adds each kind by its writes per account: 1 status, 1 Secret and 1.01 Lease creates', () => {
+    // (1000 * 3.3 + 1000 * 1.0 + 1010 * 0.9) / 1000 = 5.209
+    expect(
+      mixCpuMsPerAccount({ 'account-status': 1000, 'secret-create': 1000, 'lease-create': 1010 }, cost, 1000),
+    ).toBeCloseTo(5.209, 3);
+  });
+
+  it('leaves out kinds whose cost was not measured, and is 0 without accounts', () => {
+    expect(mixCpuMsPerAccount({ 'account-status': 10, 'lease-update': 10 }, cost, 10)).toBeCloseTo(3.3);
+    expect(mixCpuMsPerAccount({ 'account-status': 10 }, cost, 0)).toBe(0);
   });
 });
