@@ -5,10 +5,11 @@ set -e
 
 # The operator's V8 heap, sized from the container's memory limit: left alone, V8 grows its heap far past
 # the live objects (10,000 accounts: 91 MB live, 340 MB reserved, measured), and the pod's RSS with it. Half
-# the limit for the old space; semi-spaces of a thirty-second of the limit, between 4 and 16 MiB (V8's own
-# maximum). Smaller ones cost CPU, not memory: with 4 MiB under the chart's 512 Mi the operator spent a fifth
-# of its busy time collecting garbage while 10,000 accounts converged, and left the API server that much
-# less of a shared machine (docs/benchmarks.md, session 19). NODE_OPTIONS that set a size win.
+# the limit for the old space; semi-spaces of a thirty-second of the limit, between 4 and 16 MiB (V8's default
+# maximum). Smaller ones save a little RSS and cost CPU: with 4 MiB under the chart's 512 Mi, 10,000 accounts
+# converged in 2-15 MB less RSS, but garbage collection took a fifth of the operator's busy time and the
+# operator 12-26 % more CPU, which a shared machine's API server loses (docs/benchmarks.md, session 19).
+# NODE_OPTIONS that set a size win.
 operator_heap_options() {
   case " ${NODE_OPTIONS:-} " in *--max-old-space-size*) return 0 ;; esac
   limit=$(cat "${CGROUP_MEMORY_MAX:-/sys/fs/cgroup/memory.max}" 2>/dev/null ||
