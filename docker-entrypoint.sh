@@ -7,7 +7,7 @@ set -e
 # the live objects (10,000 accounts: 91 MB live, 340 MB reserved, measured), and the pod's RSS with it. Half
 # the limit for the old space; semi-spaces of a thirty-second of the limit, between 4 and 16 MiB (V8's default
 # maximum). Smaller ones save a little RSS and cost CPU: with 4 MiB under the chart's 512 Mi, 10,000 accounts
-# converged in 2-15 MB less RSS, but garbage collection took a fifth of the operator's busy time and the
+# converged in 2-24 MB less RSS, but garbage collection took a fifth of the operator's busy time and the
 # operator 12-26 % more CPU, which a shared machine's API server loses (docs/benchmarks.md, session 19).
 # NODE_OPTIONS that set a size win.
 operator_heap_options() {
