@@ -92,6 +92,8 @@ export class PodFence {
   private readonly stop = new AbortController();
   private loop?: Promise<void>;
   private wasValid = false;
+  /** Given up on purpose (shutdown): the end of validity is then no lapse and no error. */
+  private released = false;
   private lastError?: string;
   renewals = 0;
   failures = 0;
@@ -145,6 +147,7 @@ export class PodFence {
     this.stop.abort(new Error('released'));
     await this.loop;
     clearTimeout(this.lapseTimer);
+    this.released = true;
     this.setValidUntil(Number.NEGATIVE_INFINITY);
     try {
       await this.options.lock.release({
@@ -250,7 +253,9 @@ export class PodFence {
     }
     if (valid === this.wasValid) return;
     this.wasValid = valid;
-    if (!valid)
+    if (!valid && this.released)
+      this.options.logger.info({ lease: this.options.lock.name }, 'pod heartbeat Lease released');
+    else if (!valid)
       this.options.logger.error(
         { lease: this.options.lock.name },
         'pod heartbeat Lease lapsed: closing every client',

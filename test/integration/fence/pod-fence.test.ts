@@ -5,6 +5,7 @@
  * could take the heartbeat; it comes back by itself when the path heals (nothing terminal, F5b); and a
  * slow answer never extends validity past its send time + D - margin.
  */
+import { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
@@ -15,6 +16,7 @@ import {
   type LeaseObject,
   type TakeoverRule,
 } from '../../../operator/kube/lease.js';
+import { createLogger, type Logger } from '../../../operator/kube/logging.js';
 import { createRegistry } from '../../../operator/kube/metrics.js';
 import { Resources } from '../../../operator/kube/resource.js';
 import { pause } from '../../../operator/kube/util.js';
@@ -88,7 +90,11 @@ async function heartbeatLease(name: string): Promise<void> {
   });
 }
 
-function podFence(pod: string, now?: () => number): { fence: PodFence; events: ValidityEvent[] } {
+function podFence(
+  pod: string,
+  now?: () => number,
+  fenceLogger: Logger = logger,
+): { fence: PodFence; events: ValidityEvent[] } {
   const fence = new PodFence({
     lock: new LeaseLock({
       rest: viaProxy,
@@ -100,7 +106,7 @@ function podFence(pod: string, now?: () => number): { fence: PodFence; events: V
       now,
     }),
     timing,
-    logger,
+    logger: fenceLogger,
     now,
   });
   const events: ValidityEvent[] = [];
@@ -272,5 +278,37 @@ describe('PodFence', () => {
     // Reported once validUntil passed on the fence's own clock, and only then.
     expect(lapse.until).toBeLessThanOrEqual(lapse.at);
     expect(events.filter((e) => !e.valid)).toHaveLength(1);
+  });
+
+  it('gives the heartbeat up at shutdown without reporting a lapse', async () => {
+    // Every graceful shutdown ends this way: an error saying the Lease lapsed would be a false alarm.
+    let output = '';
+    const captured = createLogger({
+      name: 'fence-release',
+      level: 'info',
+      destination: new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          output += chunk.toString();
+          done();
+        },
+      }),
+    });
+    await heartbeatLease('runtime-release');
+    const { fence, events } = podFence('runtime-release', undefined, captured);
+    await fence.start();
+    expect(fence.valid()).toBe(true);
+    await fence.release();
+    expect(fence.valid()).toBe(false);
+    expect(events.map((e) => e.valid)).toEqual([true, false]);
+    const lease = await direct.get<LeaseObject>(Resources.Lease, namespace, 'runtime-release');
+    expect(lease.spec?.holderIdentity ?? '').toBe('');
+    const messages = output
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { level: number; msg: string });
+    expect(messages).toContainEqual(
+      expect.objectContaining({ level: 30, msg: 'pod heartbeat Lease released' }),
+    );
+    expect(messages.filter((m) => /lapsed/.test(m.msg) || m.level >= 50)).toEqual([]);
   });
 });
