@@ -9,6 +9,7 @@
  * it to tell whether this pod is alive; a lapse closes every client at once, and a renewal after a lapse
  * brings them all back, each after re-taking its account Lease.
  */
+import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import {
   ANNOTATION_METRICS_URL,
@@ -313,6 +314,9 @@ export class RuntimeAgent implements Reconciler {
     // Campaign sends finish and are recorded while every client is still open.
     await this.campaigns.stop();
     const deadline = AbortSignal.timeout(Math.max(1000, Math.ceil(budgetMs)));
+    // One deadline for every account's stop: each waits on it (and its requests do), so a pod with more than
+    // ten accounts would otherwise warn of a listener leak at every shutdown.
+    setMaxListeners(0, deadline);
     const results = await Promise.all(
       [...this.hosted.entries()].map(async ([id, hosted]) => {
         const done = await this.stopHosted(hosted, 'shutdown', deadline);

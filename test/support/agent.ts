@@ -70,7 +70,7 @@ export interface EventObject extends ApiObject {
 /** The suspended account that keeps the pool from emptying (bot 1). */
 export const ANCHOR = 'anchor';
 /** The demo world's bot is bot 1; the test world adds bots 2..BOTS, one per test that needs a fresh one. */
-export const BOTS = 12;
+export const BOTS = 24;
 export const botUserId = (n: number): number => 7000000000 + n;
 export const botToken = (n: number): string =>
   n === 1 ? '7000000001:AAH-demo-simulator-token' : `${botUserId(n)}:AAH-agent-test-bot-${n}`;

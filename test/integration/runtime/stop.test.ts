@@ -185,4 +185,19 @@ describe('stopping an account on the runtime agent (in process, real apiserver)'
     scene.startOperator();
     await scene.deleteAccount(name);
   });
+
+  it('a shutdown stops a dozen accounts, releases every Lease and reports no lapse', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `many-${i}`);
+    await Promise.all(names.map((name, i) => scene.createBot(name, 13 + i)));
+    for (const name of names) await scene.waitForPlacement(name);
+    const agent = await scene.startAgent();
+    for (const name of names) await scene.waitForReady(name);
+    expect(await scene.stopAgent(agent)).toEqual({ unfinished: 0 });
+    const holders = await Promise.all(names.map(async (name) => holderOf(await scene.accountLease(name))));
+    expect(holders).toEqual(names.map(() => ''));
+    // Giving the heartbeat up is the end of a clean drain, not the fence failing: no error says it lapsed.
+    expect(agent.logs()).toContain('pod heartbeat Lease released');
+    expect(agent.logs()).not.toMatch(/Lease lapsed/);
+    await Promise.all(names.map((name) => scene.deleteAccount(name)));
+  });
 });
