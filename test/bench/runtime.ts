@@ -3,7 +3,8 @@
  * are Ready, the process RSS, the runtime's status writes per account, and its writes in an idle window.
  *
  *   npm run bench:runtime -- [--json] [--accounts N] [--idle-seconds S] [--burn-cpus C]
- * The last line with --json: {"ready_seconds", "rss_mb", "status_writes_per_account", ...}.
+ * The last line with --json: {"ready_seconds", "rss_mb", "status_writes_per_account", ...}, and what the runtime's
+ * drain at SIGTERM took ("shutdown_seconds", its exit code, errors it logged, Node process warnings).
  * --burn-cpus C runs C busy-looping processes while the accounts come up (other work using the CPUs), and
  * reports how often the runtime's fence lapsed and the operator declared the pod dead meanwhile.
  * Before the accounts, the same run measures what a tight client gets from this control plane for the
@@ -72,6 +73,33 @@ const countLines = (file: string, pattern: RegExp): number => {
     return 0;
   }
 };
+
+/**
+ * From the runtime's log: lines at level error (pino 50+) stamped at or after `since`, and the names of the Node
+ * process warnings it printed at any time ("(node:PID) MaxListenersExceededWarning: ...").
+ */
+function shutdownReport(file: string, since: number): { errors: number; processWarnings: string[] } {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return { errors: 0, processWarnings: [] };
+  }
+  let errors = 0;
+  const processWarnings: string[] = [];
+  for (const line of text.split('\n')) {
+    const warning = /^\(node:\d+\) (\w+Warning)\b/.exec(line);
+    if (warning?.[1]) processWarnings.push(warning[1]);
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: number; time?: string };
+      if ((entry.level ?? 0) >= 50 && Date.parse(entry.time ?? '') >= since) errors++;
+    } catch {
+      // Not a log line (a child's stray output).
+    }
+  }
+  return { errors, processWarnings };
+}
 
 const token = (i: number): string => `${8000000000 + i}:AAbench-${String(i).padStart(6, '0')}`;
 
@@ -340,10 +368,27 @@ async function main(): Promise<void> {
       pods_declared_dead: countLines(join(dir, 'operator.log'), /runtime pod declared dead/),
     };
     console.log(`idle status writes over ${args.idleSeconds} s: ${idle}`);
+    // The drain a rollout or node drain asks of the pod: every client closed, backed up and its Lease released.
+    const termAt = Date.now();
+    const exited = new Promise<number | null>((r) => runtime.once('exit', (code) => r(code)));
     runtime.kill('SIGTERM');
-    await new Promise((r) => runtime.once('exit', r));
+    const exitCode = await exited;
+    const shutdownSeconds = (Date.now() - termAt) / 1000;
+    const shutdown = shutdownReport(join(dir, 'runtime.log'), termAt);
+    console.log(
+      `SIGTERM to exit ${shutdownSeconds.toFixed(1)} s, exit code ${exitCode}; errors logged meanwhile: ${shutdown.errors}; Node process warnings in the runtime's log: ${JSON.stringify(shutdown.processWarnings)}`,
+    );
     await accounts.stop();
-    if (args.json) console.log(JSON.stringify(result));
+    if (args.json)
+      console.log(
+        JSON.stringify({
+          ...result,
+          shutdown_seconds: Number(shutdownSeconds.toFixed(2)),
+          shutdown_exit_code: exitCode,
+          shutdown_errors_logged: shutdown.errors,
+          runtime_process_warnings: shutdown.processWarnings,
+        }),
+      );
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await rest.close();

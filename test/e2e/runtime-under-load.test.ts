@@ -15,6 +15,9 @@ interface BenchResult {
   burn_cpus: number;
   runtime_fence_lapses: number;
   pods_declared_dead: number;
+  shutdown_seconds: number;
+  shutdown_exit_code: number | null;
+  runtime_process_warnings: string[];
 }
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -45,8 +48,12 @@ describe('a runtime under CPU load', () => {
     const result = JSON.parse(last) as BenchResult;
     expect(result.accounts).toBe(1000);
     expect(result.burn_cpus).toBe(2);
+    // Then a drain of all 1,000 (the load is gone by then): a clean exit, and no Node warning in the pod's log
+    // at any point, such as a listener leak reported by one shutdown deadline shared by every account.
+    expect(result.shutdown_exit_code).toBe(0);
+    expect(result.runtime_process_warnings).toEqual([]);
     process.stdout.write(
-      `runtime under load: 1000 Ready in ${result.ready_seconds} s; fence lapses ${result.runtime_fence_lapses}, pods declared dead ${result.pods_declared_dead}\n`,
+      `runtime under load: 1000 Ready in ${result.ready_seconds} s; fence lapses ${result.runtime_fence_lapses}, pods declared dead ${result.pods_declared_dead}; drained in ${result.shutdown_seconds} s\n`,
     );
   }, 1_200_000);
 });
