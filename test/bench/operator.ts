@@ -8,7 +8,8 @@
  * kinds of writes (api-ceiling.ts), and reports the operator's write rate as a share of that ceiling. It also
  * reads the API server's CPU time: per write of each kind while the tight client writes, and per account while
  * the operator converges, so a ratio below 1 shows whether the operator asked more of the API server than the
- * ceiling's writes do, or left it less of the machine.
+ * ceiling's writes do, or left it less of the machine. The operator runs as the chart runs it: its ServiceAccount
+ * under the shipped ClusterRole (config/rbac), authenticated by a token.
  *
  *   npm run bench:operator -- [--json] [--accounts N] [--idle-seconds S] [--per-pod P] [--ceiling-writes N] [--probes N]
  * After the idle window, --probes accounts are created one at a time (each after the previous one was
@@ -31,7 +32,7 @@ import { TelegramAccountResource } from '../../crds/resources.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
-import { metricSum } from '../support/operator.js';
+import { metricSum, operatorKubeconfig } from '../support/operator.js';
 import { operatorByEntrypoint } from './entrypoint.js';
 import {
   auditedWrites,
@@ -292,11 +293,14 @@ async function main(): Promise<void> {
     log(
       `operator started by docker-entrypoint.sh, its heap sized for the chart's memory limit (${limitMib} MiB)`,
     );
+    // As the chart runs it: its ServiceAccount under the shipped ClusterRole (config/rbac), a token, not the
+    // admin certificate (which skips authorization and costs the API server a chain check per request).
+    const operatorConfig = await operatorKubeconfig(plane.info.kubeconfigPath);
     const operator = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...byEntrypoint.args], {
       env: {
         ...process.env,
         ...byEntrypoint.env,
-        KUBECONFIG: plane.info.kubeconfigPath,
+        KUBECONFIG: operatorConfig,
         METRICS_PORT: String(port),
         HEALTH_PORT: String(port),
         RUNTIME_STORAGE_SIZE: 'emptyDir',

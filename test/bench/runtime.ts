@@ -9,13 +9,17 @@
  * reports how often the runtime's fence lapsed and the operator declared the pod dead meanwhile.
  * Before the accounts, the same run measures what a tight client gets from this control plane for the
  * runtime's kinds of writes (api-ceiling.ts), and reports the runtime's write rate as a share of it.
+ * The runtime authenticates as the pool's ServiceAccount, under the Role the operator made, as in a pod; the run
+ * reports the cores each process (API server, etcd, operator, runtime) used while the accounts started.
  */
 import { spawn } from 'node:child_process';
+import type { V1Role } from '@kubernetes/client-node';
 import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { allCrds, API_VERSION, type TelegramAccount } from '../../crds/index.js';
+import { runtimeName } from '../../crds/naming.js';
 import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
 import { createLogger } from '../../operator/kube/logging.js';
 import { createRegistry } from '../../operator/kube/metrics.js';
@@ -26,11 +30,15 @@ import { TelegramAccountResource } from '../../crds/resources.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
-import { metricSum } from '../support/operator.js';
+import { metricSum, operatorKubeconfig } from '../support/operator.js';
+import { serviceAccountKubeconfig } from '../support/runtime.js';
 import { auditedWrites, measureApiCeiling, mixCeiling } from './api-ceiling.js';
 import { byEntrypoint } from './entrypoint.js';
+import { processCpuSeconds } from './proc-cpu.js';
 
 const NAMESPACE = 'bench';
+/** The default pool's runtime ServiceAccount and Role, made by the operator (operator/pool/desired.ts). */
+const RUNTIME_IDENTITY = runtimeName('default');
 const CEILING_WRITES = 2000;
 function parseArgs(argv: string[]): {
   json: boolean;
@@ -126,6 +134,10 @@ function keepLog(child: ReturnType<typeof spawn>, path: string): void {
   child.stderr?.pipe(out);
 }
 
+const round2 = (figures: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Number(v.toFixed(2))]));
+const sum = (figures: Record<string, number>): number => Object.values(figures).reduce((a, b) => a + b, 0);
+
 const rssMb = (pid: number): number =>
   Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024;
 
@@ -193,14 +205,16 @@ async function main(): Promise<void> {
         },
       } as ApiObject);
     });
-    // The operator places every account on pod 0 (capacity N) and creates the key and session Secrets.
+    // The operator places every account on pod 0 (capacity N) and creates the key and session Secrets. It
+    // runs as the chart runs it: its ServiceAccount under the shipped ClusterRole (config/rbac).
+    const operatorConfig = await operatorKubeconfig(plane.info.kubeconfigPath);
     const operator = spawn(
       'setpriv',
       ['--pdeathsig', 'KILL', '--', process.execPath, resolve('dist/operator/main.js')],
       {
         env: {
           ...process.env,
-          KUBECONFIG: plane.info.kubeconfigPath,
+          KUBECONFIG: operatorConfig,
           METRICS_PORT: '0',
           HEALTH_PORT: '0',
           LEADER_ELECT: 'false',
@@ -247,10 +261,43 @@ async function main(): Promise<void> {
       { timeoutMs: 600_000, intervalMs: 250 },
     );
     await secrets.stop();
+    // The runtime runs as its pods do: as the pool's ServiceAccount, under the Role the operator keeps naming
+    // each placed account's Secrets and Lease. Every request then pays token authentication and that Role's
+    // checks, as in a cluster, instead of the admin certificate's (which skips authorization).
+    await waitFor(
+      `the Role ${RUNTIME_IDENTITY} to name every account's session Secret and Lease`,
+      async () => {
+        const role = await rest
+          .get<ApiObject & Pick<V1Role, 'rules'>>(Resources.Role, NAMESPACE, RUNTIME_IDENTITY)
+          .catch(() => undefined);
+        const named = (resource: string, verb: string): number =>
+          role?.rules?.find((r) => r.resources?.includes(resource) && r.verbs?.includes(verb))?.resourceNames
+            ?.length ?? 0;
+        return named('secrets', 'update') >= args.accounts && named('leases', 'update') > args.accounts
+          ? true
+          : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
+    const runtimeKubeconfig = await serviceAccountKubeconfig(
+      loadKubeConfig(plane.info.kubeconfigPath),
+      NAMESPACE,
+      RUNTIME_IDENTITY,
+    );
 
     const port = await freePort();
     const burners = Array.from({ length: args.burnCpus }, burner);
     children.push(...burners);
+    // What each process of the machine spends while the accounts start: the Ready time on two cores is the
+    // sum of these, not the runtime's alone.
+    const cpuPids = {
+      kube_apiserver: plane.info.pids['kube-apiserver'],
+      etcd: plane.info.pids.etcd,
+      operator: operator.pid,
+    };
+    const cpuAtStart = Object.fromEntries(
+      Object.entries(cpuPids).map(([name, pid]) => [name, processCpuSeconds(pid)]),
+    );
     const started = Date.now();
     // Started as the image starts it (malloc arenas limited by the entrypoint).
     // BENCH_RUNTIME_NODE_OPTIONS: further node options for the runtime (a profiler's --require, say).
@@ -259,7 +306,7 @@ async function main(): Promise<void> {
       env: {
         ...process.env,
         ...byImage.env,
-        KUBECONFIG: plane.info.kubeconfigPath,
+        KUBECONFIG: runtimeKubeconfig,
         POD_NAME: 'tdlib-runtime-default-0',
         POD_NAMESPACE: NAMESPACE,
         TDLIB_BACKEND: 'simulator',
@@ -308,6 +355,17 @@ async function main(): Promise<void> {
     );
     const readyAt = Date.now();
     const readySeconds = (readyAt - started) / 1000;
+    const coresWhileStarting: Record<string, number> = {
+      ...Object.fromEntries(
+        Object.entries(cpuPids).map(([name, pid]) => [
+          name,
+          (processCpuSeconds(pid) - (cpuAtStart[name] ?? 0)) / readySeconds,
+        ]),
+      ),
+      runtime: processCpuSeconds(runtime.pid) / readySeconds,
+    };
+    const apiServerCpuMsPerAccount =
+      ((coresWhileStarting.kube_apiserver ?? 0) * readySeconds * 1000) / args.accounts;
     for (const b of burners) b.kill('SIGKILL');
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     // Let in-flight coalesced writes land before counting.
@@ -320,9 +378,11 @@ async function main(): Promise<void> {
     const worstStallMs = metricSum(readyMetrics, 'nodejs_eventloop_lag_max_seconds') * 1000;
     // Reads are not in the audit log (its policy records writes): the runtime's own client counts them.
     const readsAtReady = metricSum(readyMetrics, 'rest_client_requests_total', { method: 'GET' });
+    // Requests its Role refused: each one a start that waited for the operator to name the account.
+    const forbidden = metricSum(readyMetrics, 'rest_client_requests_total', { code: '403' });
     const rss = rssMb(runtime.pid ?? 0);
     console.log(
-      `${args.accounts} accounts Ready in ${readySeconds.toFixed(1)} s; runtime RSS ${rss.toFixed(0)} MB; ${atReady} status writes; ${readsAtReady} GETs; worst event-loop stall ${worstStallMs.toFixed(0)} ms while the accounts started (${startedUp.stallMs.toFixed(0)} ms before, in the ${startedUp.servingSeconds.toFixed(1)} s to serving /metrics)`,
+      `${args.accounts} accounts Ready in ${readySeconds.toFixed(1)} s; runtime RSS ${rss.toFixed(0)} MB; ${atReady} status writes; ${readsAtReady} GETs; ${forbidden} refused by its Role; worst event-loop stall ${worstStallMs.toFixed(0)} ms while the accounts started (${startedUp.stallMs.toFixed(0)} ms before, in the ${startedUp.servingSeconds.toFixed(1)} s to serving /metrics)`,
     );
     // An observation window: what the runtime writes while nothing changes.
     await new Promise((r) => setTimeout(r, args.idleSeconds * 1000));
@@ -342,6 +402,9 @@ async function main(): Promise<void> {
     console.log(
       `runtime writes/s until Ready ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)})`,
     );
+    console.log(
+      `cores while the accounts started: ${JSON.stringify(round2(coresWhileStarting))} (sum ${sum(coresWhileStarting).toFixed(2)}); the API server's CPU per account ${apiServerCpuMsPerAccount.toFixed(1)} ms`,
+    );
     const transitions = 5; // WaitTdlibParameters, WaitPhoneNumber, Ready, connection Ready, user/backup details
     const result = {
       accounts: args.accounts,
@@ -359,6 +422,10 @@ async function main(): Promise<void> {
       ),
       achieved_writes_per_s: Number(achieved.toFixed(1)),
       ceiling_ratio: Number((achieved / ceiling).toFixed(3)),
+      cores_while_starting: round2(coresWhileStarting),
+      api_server_cpu_ms_per_account: Number(apiServerCpuMsPerAccount.toFixed(1)),
+      runtime_identity: `ServiceAccount ${NAMESPACE}/${RUNTIME_IDENTITY}`,
+      runtime_forbidden_requests: forbidden,
       observable_transitions_per_account: transitions,
       idle_status_writes: idle,
       idle_seconds: args.idleSeconds,

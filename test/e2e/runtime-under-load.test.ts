@@ -18,6 +18,8 @@ interface BenchResult {
   shutdown_seconds: number;
   shutdown_exit_code: number | null;
   runtime_process_warnings: string[];
+  runtime_identity: string;
+  runtime_forbidden_requests: number;
 }
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -48,6 +50,10 @@ describe('a runtime under CPU load', () => {
     const result = JSON.parse(last) as BenchResult;
     expect(result.accounts).toBe(1000);
     expect(result.burn_cpus).toBe(2);
+    // It ran as a pod does, under the Role the operator keeps for the pool, and that Role let it do everything
+    // 1,000 accounts needed: not one request refused.
+    expect(result.runtime_identity).toBe('ServiceAccount bench/tdlib-runtime-default');
+    expect(result.runtime_forbidden_requests).toBe(0);
     // Then a drain of all 1,000 (the load is gone by then): a clean exit, and no Node warning in the pod's log
     // at any point, such as a listener leak reported by one shutdown deadline shared by every account.
     expect(result.shutdown_exit_code).toBe(0);
