@@ -41,7 +41,7 @@ import {
   mixCpuMsPerAccount,
   writesByResource,
 } from './api-ceiling.js';
-import { processCpuSeconds } from './proc-cpu.js';
+import { machineCores, machineCpuSeconds, processCpuSeconds } from './proc-cpu.js';
 
 interface Args {
   json: boolean;
@@ -319,6 +319,7 @@ async function main(): Promise<void> {
     operator.stdout?.pipe(process.stderr);
     const started = Date.now();
     const apiServerCpuAtStart = processCpuSeconds(apiServerPid);
+    const machineAtStart = machineCpuSeconds();
     let peakRss = 0;
     const sampler = setInterval(() => {
       try {
@@ -376,6 +377,7 @@ async function main(): Promise<void> {
     // How much of the two cores the operator took from the API server while converging.
     const operatorCpu = processCpuSeconds(operatorPid);
     const apiServerCpu = processCpuSeconds(apiServerPid) - apiServerCpuAtStart;
+    const machine = machineCores(machineAtStart, machineCpuSeconds(), convergeSeconds);
     log(
       `converged in ${convergeSeconds.toFixed(1)} s; operator RSS ${rssAtConvergence.toFixed(0)} MB (peak ${peakRss.toFixed(0)} MB); ${writesAtConvergence} writes; operator CPU ${operatorCpu.toFixed(1)} s`,
     );
@@ -423,7 +425,7 @@ async function main(): Promise<void> {
     const apiMsPerAccount = (apiServerCpu * 1000) / args.accounts;
     const apiMsPerAccountAtCeiling = mixCpuMsPerAccount(byKind, apiCpuMsPerWrite, args.accounts);
     log(
-      `the API server while converging: ${(apiServerCpu / convergeSeconds).toFixed(2)} cores, ${apiMsPerAccount.toFixed(2)} ms of CPU per account (the ceiling's writes of the same mix: ${apiMsPerAccountAtCeiling.toFixed(2)} ms); the operator: ${(operatorCpu / convergeSeconds).toFixed(2)} cores`,
+      `the API server while converging: ${(apiServerCpu / convergeSeconds).toFixed(2)} cores, ${apiMsPerAccount.toFixed(2)} ms of CPU per account (the ceiling's writes of the same mix: ${apiMsPerAccountAtCeiling.toFixed(2)} ms); the operator: ${(operatorCpu / convergeSeconds).toFixed(2)} cores; the machine: ${machine.busy} cores busy, ${machine.idle} idle, ${machine.steal} taken by the hypervisor`,
     );
     clearInterval(sampler);
     const probe = await scheduleLatencies(rest, accounts, args.probes);
@@ -462,6 +464,7 @@ async function main(): Promise<void> {
       api_server_cpu_ms_per_account: Number(apiMsPerAccount.toFixed(2)),
       api_server_cpu_ms_per_account_at_ceiling_cost: Number(apiMsPerAccountAtCeiling.toFixed(2)),
       operator_cores_while_converging: Number((operatorCpu / convergeSeconds).toFixed(2)),
+      machine_cores_while_converging: machine,
       idle_writes: idleWrites,
       idle_seconds: args.idleSeconds,
       queue_latency_p99_ms: Number.isFinite(queueP99) ? Number((queueP99 * 1000).toFixed(1)) : -1,

@@ -34,7 +34,7 @@ import { metricSum, operatorKubeconfig } from '../support/operator.js';
 import { serviceAccountKubeconfig } from '../support/runtime.js';
 import { auditedWrites, measureApiCeiling, mixCeiling } from './api-ceiling.js';
 import { byEntrypoint } from './entrypoint.js';
-import { processCpuSeconds } from './proc-cpu.js';
+import { machineCores, machineCpuSeconds, processCpuSeconds } from './proc-cpu.js';
 
 const NAMESPACE = 'bench';
 /** The default pool's runtime ServiceAccount and Role, made by the operator (operator/pool/desired.ts). */
@@ -298,6 +298,7 @@ async function main(): Promise<void> {
     const cpuAtStart = Object.fromEntries(
       Object.entries(cpuPids).map(([name, pid]) => [name, processCpuSeconds(pid)]),
     );
+    const machineAtStart = machineCpuSeconds();
     const started = Date.now();
     // Started as the image starts it (malloc arenas limited by the entrypoint).
     // BENCH_RUNTIME_NODE_OPTIONS: further node options for the runtime (a profiler's --require, say).
@@ -364,6 +365,7 @@ async function main(): Promise<void> {
       ),
       runtime: processCpuSeconds(runtime.pid) / readySeconds,
     };
+    const machine = machineCores(machineAtStart, machineCpuSeconds(), readySeconds);
     const apiServerCpuMsPerAccount =
       ((coresWhileStarting.kube_apiserver ?? 0) * readySeconds * 1000) / args.accounts;
     for (const b of burners) b.kill('SIGKILL');
@@ -403,7 +405,7 @@ async function main(): Promise<void> {
       `runtime writes/s until Ready ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)})`,
     );
     console.log(
-      `cores while the accounts started: ${JSON.stringify(round2(coresWhileStarting))} (sum ${sum(coresWhileStarting).toFixed(2)}); the API server's CPU per account ${apiServerCpuMsPerAccount.toFixed(1)} ms`,
+      `cores while the accounts started: ${JSON.stringify(round2(coresWhileStarting))} (sum ${sum(coresWhileStarting).toFixed(2)}); the machine: ${machine.busy} cores busy, ${machine.idle} idle, ${machine.steal} taken by the hypervisor; the API server's CPU per account ${apiServerCpuMsPerAccount.toFixed(1)} ms`,
     );
     const transitions = 5; // WaitTdlibParameters, WaitPhoneNumber, Ready, connection Ready, user/backup details
     const result = {
@@ -423,6 +425,7 @@ async function main(): Promise<void> {
       achieved_writes_per_s: Number(achieved.toFixed(1)),
       ceiling_ratio: Number((achieved / ceiling).toFixed(3)),
       cores_while_starting: round2(coresWhileStarting),
+      machine_cores_while_starting: machine,
       api_server_cpu_ms_per_account: Number(apiServerCpuMsPerAccount.toFixed(1)),
       runtime_identity: `ServiceAccount ${NAMESPACE}/${RUNTIME_IDENTITY}`,
       runtime_forbidden_requests: forbidden,
