@@ -10,6 +10,10 @@
  * Given the API server's pid, it also reads what each kind cost the API server in CPU per write: a
  * workload's own cost per write against that tells whether it is held back by what it asks of the API server
  * or by how much of the machine the API server gets while it runs.
+ *
+ * The tight client authenticates as the benchmarked processes do, with a ServiceAccount token, and is
+ * authorized by RBAC (a binding to cluster-admin): the admin certificate would cost the API server a chain
+ * check per request and skip authorization, and the ratio would compare unlike requests.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -69,14 +73,19 @@ class TightClient {
   private readonly agent: Agent;
   private readonly base: URL;
 
-  constructor(apiServerUrl: string, pki: Pki, inFlight: number) {
+  /** With `token`, requests carry it as a bearer token; without, they present the admin certificate. */
+  constructor(
+    apiServerUrl: string,
+    pki: Pki,
+    inFlight: number,
+    private readonly token?: string,
+  ) {
     this.base = new URL(apiServerUrl);
     this.agent = new Agent({
       keepAlive: true,
       maxSockets: inFlight,
       ca: readFileSync(pki.caCert),
-      cert: readFileSync(pki.adminCert),
-      key: readFileSync(pki.adminKey),
+      ...(token === undefined && { cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) }),
     });
   }
 
@@ -93,6 +102,7 @@ class TightClient {
           headers: {
             Accept: 'application/json',
             'User-Agent': 'api-ceiling',
+            ...(this.token !== undefined && { Authorization: `Bearer ${this.token}` }),
             ...(payload !== undefined && {
               'Content-Type': c.contentType ?? 'application/json',
               'Content-Length': Buffer.byteLength(payload),
@@ -144,10 +154,63 @@ const GROUP_PATH = `/apis/${API_VERSION}`;
 const APPLY = 'application/apply-patch+yaml';
 const MERGE = 'application/merge-patch+json';
 
+const CEILING_IDENTITY = 'api-ceiling';
+
+/**
+ * A token of the ceiling's own ServiceAccount (in `default`, bound to cluster-admin), made with the admin
+ * certificate; returned once RBAC (served from an informer cache) lets it list namespaces.
+ */
+async function ceilingToken(options: CeilingOptions): Promise<string> {
+  const admin = new TightClient(options.apiServerUrl, options.pki, 1);
+  try {
+    const created = (r: { status: number; body: string }): void => {
+      if (r.status !== 201 && r.status !== 409) throw new Error(`HTTP ${r.status} ${r.body.slice(0, 300)}`);
+    };
+    const account = `/api/v1/namespaces/default/serviceaccounts`;
+    created(
+      await admin.call({ method: 'POST', path: account, body: { metadata: { name: CEILING_IDENTITY } } }),
+    );
+    created(
+      await admin.call({
+        method: 'POST',
+        path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+        body: {
+          metadata: { name: CEILING_IDENTITY },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+          subjects: [{ kind: 'ServiceAccount', name: CEILING_IDENTITY, namespace: 'default' }],
+        },
+      }),
+    );
+    const issued = await admin.call({
+      method: 'POST',
+      path: `${account}/${CEILING_IDENTITY}/token`,
+      body: { spec: { expirationSeconds: 3600 } },
+    });
+    const token = (JSON.parse(issued.body) as { status?: { token?: string } }).status?.token;
+    if (!token)
+      throw new Error(`no token for ServiceAccount default/${CEILING_IDENTITY}: HTTP ${issued.status}`);
+    const probe = new TightClient(options.apiServerUrl, options.pki, 1, token);
+    try {
+      await waitFor(
+        `ServiceAccount default/${CEILING_IDENTITY} to be authorized`,
+        async () =>
+          (await probe.call({ method: 'GET', path: '/api/v1/namespaces?limit=1' })).status === 200 ||
+          undefined,
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
+    } finally {
+      probe.close();
+    }
+    return token;
+  } finally {
+    admin.close();
+  }
+}
+
 /** Measures each kind of write; leaves the scratch namespace empty and deleted. */
 export async function measureApiCeiling(options: CeilingOptions): Promise<Ceiling> {
   const { count, inFlight, namespace, apiServerPid } = options;
-  const client = new TightClient(options.apiServerUrl, options.pki, inFlight);
+  const client = new TightClient(options.apiServerUrl, options.pki, inFlight, await ceilingToken(options));
   const name = (i: number): string => `ceiling-${String(i).padStart(6, '0')}`;
   const accounts = `${GROUP_PATH}/namespaces/${namespace}/telegramaccounts`;
   try {
