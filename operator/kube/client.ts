@@ -12,15 +12,12 @@
  * rest_client_request_duration_seconds{verb,host} (client-go's names). 429 and 5xx-with-Retry-After are
  * retried after the delay the server asked for, a bounded number of times (client-go's checkWait).
  */
-import { existsSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import tlsModule from 'node:tls';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { ApiError, apiErrorFrom, isGone, parseRetryAfter } from './errors.js';
+import type { ClusterAccess } from './kubeconfig.js';
 import type { Logger } from './logging.js';
 import { counter, defaultRegistry, histogram } from './metrics.js';
 import {
@@ -44,35 +41,7 @@ export {
   isTooManyRequests,
   parseRetryAfter,
 } from './errors.js';
-
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-/**
- * Loads a kubeconfig: the explicit path, else $KUBECONFIG (a path list, merged as kubectl does), else the
- * in-cluster ServiceAccount, else ~/.kube/config.
- */
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) {
-    kc.loadFromFile(path);
-    return kc;
-  }
-  if (process.env.KUBECONFIG) {
-    // loadFromDefault reads $KUBECONFIG first and merges every file of the list.
-    kc.loadFromDefault();
-    return kc;
-  }
-  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
-    kc.loadFromCluster();
-    return kc;
-  }
-  const home = join(homedir(), '.kube', 'config');
-  if (existsSync(home)) {
-    kc.loadFromFile(home);
-    return kc;
-  }
-  throw new Error('no kubeconfig: pass a path, set KUBECONFIG, run in a pod, or create ~/.kube/config');
-}
+export { loadKubeConfig, type ClusterAccess } from './kubeconfig.js';
 
 export interface RestClientOptions {
   registry?: Registry;
@@ -209,7 +178,7 @@ export class RestClient {
   private troubleEndedAt = 0;
 
   constructor(
-    readonly kubeConfig: KubeConfig,
+    readonly kubeConfig: ClusterAccess,
     private readonly options: RestClientOptions = {},
   ) {
     this.metrics = restMetrics(options.registry ?? defaultRegistry());

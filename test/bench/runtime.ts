@@ -21,6 +21,7 @@ import { parse } from 'yaml';
 import { allCrds, API_VERSION, type TelegramAccount } from '../../crds/index.js';
 import { runtimeName } from '../../crds/naming.js';
 import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
+import { clientNodeKubeConfig } from '../support/cluster.js';
 import { createLogger } from '../../operator/kube/logging.js';
 import { createRegistry } from '../../operator/kube/metrics.js';
 import { forEachLimited } from '../../operator/kube/util.js';
@@ -280,7 +281,7 @@ async function main(): Promise<void> {
       { timeoutMs: 120_000, intervalMs: 250 },
     );
     const runtimeKubeconfig = await serviceAccountKubeconfig(
-      loadKubeConfig(plane.info.kubeconfigPath),
+      clientNodeKubeConfig(plane.info.kubeconfigPath),
       NAMESPACE,
       RUNTIME_IDENTITY,
     );

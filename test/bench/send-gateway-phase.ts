@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { API_VERSION } from '../../crds/index.js';
 import { ANNOTATION_SEND_URL, LABEL_MANAGED_BY } from '../../crds/naming.js';
 import { TelegramAccountResource } from '../../crds/resources.js';
-import { RestClient, loadKubeConfig } from '../../operator/kube/client.js';
+import { RestClient } from '../../operator/kube/client.js';
+import { clientNodeKubeConfig } from '../support/cluster.js';
 import { createLogger } from '../../operator/kube/logging.js';
 import { createRegistry } from '../../operator/kube/metrics.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
@@ -207,7 +208,7 @@ export async function measureSends(options: SendPhaseOptions): Promise<SendPhase
   const logger = createLogger({ name: 'bench-send', level: 'warn' });
   options.log('send API: starting etcd + kube-apiserver');
   const plane = await ControlPlane.start({ dir: join(dir, 'plane') });
-  const kc = loadKubeConfig(plane.info.kubeconfigPath);
+  const kc = clientNodeKubeConfig(plane.info.kubeconfigPath);
   const rest = new RestClient(kc, { registry: createRegistry(), logger });
   const cleanups: Array<() => Promise<unknown> | unknown> = [];
   try {

@@ -10,6 +10,7 @@ import { GROUP, VERSION, type TelegramAccount } from '../../crds/index.js';
 import { World } from '../../runtime/simulator/world.js';
 import { waitFor } from '../cluster/wait.js';
 import { adminKubeConfig, testCluster } from '../support/cluster.js';
+import { moduleRecorder } from '../support/module-recorder.js';
 import type { OperatorProcess } from '../support/operator.js';
 import {
   serviceAccountKubeconfig,
@@ -95,6 +96,8 @@ describe('runtime login flows (simulator backend, runtime processes as kwok pods
       }),
     );
 
+  const runtimeModules = moduleRecorder();
+
   beforeAll(async () => {
     ({ namespace, worldDir, operator } = await startSimulatorScene(kc, 'login'));
     await secret('pw', { password: 'not-the-password' });
@@ -106,7 +109,15 @@ describe('runtime login flows (simulator backend, runtime processes as kwok pods
     // The operator creates the pool's StatefulSet and ServiceAccount; kwok runs pod-0; we start its process.
     await waitForPodReady(kc, namespace, 'tdlib-runtime-default-0');
     const kubeconfig = await serviceAccountKubeconfig(kc, namespace, 'tdlib-runtime-default');
-    runtimes.push(startRuntimeProcess({ pod: 'tdlib-runtime-default-0', namespace, kubeconfig, worldDir }));
+    runtimes.push(
+      startRuntimeProcess({
+        pod: 'tdlib-runtime-default-0',
+        namespace,
+        kubeconfig,
+        worldDir,
+        nodeArgs: runtimeModules.nodeArgs,
+      }),
+    );
     await runtimes[0]?.port();
   });
 
@@ -133,6 +144,12 @@ describe('runtime login flows (simulator backend, runtime processes as kwok pods
       { timeoutMs: 15_000 },
     );
     expect(Buffer.from(session.data?.session ?? '', 'base64').length).toBeGreaterThan(16);
+  });
+
+  it('runs on its ServiceAccount token without loading client-node', () => {
+    const loaded = runtimeModules.loaded();
+    expect(loaded.some((url) => url.endsWith('/dist/operator/kube/kubeconfig.js'))).toBe(true);
+    expect(loaded.filter((url) => url.includes('@kubernetes/client-node'))).toEqual([]);
   });
 
   it('logs a user in: WaitCode, a wrong code, the right code, a wrong 2FA password, the right one, Ready', async () => {

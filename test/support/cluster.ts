@@ -25,8 +25,13 @@ export function testCluster(): TestClusterInfo {
 }
 
 export function adminKubeConfig(): k8s.KubeConfig {
+  return clientNodeKubeConfig(testCluster().kubeconfigPath);
+}
+
+/** client-node's KubeConfig of a file, for the test helpers built on its generated API clients. */
+export function clientNodeKubeConfig(path: string): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
-  kc.loadFromFile(testCluster().kubeconfigPath);
+  kc.loadFromFile(path);
   return kc;
 }
 

@@ -1,6 +1,6 @@
 /** `kubectl telegram` without process side effects: parse, connect, dispatch, map errors to exit codes. */
-import type { KubeConfig } from '@kubernetes/client-node';
 import { ApiError, RestClient, loadKubeConfig } from '../../operator/kube/client.js';
+import type { Kubeconfig } from '../../operator/kube/kubeconfig.js';
 import { createRegistry } from '../../operator/kube/metrics.js';
 import { errorMessage } from '../../operator/kube/util.js';
 import { USAGE, parseArgs, type Options } from './args.js';
@@ -85,8 +85,8 @@ export async function execute(options: Options, io: Io, cleanups = new Cleanups(
   }
 }
 
-function kubeConfig(options: Options): KubeConfig {
-  let kc: KubeConfig;
+function kubeConfig(options: Options): Kubeconfig {
+  let kc: Kubeconfig;
   try {
     kc = loadKubeConfig(options.kubeconfig);
   } catch (error) {

@@ -3,6 +3,7 @@ import { GROUP, VERSION, type TelegramAccount } from '../../../crds/index.js';
 import { waitFor } from '../../cluster/wait.js';
 import { adminKubeConfig, createTestNamespace } from '../../support/cluster.js';
 import { installCrds } from '../../support/crds.js';
+import { moduleRecorder } from '../../support/module-recorder.js';
 import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../../support/operator.js';
 
 const LEGACY_LABEL_POD = `${GROUP}/pod`;
@@ -17,6 +18,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
   const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
   let namespace = '';
   let operator: OperatorProcess;
+  const modules = moduleRecorder();
 
   const secret = (name: string, data: Record<string, string>) =>
     core.createNamespacedSecret({
@@ -88,6 +90,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     operator = startOperatorProcess(await operatorKubeconfig(), {
       WATCH_NAMESPACE: namespace,
       RUNTIME_ACCOUNTS_PER_POD: '2',
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${modules.nodeOptions}`.trim(),
     });
     await secret('api', { api_id: '12345', api_hash: '0123456789abcdef0123456789abcdef' });
     await secret('bot', { token: '123456:AAAA-test-token' });
@@ -132,6 +135,14 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       { timeoutMs: 10_000 },
     );
     expect(lease.metadata?.ownerReferences ?? []).toEqual([]);
+  });
+
+  it('reaches the API server on its ServiceAccount token without loading client-node (whose generated API clients alone held 14.6 MB of its heap)', async () => {
+    // The first test placed 'news': the operator has listed, watched, applied and created by now.
+    await waitForCondition('news', 'Scheduled', 'True', 'Placed');
+    const loaded = modules.loaded();
+    expect(loaded.some((url) => url.endsWith('/dist/operator/kube/kubeconfig.js'))).toBe(true);
+    expect(loaded.filter((url) => url.includes('@kubernetes/client-node'))).toEqual([]);
   });
 
   it('with deletionPolicy LogOut, holds a finalizer and has the account own its Secrets and Lease; switching to KeepSession releases them', async () => {
