@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccountState, checkPeerFlood, fullBucket, takeToken } from '../../../runtime/simulator/limits.js';
 import { Scheduler } from '../../../runtime/simulator/scheduler.js';
+import { waitFor } from '../../cluster/wait.js';
 
 describe('token buckets', () => {
   const limit = { per_second: 2, burst: 3 };
@@ -83,6 +84,37 @@ describe('scheduler', () => {
     now = 1010;
     await new Promise((r) => setTimeout(r, 20));
     expect(order).toEqual(['b', 'a', 'c', 'late']);
+    scheduler.close();
+  });
+
+  it('runs at most its budget of work per turn and the rest, in order, in the next turns', async () => {
+    const order: number[] = [];
+    let flushes = 0;
+    const scheduler = new Scheduler(
+      () => 0,
+      () => flushes++,
+      4,
+    );
+    const busy = (ms: number): void => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    for (let i = 0; i < 10; i++)
+      scheduler.at(0, () => {
+        busy(1.5);
+        order.push(i);
+      });
+    await new Promise((r) => setImmediate(r));
+    // 1.5 ms or more each against a 4 ms budget: the turn ends by the third task (sooner if preempted).
+    expect(order.length).toBeGreaterThanOrEqual(1);
+    expect(order.length).toBeLessThanOrEqual(3);
+    expect(flushes).toBe(1);
+    await waitFor('every task', () => (order.length === 10 ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 1,
+    });
+    expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(flushes).toBeGreaterThanOrEqual(4);
     scheduler.close();
   });
 
