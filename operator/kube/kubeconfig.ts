@@ -67,7 +67,7 @@ export interface KubeconfigEntries {
   currentContext?: string;
 }
 
-/** A kubeconfig that cannot be used: `source` is the file (or "in-cluster"), `field` the entry at fault. */
+/** A kubeconfig that cannot be used: `source` is the file (or "in-cluster"); the message names the entry. */
 export class KubeconfigError extends Error {
   constructor(
     readonly source: string,
@@ -79,6 +79,16 @@ export class KubeconfigError extends Error {
 }
 
 type Fields = Record<string, unknown>;
+
+/** Reads a file the kubeconfig points at (or the kubeconfig itself); errors name it, never its content. */
+function readText(source: string, path: string, what?: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new KubeconfigError(source, `${what ? `${what} ${path} ` : ''}cannot be read (${code})`);
+  }
+}
 
 function isFields(value: unknown): value is Fields {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -324,12 +334,7 @@ export class Kubeconfig implements ClusterAccess {
   }
 
   private readFile(path: string, what: string): string {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-      throw new KubeconfigError(this.source, `${what} ${path} cannot be read (${code})`);
-    }
+    return readText(this.source, path, what);
   }
 
   /** client-node's KubeConfig over the same entries, for exec plugins, auth-providers and proxies. */
@@ -354,16 +359,7 @@ export class Kubeconfig implements ClusterAccess {
 }
 
 function loadFiles(paths: string[]): Kubeconfig {
-  const parsed = paths.map((path) => {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-      throw new KubeconfigError(path, `cannot be read (${code})`);
-    }
-    return parseKubeconfig(text, path, dirname(resolve(path)));
-  });
+  const parsed = paths.map((path) => parseKubeconfig(readText(path, path), path, dirname(resolve(path))));
   return new Kubeconfig(mergeKubeconfigs(parsed), paths.join(delimiter));
 }
 
