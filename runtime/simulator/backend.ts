@@ -27,6 +27,9 @@ export interface SimulatorBackendOptions {
   readonly clock?: Clock;
 }
 
+/** A function, not an inline test: a request's handling changes the phase behind the compiler's narrowing. */
+const isClosed = (client: SimClient): boolean => client.phase === 'closed';
+
 export class SimulatorBackend implements TdBackend, TdFencedBackend {
   readonly kind = 'simulator';
   readonly world: World;
@@ -79,8 +82,18 @@ export class SimulatorBackend implements TdBackend, TdFencedBackend {
       this.rt.emit(clientId, O.error(400, 'Invalid TDLib instance specified'), parsed.extra);
       return;
     }
-    router.receive(client, requestJson);
-    if (client.phase === 'closed') this.updateRef();
+    // td_send only queues the request: TDLib handles it on its own threads. The stand-in handles it in its
+    // scheduler's bounded turns, in order, so a thousand clients started in one turn do not run their
+    // session-file writes inside the caller's turn.
+    this.rt.scheduler.after(0, () => {
+      if (this.closed) return;
+      if (isClosed(client)) {
+        this.rt.emit(clientId, O.error(500, 'Request aborted'), parseRequest(requestJson).extra);
+        return;
+      }
+      router.receive(client, requestJson);
+      if (isClosed(client)) this.updateRef();
+    });
   }
 
   execute(requestJson: string): string {
