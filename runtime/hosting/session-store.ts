@@ -7,7 +7,8 @@
  * Secret's epoch is not newer than ours, and the write carries the resourceVersion that check was made on.
  */
 import { createHmac } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GROUP, sessionSecretName } from '../../crds/index.js';
 import type { RestClient } from '../../operator/kube/client.js';
@@ -131,14 +132,14 @@ export class SessionStore {
     return { account: `${this.options.namespace}/${this.options.account}`, epoch };
   }
 
-  private localKey(): string | undefined {
-    const mark = join(this.databaseDir, LOCAL_KEY_MARK);
-    return existsSync(mark) ? readFileSync(mark, 'utf8').trim() : undefined;
-  }
-
-  private localEpoch(): number | undefined {
-    const mark = join(this.databaseDir, LOCAL_EPOCH_MARK);
-    return existsSync(mark) ? parseEpoch(readFileSync(mark, 'utf8').trim()) : undefined;
+  /** A mark file's text; undefined when there is none. */
+  private async readMark(name: string): Promise<string | undefined> {
+    try {
+      return (await readFile(join(this.databaseDir, name), 'utf8')).trim();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
   }
 
   /**
@@ -157,14 +158,16 @@ export class SessionStore {
     const blob = secret?.data?.[SESSION_SECRET_KEY];
     const backupEpoch = parseEpoch(secret?.metadata?.annotations?.[SESSION_EPOCH_ANNOTATION]);
     const fingerprint = keyFingerprint(key);
-    const localKey = this.localKey();
+    // Asynchronous file calls: a thousand accounts start together, and these run on libuv's threads
+    // instead of one after another on the event loop.
+    const localKey = await this.readMark(LOCAL_KEY_MARK);
     // Files without the mark predate it: kept (their key was the only one the account ever had then).
     if (localKey !== undefined && localKey !== fingerprint) {
-      rmSync(this.databaseDir, { recursive: true, force: true });
-      rmSync(this.filesDir, { recursive: true, force: true });
+      await rm(this.databaseDir, { recursive: true, force: true });
+      await rm(this.filesDir, { recursive: true, force: true });
     }
     const choice = chooseSession(
-      { hasFiles: this.hasLocalSession(), epoch: this.localEpoch() },
+      { hasFiles: this.hasLocalSession(), epoch: parseEpoch(await this.readMark(LOCAL_EPOCH_MARK)) },
       { present: Boolean(blob), epoch: backupEpoch },
     );
     let result: RestoreResult = { choice, backupEpoch };
@@ -180,9 +183,9 @@ export class SessionStore {
         };
       }
     }
-    mkdirSync(this.databaseDir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(this.databaseDir, LOCAL_EPOCH_MARK), String(epoch));
-    writeFileSync(join(this.databaseDir, LOCAL_KEY_MARK), fingerprint);
+    await mkdir(this.databaseDir, { recursive: true, mode: 0o700 });
+    await writeFile(join(this.databaseDir, LOCAL_EPOCH_MARK), String(epoch));
+    await writeFile(join(this.databaseDir, LOCAL_KEY_MARK), fingerprint);
     return result;
   }
 
