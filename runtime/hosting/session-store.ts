@@ -16,6 +16,7 @@ import { isConflict, isNotFound } from '../../operator/kube/errors.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
 import {
   SESSION_SECRET_KEY,
+  errnoCode,
   packSessionInBackground,
   unpackSession,
   type BackupContext,
@@ -137,7 +138,7 @@ export class SessionStore {
     try {
       return (await readFile(join(this.databaseDir, name), 'utf8')).trim();
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (errnoCode(error) === 'ENOENT') return undefined;
       throw error;
     }
   }

@@ -361,7 +361,7 @@ function existsAsDirectory(path: string): boolean {
   }
 }
 
-function errnoCode(error: unknown): string | undefined {
+export function errnoCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 

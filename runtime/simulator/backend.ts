@@ -73,7 +73,7 @@ export class SimulatorBackend implements TdBackend, TdFencedBackend {
     if (!this.fence.allows(clientId, requestJson)) return;
     const client = this.clients.get(clientId);
     if (client === undefined && this.closedIds.has(clientId)) {
-      this.rt.emit(clientId, O.error(500, 'Request aborted'), parseRequest(requestJson).extra);
+      this.abort(clientId, requestJson);
       return;
     }
     if (client === undefined) {
@@ -88,12 +88,17 @@ export class SimulatorBackend implements TdBackend, TdFencedBackend {
     this.rt.scheduler.after(0, () => {
       if (this.closed) return;
       if (isClosed(client)) {
-        this.rt.emit(clientId, O.error(500, 'Request aborted'), parseRequest(requestJson).extra);
+        this.abort(clientId, requestJson);
         return;
       }
       router.receive(client, requestJson);
       if (isClosed(client)) this.updateRef();
     });
+  }
+
+  /** A request to a client that has closed: TDLib answers it with this error. */
+  private abort(clientId: number, requestJson: string): void {
+    this.rt.emit(clientId, O.error(500, 'Request aborted'), parseRequest(requestJson).extra);
   }
 
   execute(requestJson: string): string {
