@@ -260,11 +260,12 @@ export class RestClient {
   /**
    * Lists every page (limit + continue, default 500 per page). If a continue token expires mid-way (410), it
    * falls back to one unpaginated list, as client-go's pager does, rather than paging forever behind a fast
-   * compaction. `onPage` lets a caller process (and drop) pages as they come.
+   * compaction. `onPage` lets a caller process (and drop) pages as they come; `restart` is true for the
+   * unpaginated list of that fallback, which replaces every page before it (a later snapshot).
    */
   async listAll<T extends ApiObject = ApiObject>(
     resource: ResourceDescriptor,
-    options: Omit<ListOptions, 'continue'> & { onPage?: (items: T[]) => void } = {},
+    options: Omit<ListOptions, 'continue'> & { onPage?: (items: T[], restart: boolean) => void } = {},
   ): Promise<{ items: T[]; resourceVersion: string }> {
     const items: T[] = [];
     const limit = options.limit ?? 500;
@@ -277,12 +278,12 @@ export class RestClient {
       } catch (error) {
         if (token !== undefined && isGone(error)) {
           const full = await this.list<T>(resource, { ...options, limit: undefined, continue: undefined });
-          options.onPage?.(full.items);
+          options.onPage?.(full.items, true);
           return { items: full.items, resourceVersion: full.metadata.resourceVersion ?? '' };
         }
         throw error;
       }
-      if (options.onPage) options.onPage(page.items);
+      if (options.onPage) options.onPage(page.items, false);
       else for (const item of page.items) items.push(item);
       resourceVersion = page.metadata.resourceVersion ?? resourceVersion;
       token = page.metadata.continue || undefined;

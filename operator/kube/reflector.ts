@@ -2,8 +2,9 @@
  * Informer = reflector (list, then watch from the list's resourceVersion, forever) + store + event fan-out,
  * following client-go's tools/cache/reflector.go:
  *
- * - paged LIST (limit 500), applied as a diff against the store: on a relist, objects that vanished while
- *   we were not watching get a synthesized DELETED, changed ones MODIFIED, unchanged ones nothing;
+ * - paged LIST (limit 500), each page applied as a diff against the store as it arrives: on a relist, objects
+ *   that vanished while we were not watching get a synthesized DELETED, changed ones MODIFIED, unchanged ones
+ *   nothing;
  * - WATCH with allowWatchBookmarks=true and a randomised server-side timeoutSeconds (5-10 min), resumed from
  *   the last resourceVersion seen (events and bookmarks both advance it), so a normal close costs one request
  *   and no relist;
@@ -337,38 +338,47 @@ export class Informer<T extends ApiObject = ApiObject> {
     }
   }
 
-  /** Lists all pages into a fresh map, then applies the difference to the store and emits events. */
+  /**
+   * Lists page by page and applies each page to the store as it arrives (ADDED or MODIFIED for what is new
+   * or changed), then removes what no page held (DELETED). One page's work per event-loop turn, not the
+   * whole list's: a runtime listing its 1,000 accounts held its loop for 80-90 ms applying them at once
+   * (profiled). The store then passes through states between the old list and the new one, as it does
+   * while watch events arrive one by one; the pages are one snapshot, and the watch resumes from its version
+   * only once every page is applied.
+   */
   private async relist(signal: AbortSignal): Promise<void> {
-    const fresh = new Map<string, T>();
+    const seen = new Set<string>();
+    const initial = !this.synced;
+    let added = 0;
+    let modified = 0;
+    let deleted = 0;
     const { resourceVersion } = await this.rest.listAll<T>(this.resource, {
       namespace: this.options.namespace,
       labelSelector: this.options.labelSelector,
       fieldSelector: this.options.fieldSelector,
       limit: this.options.pageSize ?? 500,
       signal,
-      onPage: (items) => {
+      onPage: (items, restart) => {
+        if (signal.aborted) return;
+        // The pages before an expired continue token are of an older snapshot than this full list.
+        if (restart) seen.clear();
         for (const item of items) {
           const obj = this.prepare(item);
-          fresh.set(keyOfObject(obj), obj);
+          const key = keyOfObject(obj);
+          seen.add(key);
+          const old = this.store.get(key);
+          if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) continue;
+          this.store.upsert(obj);
+          if (old) modified++;
+          else added++;
+          this.emit(old ? 'MODIFIED' : 'ADDED', obj, old, { initial });
         }
       },
     });
     if (signal.aborted) return;
     this.metrics.lists.inc({ name: this.name });
-    const initial = !this.synced;
-    let added = 0;
-    let modified = 0;
-    let deleted = 0;
-    for (const [key, obj] of fresh) {
-      const old = this.store.get(key);
-      if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) continue;
-      this.store.upsert(obj);
-      if (old) modified++;
-      else added++;
-      this.emit(old ? 'MODIFIED' : 'ADDED', obj, old, { initial });
-    }
     const gone: string[] = [];
-    for (const key of this.store.keys()) if (!fresh.has(key)) gone.push(key);
+    for (const key of this.store.keys()) if (!seen.has(key)) gone.push(key);
     for (const key of gone) {
       const old = this.store.remove(key);
       if (old) {
@@ -377,10 +387,10 @@ export class Informer<T extends ApiObject = ApiObject> {
       }
     }
     this.resourceVersion = resourceVersion;
-    this.logger.debug({ resourceVersion, objects: fresh.size, added, modified, deleted }, 'listed');
+    this.logger.debug({ resourceVersion, objects: seen.size, added, modified, deleted }, 'listed');
     if (!this.synced) {
       this.synced = true;
-      this.logger.info({ objects: fresh.size, resourceVersion }, 'cache synced');
+      this.logger.info({ objects: seen.size, resourceVersion }, 'cache synced');
       for (const wake of this.syncWaiters.splice(0)) wake(true);
     }
   }

@@ -168,10 +168,26 @@ describe('Informer', () => {
       registry,
     });
     informer.addIndex('value', (o) => [o.data?.value ?? '']);
+    // Counts event-loop turns while the list runs, to see in which turns its objects arrive.
+    let turn = 0;
+    let counting = true;
+    const nextTurn = (): void => {
+      turn++;
+      if (counting) setImmediate(nextTurn);
+    };
+    setImmediate(nextTurn);
+    const listTurns = new Set<number>();
+    informer.onEvent((_type, _obj, _old, meta) => {
+      if (meta.initial) listTurns.add(turn);
+    });
     informer.start();
     try {
       expect(await informer.waitForSync(10_000)).toBe(true);
+      counting = false;
       expect(informer.list(namespace)).toHaveLength(count);
+      // Each page is applied when it arrives, not the whole list in one turn: a runtime listing 1,000
+      // accounts must not hold its event loop for all of them at once.
+      expect(listTurns.size).toBeGreaterThanOrEqual(5);
       // ceil(23 / 5) = 5 pages: at least 5 GETs for one list (an unpaged list plus the watch would be 2).
       expect(
         await metricValue(registry, 'rest_client_requests_total', { method: 'GET', code: '200' }),
@@ -184,6 +200,7 @@ describe('Informer', () => {
       });
       expect(informer.byIndex('value', '2')).toHaveLength(8);
     } finally {
+      counting = false;
       await informer.dispose();
       await counted.close();
     }

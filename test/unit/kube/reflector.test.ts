@@ -27,8 +27,11 @@ function cm(name: string, resourceVersion: string): Cm {
   return { metadata: { name, namespace: 'ns', resourceVersion } };
 }
 
+/** One answer to a LIST: a page (with a continue token if more follow), or an expired continue token. */
+type ListAnswer = { resourceVersion: string; items: Cm[]; continue?: string } | { expired: true };
+
 async function fakeApiserver(
-  onList: (n: number) => { resourceVersion: string; items: Cm[] },
+  onList: (n: number, continueToken: string | null) => ListAnswer,
   onWatch: (n: number, resourceVersion: string, res: ServerResponse) => void,
 ): Promise<{ rest: RestClient; lists: () => number; watches: () => number }> {
   let lists = 0;
@@ -41,9 +44,21 @@ async function fakeApiserver(
       return;
     }
     lists++;
-    const page = onList(lists);
+    const page = onList(lists, url.searchParams.get('continue'));
+    if ('expired' in page) {
+      res.writeHead(410, { 'Content-Type': 'application/json' });
+      res.end(
+        JSON.stringify({ kind: 'Status', code: 410, reason: 'Expired', message: 'continue token expired' }),
+      );
+      return;
+    }
     res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify({ metadata: { resourceVersion: page.resourceVersion }, items: page.items }));
+    res.end(
+      JSON.stringify({
+        metadata: { resourceVersion: page.resourceVersion, continue: page.continue },
+        items: page.items,
+      }),
+    );
   });
   await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
   const kc = new KubeConfig();
@@ -161,5 +176,46 @@ describe('Informer reflector', () => {
     // Each empty watch costs a backoff of at least 200 ms: two take >= 400 ms, not a burst of requests.
     expect(Date.now() - started).toBeGreaterThanOrEqual(350);
     expect(fake.lists()).toBe(1); // a clean close resumes from the resourceVersion, no relist
+  });
+
+  it('drops what only the pages before an expired continue token held: the full list replaces them', async () => {
+    // Page 1 holds a and b; the continue token then expires, and the unpaginated list that replaces the
+    // pages (a later snapshot) no longer holds a. Pages are applied as they arrive, so a is in the store
+    // for a while; it must not stay there.
+    const fake = await fakeApiserver(
+      (n, continueToken) => {
+        if (n === 1) return { resourceVersion: '10', items: [cm('a', '5'), cm('b', '6')], continue: 'p2' };
+        if (continueToken !== null) return { expired: true };
+        return { resourceVersion: '30', items: [cm('b', '6'), cm('c', '25')] };
+      },
+      (_n, _rv, res) => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.write(
+          `${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '31' } } })}\n`,
+        );
+      },
+    );
+    informer = new Informer<Cm>(fake.rest, Resources.ConfigMap, {
+      namespace: 'ns',
+      logger,
+      name: 'expired-continue',
+      registry: createRegistry(),
+      pageSize: 2,
+    });
+    const seen: string[] = [];
+    informer.onEvent((type: InformerEventType, obj, _old, meta) =>
+      seen.push(`${type} ${obj.metadata?.name ?? ''}${meta.finalStateUnknown ? ' unknown' : ''}`),
+    );
+    informer.start();
+    expect(await informer.waitForSync(10_000)).toBe(true);
+    expect(
+      informer
+        .list('ns')
+        .map((o) => o.metadata?.name)
+        .sort(),
+    ).toEqual(['b', 'c']);
+    expect(seen).toEqual(['ADDED a', 'ADDED b', 'ADDED c', 'DELETED a unknown']);
+    expect(fake.lists()).toBe(3);
+    expect(informer.lastSyncResourceVersion()).toBe('30');
   });
 });
