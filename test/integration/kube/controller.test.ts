@@ -232,6 +232,50 @@ describe('Controller', () => {
     }
   }, 60_000);
 
+  it('starts its workers one per event-loop turn, so a full queue does not begin every first reconcile in one', async () => {
+    const suite = 'stagger';
+    const workers = 8;
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        rest.create(Resources.ConfigMap, source(namespace, suite, `stagger-${i}`, { v: '1' })),
+      ),
+    );
+    const mirror = createMirror({ rest, namespace, suite, logger, registry: createRegistry(), workers });
+    // Counts event-loop turns, to see in which turn each worker begins its first reconcile.
+    let turn = 0;
+    let counting = true;
+    const nextTurn = (): void => {
+      turn++;
+      if (counting) setImmediate(nextTurn);
+    };
+    setImmediate(nextTurn);
+    const firstTurns: number[] = [];
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // Each reconcile waits until released, so every worker stays on its first key.
+    mirror.before = async () => {
+      firstTurns.push(turn);
+      await released;
+      return undefined;
+    };
+    try {
+      await mirror.start();
+      await waitFor(
+        'every worker on its first key',
+        () => (firstTurns.length >= workers ? true : undefined),
+        {
+          timeoutMs: 10_000,
+        },
+      );
+      expect(firstTurns).toHaveLength(workers);
+      expect(new Set(firstTurns).size).toBe(workers);
+    } finally {
+      counting = false;
+      release();
+      await mirror.stop();
+    }
+  }, 60_000);
+
   it('queues the initial list at low priority, so a live change is reconciled before the backlog', async () => {
     const suite = 'priority';
     const backlog = 150;
