@@ -10,7 +10,7 @@ import { Resources, type ApiObject } from '../../../operator/kube/resource.js';
 import { waitFor } from '../../cluster/wait.js';
 import { adminKubeConfig, createTestNamespace } from '../../support/cluster.js';
 import { FIELD_MANAGER, converged, createMirror, source, type ConfigMap, type Mirror } from './mirror.js';
-import { testLogger } from './support.js';
+import { testLogger, turnCounter } from './support.js';
 
 const logger = testLogger('controller-test');
 let rest: RestClient;
@@ -241,20 +241,14 @@ describe('Controller', () => {
       ),
     );
     const mirror = createMirror({ rest, namespace, suite, logger, registry: createRegistry(), workers });
-    // Counts event-loop turns, to see in which turn each worker begins its first reconcile.
-    let turn = 0;
-    let counting = true;
-    const nextTurn = (): void => {
-      turn++;
-      if (counting) setImmediate(nextTurn);
-    };
-    setImmediate(nextTurn);
+    // In which event-loop turn each worker begins its first reconcile.
+    const turns = turnCounter();
     const firstTurns: number[] = [];
     let release = (): void => undefined;
     const released = new Promise<void>((resolve) => (release = resolve));
     // Each reconcile waits until released, so every worker stays on its first key.
     mirror.before = async () => {
-      firstTurns.push(turn);
+      firstTurns.push(turns.current());
       await released;
       return undefined;
     };
@@ -270,7 +264,7 @@ describe('Controller', () => {
       expect(firstTurns).toHaveLength(workers);
       expect(new Set(firstTurns).size).toBe(workers);
     } finally {
-      counting = false;
+      turns.stop();
       release();
       await mirror.stop();
     }

@@ -14,7 +14,7 @@ import {
 import { Resources } from '../../../operator/kube/resource.js';
 import { waitFor } from '../../cluster/wait.js';
 import { adminKubeConfig, createTestNamespace } from '../../support/cluster.js';
-import { TcpProxy, kubeConfigWithServer, testLogger } from './support.js';
+import { TcpProxy, kubeConfigWithServer, testLogger, turnCounter } from './support.js';
 
 interface ConfigMap {
   apiVersion?: string;
@@ -168,22 +168,16 @@ describe('Informer', () => {
       registry,
     });
     informer.addIndex('value', (o) => [o.data?.value ?? '']);
-    // Counts event-loop turns while the list runs, to see in which turns its objects arrive.
-    let turn = 0;
-    let counting = true;
-    const nextTurn = (): void => {
-      turn++;
-      if (counting) setImmediate(nextTurn);
-    };
-    setImmediate(nextTurn);
+    // In which event-loop turns the list's objects arrive.
+    const turns = turnCounter();
     const listTurns = new Set<number>();
     informer.onEvent((_type, _obj, _old, meta) => {
-      if (meta.initial) listTurns.add(turn);
+      if (meta.initial) listTurns.add(turns.current());
     });
     informer.start();
     try {
       expect(await informer.waitForSync(10_000)).toBe(true);
-      counting = false;
+      turns.stop();
       expect(informer.list(namespace)).toHaveLength(count);
       // Each page is applied when it arrives, not the whole list in one turn: a runtime listing 1,000
       // accounts must not hold its event loop for all of them at once.
@@ -200,7 +194,7 @@ describe('Informer', () => {
       });
       expect(informer.byIndex('value', '2')).toHaveLength(8);
     } finally {
-      counting = false;
+      turns.stop();
       await informer.dispose();
       await counted.close();
     }

@@ -24,6 +24,26 @@ export function testLogger(name: string): Logger {
   return createLogger({ name, level: process.env.LOG_LEVEL ?? 'error' });
 }
 
+/**
+ * Counts event-loop turns (one setImmediate per turn) until stopped, so a test can see whether work it
+ * observes ran in one turn or was spread over several. Spins the loop while running: stop it promptly.
+ */
+export function turnCounter(): { current: () => number; stop: () => void } {
+  let turn = 0;
+  let counting = true;
+  const next = (): void => {
+    turn++;
+    if (counting) setImmediate(next);
+  };
+  setImmediate(next);
+  return {
+    current: () => turn,
+    stop: () => {
+      counting = false;
+    },
+  };
+}
+
 export interface PrivatePlane {
   plane: ControlPlane;
   kubeConfig: KubeConfig;
