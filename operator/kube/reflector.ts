@@ -341,7 +341,7 @@ export class Informer<T extends ApiObject = ApiObject> {
   /**
    * Lists page by page and applies each page to the store as it arrives (ADDED or MODIFIED for what is new
    * or changed), then removes what no page held (DELETED). One page's work per event-loop turn, not the
-   * whole list's: a runtime listing its 1,000 accounts held its loop for 80-90 ms applying them at once
+   * whole list's: a runtime listing its 1,000 accounts held its loop for 80-120 ms applying them at once
    * (profiled). The store then passes through states between the old list and the new one, as it does
    * while watch events arrive one by one; the pages are one snapshot, and the watch resumes from its version
    * only once every page is applied.
