@@ -1,6 +1,7 @@
 /**
  * Runtime benchmark: N bot accounts (simulator) placed on ONE runtime process; measures the time until all
- * are Ready, the process RSS, the runtime's status writes per account, and its writes in an idle window.
+ * are Ready, the process RSS, the runtime's status writes per account (and, by kind, the operator's writes
+ * while the accounts start: its Ready), and its writes in an idle window.
  *
  *   npm run bench:runtime -- [--json] [--accounts N] [--idle-seconds S] [--burn-cpus C]
  * The last line with --json: {"ready_seconds", "rss_mb", "status_writes_per_account", ...}, and what the runtime's
@@ -397,10 +398,19 @@ async function main(): Promise<void> {
       'tdlib-runtime',
       args.accounts,
     );
+    // The operator follows each account's report with its Ready: a second status apply per account in the same
+    // seconds, which the API server pays for as much as the runtime's own.
+    const operatorWrites = auditedWrites(
+      plane.info.logs.audit ?? '',
+      started,
+      readyAt,
+      'tdlib-operator',
+      args.accounts,
+    );
     const ceiling = mixCeiling(runtimeWrites.byKind, rates);
     const achieved = runtimeWrites.total / readySeconds;
     console.log(
-      `runtime writes per account by verb and resource: ${JSON.stringify(runtimeWrites.perAccount)}`,
+      `runtime writes per account by verb and resource: ${JSON.stringify(runtimeWrites.perAccount)}; the operator's meanwhile: ${JSON.stringify(operatorWrites.perAccount)}`,
     );
     console.log(
       `runtime writes/s until Ready ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)})`,
@@ -419,6 +429,7 @@ async function main(): Promise<void> {
       status_writes_per_account: Number((atReady / args.accounts).toFixed(2)),
       reads_per_account: Number((readsAtReady / args.accounts).toFixed(2)),
       writes_per_account_by_kind: runtimeWrites.perAccount,
+      operator_writes_per_account_by_kind: operatorWrites.perAccount,
       api_ceiling_writes_per_s: Number(ceiling.toFixed(1)),
       api_ceiling_by_kind: Object.fromEntries(
         Object.entries(rates).map(([k, v]) => [k, Number(v.toFixed(1))]),
