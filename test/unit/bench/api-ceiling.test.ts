@@ -1,4 +1,12 @@
-import { kindOfAudited, mixCeiling, mixCpuMsPerAccount, type KindRates } from '../../bench/api-ceiling.js';
+import {
+  kindOfAudited,
+  median,
+  medianByKind,
+  mixCeiling,
+  mixCeilingByRound,
+  mixCpuMsPerAccount,
+  type KindRates,
+} from '../../bench/api-ceiling.js';
 
 const rates: KindRates = {
   'account-create': 400,
@@ -53,5 +61,28 @@ describe("what a write mix costs the API server per account, at the ceiling's co
   it('leaves out kinds whose cost was not measured, and is 0 without accounts', () => {
     expect(mixCpuMsPerAccount({ 'account-status': 10, 'lease-update': 10 }, cost, 10)).toBeCloseTo(3.3);
     expect(mixCpuMsPerAccount({ 'account-status': 10 }, cost, 0)).toBe(0);
+  });
+});
+
+describe('a ceiling measured in rounds', () => {
+  it("takes each kind's median, not its mean: one slow round does not pull it down", () => {
+    expect(median([498, 554, 387])).toBe(498);
+    expect(median([400, 300])).toBe(350);
+    expect(median([])).toBeNaN();
+    expect(
+      medianByKind([
+        { 'account-status': 498, 'lease-create': 1999 },
+        { 'account-status': 554, 'lease-create': 2081 },
+        { 'account-status': 100, 'lease-create': 2097 },
+      ]),
+    ).toEqual({ 'account-status': 498, 'lease-create': 2081 });
+  });
+
+  it("gives the mix's ceiling at each round's rates, in the order measured", () => {
+    const slower: KindRates = { ...rates, 'account-status': 150, 'secret-create': 400 };
+    const [first, second] = mixCeilingByRound({ 'account-status': 2, 'secret-create': 2 }, [rates, slower]);
+    expect(first).toBeCloseTo(436.36, 1);
+    // Every rate halved: the ceiling halves.
+    expect(second).toBeCloseTo(218.18, 1);
   });
 });
