@@ -12,13 +12,19 @@
  * under the shipped ClusterRole (config/rbac), authenticated by a token.
  *
  *   npm run bench:operator -- [--json] [--accounts N] [--idle-seconds S] [--per-pod P] [--ceiling-writes N] [--ceiling-rounds R] [--probes N]
+ *     [--existing-sessions-kb K]
  * After the idle window, --probes accounts are created one at a time (each after the previous one was
  * Scheduled) and the time from sending each create to seeing its Scheduled condition is reported (p50, p99).
  * The ceiling is measured in --ceiling-rounds passes (default 3): each kind's ceiling is its median, and the
  * ratio is also given against each pass's ceiling, so its spread shows.
+ * --existing-sessions-kb K (K > 0) is another scenario: an operator restarted over accounts that already have
+ * their session Secrets, each with a key and a K KB session backup, as a runtime leaves them. What the operator's
+ * Secret watch costs with real backups in them shows in its CPU, RSS and time to converge; its writes per account
+ * lack the Secret creates, so they are not comparable with the first scenario's.
  * Prints human-readable lines, then (with --json) one JSON object as the last line.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +35,15 @@ import { createRegistry } from '../../operator/kube/metrics.js';
 import { forEachLimited } from '../../operator/kube/util.js';
 import { Informer } from '../../operator/kube/reflector.js';
 import { Resources, type ApiObject } from '../../operator/kube/resource.js';
-import { FINALIZER, LABEL_ACCOUNT } from '../../crds/naming.js';
+import {
+  FINALIZER,
+  LABEL_ACCOUNT,
+  LABEL_MANAGED_BY,
+  MANAGED_BY,
+  SESSION_KEY_BYTES,
+  SESSION_SECRET_KEY_FIELD,
+  sessionSecretName,
+} from '../../crds/naming.js';
 import { TelegramAccountResource } from '../../crds/resources.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { freePort } from '../cluster/ports.js';
@@ -54,6 +68,7 @@ interface Args {
   ceilingWrites: number;
   ceilingRounds: number;
   probes: number;
+  existingSessionsKb: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -65,6 +80,7 @@ function parseArgs(argv: string[]): Args {
     ceilingWrites: 2000,
     ceilingRounds: 3,
     probes: 100,
+    existingSessionsKb: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -80,9 +96,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--ceiling-writes') args.ceilingWrites = value();
     else if (a === '--ceiling-rounds') args.ceilingRounds = value();
     else if (a === '--probes') args.probes = value();
+    else if (a === '--existing-sessions-kb') args.existingSessionsKb = value();
     else
       throw new Error(
-        `unknown argument ${a}; expected --json, --accounts N, --idle-seconds S, --per-pod P, --ceiling-writes N, --ceiling-rounds R, --probes N`,
+        `unknown argument ${a}; expected --json, --accounts N, --idle-seconds S, --per-pod P, --ceiling-writes N, --ceiling-rounds R, --probes N, --existing-sessions-kb K`,
       );
   }
   if (args.ceilingRounds < 1) throw new Error('--ceiling-rounds takes a whole number >= 1');
@@ -129,6 +146,20 @@ function histogramP99(text: string, name: string, labels: Record<string, string>
   }
   return lowerBound;
 }
+
+/** An account's session Secret as the operator makes it and a runtime fills it: its key and a backup. */
+const existingSessionSecret = (account: string, session: string): ApiObject =>
+  ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name: sessionSecretName(account),
+      namespace: NAMESPACE,
+      labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_ACCOUNT]: account },
+    },
+    data: { [SESSION_SECRET_KEY_FIELD]: randomBytes(SESSION_KEY_BYTES).toString('base64'), session },
+  }) as ApiObject;
 
 /** A bot account of the benchmark, in pool i mod 3. */
 const benchAccount = (name: string, i: number): ApiObject =>
@@ -270,6 +301,20 @@ async function main(): Promise<void> {
       await rest.create(TelegramAccountResource, benchAccount(`acct-${String(i).padStart(5, '0')}`, i));
     });
     log(`created ${args.accounts} accounts in ${((Date.now() - createStart) / 1000).toFixed(1)} s`);
+    if (args.existingSessionsKb > 0) {
+      const sessionsStart = Date.now();
+      // Random bytes: a compressed, encrypted backup does not compress further on the wire or in etcd.
+      const session = randomBytes(args.existingSessionsKb * 1024).toString('base64');
+      await forEachLimited(indexes, 48, async (i) => {
+        await rest.create(
+          Resources.Secret,
+          existingSessionSecret(`acct-${String(i).padStart(5, '0')}`, session),
+        );
+      });
+      log(
+        `created ${args.accounts} session Secrets with a ${args.existingSessionsKb} KB backup each in ${((Date.now() - sessionsStart) / 1000).toFixed(1)} s: the operator starts over existing sessions`,
+      );
+    }
 
     const accounts = new Informer<TelegramAccount & ApiObject>(rest, TelegramAccountResource, {
       name: 'bench-accounts',
@@ -283,15 +328,29 @@ async function main(): Promise<void> {
       namespace: NAMESPACE,
       logger,
     });
-    const secrets = new Informer<ApiObject>(rest, Resources.Secret, {
-      name: 'bench-secrets',
+    // With existing sessions the Secrets are there by construction; the benchmark does not watch their
+    // backups, which would take the machine from the operator.
+    const secrets =
+      args.existingSessionsKb > 0
+        ? undefined
+        : new Informer<ApiObject>(rest, Resources.Secret, {
+            name: 'bench-secrets',
+            namespace: NAMESPACE,
+            logger,
+          });
+    // The account Leases (the session fences) the operator creates beside the Secrets.
+    const leases = new Informer<ApiObject>(rest, Resources.Lease, {
+      name: 'bench-leases',
       namespace: NAMESPACE,
+      labelSelector: LABEL_ACCOUNT,
       logger,
     });
     accounts.start();
     statefulSets.start();
-    secrets.start();
-    await secrets.waitForSync(60_000);
+    leases.start();
+    secrets?.start();
+    await secrets?.waitForSync(60_000);
+    await leases.waitForSync(60_000);
     await accounts.waitForSync(120_000);
     await statefulSets.waitForSync(60_000);
 
@@ -349,8 +408,13 @@ async function main(): Promise<void> {
         if ((a.metadata.finalizers ?? []).includes(FINALIZER) !== wantsFinalizer) return false;
       }
       // Every account's session Secret (which holds its database key) exists.
-      if (secrets.list(NAMESPACE).filter((x) => x.metadata?.labels?.[LABEL_ACCOUNT]).length < args.accounts)
+      if (
+        secrets &&
+        secrets.list(NAMESPACE).filter((x) => x.metadata?.labels?.[LABEL_ACCOUNT]).length < args.accounts
+      )
         return false;
+      // Every account's Lease exists.
+      if (leases.list(NAMESPACE).length < args.accounts) return false;
       const sets = statefulSets.list(NAMESPACE);
       if (sets.length < POOLS.length) return false;
       const ready = sets.reduce((sum, s) => sum + (s.status?.readyReplicas ?? 0), 0);
@@ -446,6 +510,8 @@ async function main(): Promise<void> {
     const queueP99 = histogramP99(afterIdle, 'workqueue_queue_duration_seconds', {});
     const result = {
       accounts: args.accounts,
+      // 0: the accounts are new; K > 0: their session Secrets exist, with a K KB backup each.
+      existing_sessions_kb: args.existingSessionsKb,
       pools: POOLS.length,
       runtime_pods: expectedPods,
       converge_seconds: Number(convergeSeconds.toFixed(2)),
@@ -493,7 +559,8 @@ async function main(): Promise<void> {
     await new Promise((r) => operator.once('exit', r));
     await accounts.stop();
     await statefulSets.stop();
-    await secrets.stop();
+    await leases.stop();
+    await secrets?.stop();
     if (args.json) console.log(JSON.stringify(result));
   } finally {
     if (operatorPid) {
