@@ -428,6 +428,28 @@ export function mixCeilingByRound(
   return roundRates.map((rates) => mixCeiling(counts, rates));
 }
 
+/** A workload's rate against each round's ceiling: a line to print and the figures for the JSON result. */
+export function roundsReport(
+  achieved: number,
+  roundCeilings: readonly number[],
+): {
+  text: string;
+  figures: {
+    api_ceiling_rounds: number;
+    api_ceiling_writes_per_s_by_round: number[];
+    ceiling_ratio_by_round: number[];
+  };
+} {
+  return {
+    text: roundCeilings.map((c) => `${c.toFixed(0)} (${(achieved / c).toFixed(2)})`).join(', '),
+    figures: {
+      api_ceiling_rounds: roundCeilings.length,
+      api_ceiling_writes_per_s_by_round: roundCeilings.map((c) => Number(c.toFixed(1))),
+      ceiling_ratio_by_round: roundCeilings.map((c) => Number((achieved / c).toFixed(3))),
+    },
+  };
+}
+
 /**
  * What a write mix would cost the API server in CPU milliseconds per account at the ceiling's cost per write
  * of each kind; writes of kinds not measured are left out (a few per pool, not per account).

@@ -55,6 +55,7 @@ import {
   measureApiCeiling,
   mixCeiling,
   mixCeilingByRound,
+  roundsReport,
   mixCpuMsPerAccount,
   writesByResource,
 } from './api-ceiling.js';
@@ -490,10 +491,10 @@ async function main(): Promise<void> {
     } = auditedWrites(plane.info.logs.audit ?? '', started, convergedAt, 'tdlib-operator', args.accounts);
     const ceiling = mixCeiling(byKind, rates);
     const achieved = audited / convergeSeconds;
-    const roundCeilings = mixCeilingByRound(byKind, roundRates);
+    const rounds = roundsReport(achieved, mixCeilingByRound(byKind, roundRates));
     log(`writes per account by verb and resource: ${JSON.stringify(perAccount)}`);
     log(
-      `operator writes/s while converging ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)}); each round's: ${roundCeilings.map((c) => `${c.toFixed(0)} (${(achieved / c).toFixed(2)})`).join(', ')}`,
+      `operator writes/s while converging ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)}); each round's: ${rounds.text}`,
     );
     // The ratio split in two: what the API server did per account against what the ceiling's writes cost it,
     // and how much of the machine it had while converging (the operator's own CPU is on the same cores).
@@ -536,9 +537,7 @@ async function main(): Promise<void> {
       api_ceiling_by_kind: roundValues(rates),
       achieved_writes_per_s: Number(achieved.toFixed(1)),
       ceiling_ratio: Number((achieved / ceiling).toFixed(3)),
-      api_ceiling_rounds: roundRates.length,
-      api_ceiling_writes_per_s_by_round: roundCeilings.map((c) => Number(c.toFixed(1))),
-      ceiling_ratio_by_round: roundCeilings.map((c) => Number((achieved / c).toFixed(3))),
+      ...rounds.figures,
       api_cpu_ms_per_write_by_kind: roundValues(apiCpuMsPerWrite, 2),
       api_server_cores_while_converging: Number((apiServerCpu / convergeSeconds).toFixed(2)),
       api_server_cpu_ms_per_account: Number(apiMsPerAccount.toFixed(2)),

@@ -34,7 +34,13 @@ import { freePort } from '../cluster/ports.js';
 import { waitFor } from '../cluster/wait.js';
 import { metricSum, operatorKubeconfig } from '../support/operator.js';
 import { serviceAccountKubeconfig } from '../support/runtime.js';
-import { auditedWrites, measureApiCeiling, mixCeiling, mixCeilingByRound } from './api-ceiling.js';
+import {
+  auditedWrites,
+  measureApiCeiling,
+  mixCeiling,
+  mixCeilingByRound,
+  roundsReport,
+} from './api-ceiling.js';
 import { byEntrypoint } from './entrypoint.js';
 import { machineCores, machineCpuSeconds, processCpuSeconds } from './proc-cpu.js';
 
@@ -414,12 +420,12 @@ async function main(): Promise<void> {
     );
     const ceiling = mixCeiling(runtimeWrites.byKind, rates);
     const achieved = runtimeWrites.total / readySeconds;
-    const roundCeilings = mixCeilingByRound(runtimeWrites.byKind, roundRates);
+    const rounds = roundsReport(achieved, mixCeilingByRound(runtimeWrites.byKind, roundRates));
     console.log(
       `runtime writes per account by verb and resource: ${JSON.stringify(runtimeWrites.perAccount)}; the operator's meanwhile: ${JSON.stringify(operatorWrites.perAccount)}`,
     );
     console.log(
-      `runtime writes/s until Ready ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)}); each round's: ${roundCeilings.map((c) => `${c.toFixed(0)} (${(achieved / c).toFixed(2)})`).join(', ')}`,
+      `runtime writes/s until Ready ${achieved.toFixed(0)}; the API server's ceiling for that mix ${ceiling.toFixed(0)} (ratio ${(achieved / ceiling).toFixed(2)}); each round's: ${rounds.text}`,
     );
     console.log(
       `cores while the accounts started: ${JSON.stringify(round2(coresWhileStarting))} (sum ${sum(coresWhileStarting).toFixed(2)}); the machine: ${machine.busy} cores busy, ${machine.idle} idle, ${machine.steal} taken by the hypervisor; the API server's CPU per account ${apiServerCpuMsPerAccount.toFixed(1)} ms`,
@@ -442,9 +448,7 @@ async function main(): Promise<void> {
       ),
       achieved_writes_per_s: Number(achieved.toFixed(1)),
       ceiling_ratio: Number((achieved / ceiling).toFixed(3)),
-      api_ceiling_rounds: roundRates.length,
-      api_ceiling_writes_per_s_by_round: roundCeilings.map((c) => Number(c.toFixed(1))),
-      ceiling_ratio_by_round: roundCeilings.map((c) => Number((achieved / c).toFixed(3))),
+      ...rounds.figures,
       cores_while_starting: round2(coresWhileStarting),
       machine_cores_while_starting: machine,
       api_server_cpu_ms_per_account: Number(apiServerCpuMsPerAccount.toFixed(1)),

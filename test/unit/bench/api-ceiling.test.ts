@@ -5,6 +5,7 @@ import {
   mixCeiling,
   mixCeilingByRound,
   mixCpuMsPerAccount,
+  roundsReport,
   type KindRates,
 } from '../../bench/api-ceiling.js';
 
@@ -84,5 +85,17 @@ describe('a ceiling measured in rounds', () => {
     expect(first).toBeCloseTo(436.36, 1);
     // Every rate halved: the ceiling halves.
     expect(second).toBeCloseTo(218.18, 1);
+  });
+});
+
+describe("a workload's rate against each round's ceiling", () => {
+  it('prints and reports each round: the ceiling and the ratio against it', () => {
+    const report = roundsReport(500, [1000, 625]);
+    expect(report.text).toBe('1000 (0.50), 625 (0.80)');
+    expect(report.figures).toEqual({
+      api_ceiling_rounds: 2,
+      api_ceiling_writes_per_s_by_round: [1000, 625],
+      ceiling_ratio_by_round: [0.5, 0.8],
+    });
   });
 });
