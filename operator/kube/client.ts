@@ -72,6 +72,8 @@ export interface ListOptions extends RequestOptions {
   continue?: string;
   resourceVersion?: string;
   resourceVersionMatch?: 'Exact' | 'NotOlderThan';
+  /** Only each object's metadata (PartialObjectMetadata): what a cache needs when the content is not its business. */
+  metadataOnly?: boolean;
 }
 
 export interface ObjectList<T> {
@@ -108,12 +110,23 @@ export interface WatchRequestOptions extends RequestOptions {
   resourceVersion?: string;
   allowWatchBookmarks?: boolean;
   timeoutSeconds?: number;
+  /** Events carry only each object's metadata (PartialObjectMetadata), as in ListOptions. */
+  metadataOnly?: boolean;
 }
 
 export type JsonPatchOperation =
   | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
   | { op: 'remove'; path: string }
   | { op: 'move' | 'copy'; from: string; path: string };
+
+/**
+ * The apiserver converts objects to PartialObjectMetadata before it serializes them, so the content never
+ * crosses the wire (client-go's metadata client asks the same way). Plain JSON stays acceptable: a server
+ * that cannot convert sends whole objects, whose metadata is the same.
+ */
+const METADATA_LIST_ACCEPT =
+  'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json';
+const METADATA_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/json';
 
 type Query = Record<string, string | number | boolean | undefined>;
 
@@ -253,6 +266,7 @@ export class RestClient {
         resourceVersion: options.resourceVersion,
         resourceVersionMatch: options.resourceVersionMatch,
       },
+      accept: options.metadataOnly ? METADATA_LIST_ACCEPT : undefined,
       signal: options.signal,
     });
   }
@@ -415,7 +429,13 @@ export class RestClient {
     const connection = await this.connect();
     const response = await this.attempt(
       connection,
-      { method: 'GET', path: collectionPath(resource, options.namespace), query, signal: options.signal },
+      {
+        method: 'GET',
+        path: collectionPath(resource, options.namespace),
+        query,
+        accept: options.metadataOnly ? METADATA_ACCEPT : undefined,
+        signal: options.signal,
+      },
       true,
     );
     if (response.statusCode !== 200) {

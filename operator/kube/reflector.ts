@@ -75,6 +75,11 @@ export interface InformerOptions<T> {
   transform?: (obj: T) => T;
   /** Keep the kubectl last-applied-configuration annotation (dropped by default). */
   keepLastApplied?: boolean;
+  /**
+   * List and watch each object's metadata only (PartialObjectMetadata): the cache holds names, labels,
+   * annotations and owners, and nothing else of the object is sent, parsed or stored.
+   */
+  metadataOnly?: boolean;
 }
 
 interface ReflectorMetrics {
@@ -356,6 +361,7 @@ export class Informer<T extends ApiObject = ApiObject> {
       namespace: this.options.namespace,
       labelSelector: this.options.labelSelector,
       fieldSelector: this.options.fieldSelector,
+      metadataOnly: this.options.metadataOnly,
       limit: this.options.pageSize ?? 500,
       signal,
       onPage: (items, restart) => {
@@ -425,6 +431,7 @@ export class Informer<T extends ApiObject = ApiObject> {
         labelSelector: this.options.labelSelector,
         fieldSelector: this.options.fieldSelector,
         resourceVersion: this.resourceVersion,
+        metadataOnly: this.options.metadataOnly,
         allowWatchBookmarks: true,
         timeoutSeconds,
         signal: watch.signal,

@@ -24,6 +24,7 @@ interface ConfigMap {
     namespace?: string;
     resourceVersion?: string;
     labels?: Record<string, string>;
+    annotations?: Record<string, string>;
     managedFields?: unknown;
   };
   data?: Record<string, string>;
@@ -147,6 +148,69 @@ describe('Informer', () => {
         ['ADDED', 'pre-2', true],
       ]);
       expect(await metricValue(registry, 'informer_cached_objects', { name: 'events' })).toBe(2);
+    } finally {
+      await informer.dispose();
+    }
+  }, 30_000);
+
+  it('metadataOnly: lists and watches names, labels and annotations, never the content, and still sees content changes', async () => {
+    const secret = (name: string, value: string) => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace, labels: { suite: 'metadata' }, annotations: { note: name } },
+      data: { value: Buffer.from(value).toString('base64') },
+    });
+    // More than one page, so the paged list asks for metadata too.
+    for (let i = 0; i < 3; i++) await rest.create(Resources.Secret, secret(`meta-${i}`, 'x'.repeat(4096)));
+    type Meta = ConfigMap & { kind?: string };
+    const informer = new Informer<Meta>(rest, Resources.Secret, {
+      namespace,
+      labelSelector: 'suite=metadata',
+      logger,
+      name: 'metadata',
+      pageSize: 2,
+      metadataOnly: true,
+    });
+    const seen: { type: InformerEventType; name: string; version: string; data: boolean }[] = [];
+    informer.onEvent((type, obj) =>
+      seen.push({
+        type,
+        name: obj.metadata?.name ?? '',
+        version: obj.metadata?.resourceVersion ?? '',
+        data: obj.data !== undefined,
+      }),
+    );
+    informer.start();
+    try {
+      expect(await informer.waitForSync(10_000)).toBe(true);
+      const listed = informer.get(namespace, 'meta-1');
+      expect(listed?.kind).toBe('PartialObjectMetadata');
+      expect(listed?.metadata?.labels).toEqual({ suite: 'metadata' });
+      expect(listed?.metadata?.managedFields).toBeUndefined();
+      expect(
+        informer
+          .list(namespace)
+          .map((o) => o.metadata?.name)
+          .sort(),
+      ).toEqual(['meta-0', 'meta-1', 'meta-2']);
+
+      // A change of the content alone still arrives, as a new version of the metadata.
+      const before = listed?.metadata?.resourceVersion;
+      const changed = await rest.mergePatch<Meta>(Resources.Secret, namespace, 'meta-1', {
+        data: { value: Buffer.from('new').toString('base64') },
+      });
+      await rest.create(Resources.Secret, secret('meta-live', 'y'));
+      await rest.delete(Resources.Secret, namespace, 'meta-0');
+      await waitFor('live events', () => (seen.length >= 6 ? true : undefined), { timeoutMs: 10_000 });
+      expect(seen.slice(3).map((s) => [s.type, s.name])).toEqual([
+        ['MODIFIED', 'meta-1'],
+        ['ADDED', 'meta-live'],
+        ['DELETED', 'meta-0'],
+      ]);
+      expect(seen[3]?.version).toBe(changed.metadata?.resourceVersion);
+      expect(seen[3]?.version).not.toBe(before);
+      expect(informer.get(namespace, 'meta-live')?.metadata?.annotations).toEqual({ note: 'meta-live' });
+      expect(seen.some((s) => s.data)).toBe(false);
     } finally {
       await informer.dispose();
     }
