@@ -104,6 +104,15 @@ export function sessionSecretName(account: string): string {
 }
 
 /**
+ * What to do about a session backup whose key is gone, for the runtime's report (it finds out when it
+ * reads the key) and the operator's event (it refuses to make a new key, which would orphan the backup).
+ */
+export function backupKeyMissingMessage(account: string): string {
+  const session = sessionSecretName(account);
+  return `Secret ${session} holds a session backup but its key is gone (no "${SESSION_SECRET_KEY_FIELD}" in it, and no Secret ${encryptionKeySecretName(account)}): a new key would make that session unreadable, so none is made. Restore the key from your backup into ${session} under "${SESSION_SECRET_KEY_FIELD}", or delete ${session} to start over with a new login`;
+}
+
+/**
  * The account whose session (or earlier key) Secret a Secret of this name would be, whoever made it: a
  * Secret under that name, ours or not, decides whether the account can be placed.
  */

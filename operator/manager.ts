@@ -5,7 +5,8 @@
 import { hostname } from 'node:os';
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { TelegramAccount, TelegramRuntimePool } from '../crds/index.js';
-import { AccountReconciler, type SecretObject } from './account/controller.js';
+import { AccountReconciler } from './account/controller.js';
+import { secretCache } from './account/secret-cache.js';
 import { accountLoopRelevant } from './account/predicates.js';
 import { referencedSecrets } from './account/inputs.js';
 import { registerAccountMetrics } from './account/metrics.js';
@@ -45,12 +46,6 @@ export interface OperatorHandle {
   stop(): Promise<void>;
 }
 
-/** Secret values are never needed by the operator's loops: blank them so the cache holds names and keys only. */
-function blankSecretValues(secret: SecretObject): SecretObject {
-  if (!secret.data) return secret;
-  return { ...secret, data: Object.fromEntries(Object.keys(secret.data).map((k) => [k, ''])) };
-}
-
 export async function startOperator(config: OperatorConfig, logger: Logger): Promise<OperatorHandle> {
   const registry = createRegistry({ defaultMetrics: true });
   registerListenerMetrics(registry);
@@ -71,13 +66,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   });
   accounts.addIndex(POOL_INDEX, (a) => [poolKeyOf(a)]);
   accounts.addIndex(SECRET_INDEX, (a) => referencedSecrets(a).map((s) => `${a.metadata.namespace}/${s}`));
-  const secrets = new Informer<SecretObject>(rest, Resources.Secret, {
-    name: 'secrets',
-    namespace,
-    logger,
-    registry,
-    transform: blankSecretValues,
-  });
+  const secrets = secretCache(rest, { namespace, logger, registry });
   const statefulSets = new Informer<V1StatefulSet & ApiObject>(rest, Resources.StatefulSet, {
     name: 'statefulsets',
     namespace,
@@ -109,7 +98,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     registry,
     workers: Math.max(1, Math.ceil(config.WORKERS / 2)),
   });
-  const informers = [accounts, secrets, statefulSets, leases, pools, ...campaign.informers];
+  const informers = [accounts, ...secrets.informers, statefulSets, leases, pools, ...campaign.informers];
   const rolloutMetrics = registerRolloutMetrics(registry, pools);
   for (const informer of informers) informer.start();
 
@@ -143,7 +132,8 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .watches(accounts, () => [])
     // A Secret's accounts' pools, when it changed what their inputs say (its own key or session Secret
     // changing, e.g. the key deleted, changes an account's Ready too).
-    .watches(secrets, (s) => poolReconciler.poolsOfSecretEvent(s), { coalesceMs: POOL_COALESCE_MS })
+    .watches(secrets.made, (s) => poolReconciler.poolsOfSecretEvent(s), { coalesceMs: POOL_COALESCE_MS })
+    .watches(secrets.others, (s) => poolReconciler.poolsOfSecretEvent(s), { coalesceMs: POOL_COALESCE_MS })
     .watches(pools, (p) => [{ namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '' }])
     .watches(statefulSets, (sts) => {
       const p = sts.metadata?.labels?.[LABEL_POOL];
@@ -171,8 +161,9 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     registry,
   })
     .for(accounts, { predicate: accountLoopRelevant })
+    // Only the Secrets it made carry an account label (they are made again when deleted).
     .watches(
-      secrets,
+      secrets.made,
       (s) => {
         const owner = s.metadata?.labels?.[LABEL_ACCOUNT];
         return owner ? [{ namespace: s.metadata?.namespace ?? '', name: owner }] : [];

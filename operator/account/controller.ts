@@ -5,8 +5,10 @@
  *    The key is generated once and never rewritten (a new key would make the session database unreadable);
  *    an account made by an earlier version keeps its separate key Secret, which is used as it is;
  *  - the account Lease (the session fence), created free so the runtime needs only `update` on it, by name;
- *  - never a new key while a session backup exists: that would orphan the session (the pool loop reports
- *    SessionKeyMissing on Ready, and an Event says how to recover);
+ *  - a session Secret without a key gets one, but never while a session backup exists: that would orphan the
+ *    session (an Event says how to recover). The cache holds the operator's Secrets as metadata only, so it
+ *    is the runtime that finds a key missing (Authorized=False SessionKeyMissing, which Ready shows); only
+ *    then is the Secret read here;
  *  - deletion per spec.deletionPolicy. LogOut: a finalizer waits for the runtime to log out, and the
  *    Secret(s) and Lease are owned by the account, so garbage collection removes them after. KeepSession (the
  *    default): no finalizer and nothing owned; the Secrets and the Lease outlive the account, so a
@@ -22,6 +24,7 @@ import { isAlreadyExists, isApiError, isConflict, isNotFound } from '../kube/err
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/reflector.js';
 import type { OwnerReference } from '../kube/apply.js';
+import type { SecretCache, SecretObject } from './secret-cache.js';
 import { Resources, type ApiObject, type ApiObjectMeta } from '../kube/resource.js';
 import {
   FINALIZER,
@@ -30,6 +33,7 @@ import {
   MANAGED_BY,
   OperatorReason,
   SESSION_KEY_BYTES,
+  SESSION_SECRET_BACKUP_FIELD,
   SESSION_SECRET_KEY_FIELD,
   accountLeaseName,
   encryptionKeySecretName,
@@ -37,23 +41,18 @@ import {
 } from '../../crds/index.js';
 import { TelegramAccountResource } from '../../crds/resources.js';
 import type { LeaseObject } from '../kube/lease.js';
-import { madeForAccount, type SecretFacts } from './inputs.js';
+import { madeForAccount } from './inputs.js';
+import { runtimeMissesKey } from './predicates.js';
 import { planSessionKey } from './session-key.js';
 
 export const FINALIZER_FIELD_MANAGER = 'tdlib-operator-finalizer';
 /** How long a LogOut deletion waits for the runtime before it warns (it keeps waiting: the session is live). */
 const LOGOUT_WARN_AFTER_MS = 5 * 60_000;
 
-export type SecretObject = ApiObject & {
-  metadata?: ApiObjectMeta & { ownerReferences?: OwnerReference[] };
-  data?: Record<string, string>;
-  type?: string;
-};
-
 export interface AccountReconcilerDeps {
   rest: RestClient;
   accounts: Informer<TelegramAccount & ApiObject>;
-  secrets: Informer<SecretObject>;
+  secrets: SecretCache;
   /** Leases the runtimes use (label app.kubernetes.io/managed-by=tdlib-runtime). */
   leases?: Informer<LeaseObject & ApiObject>;
   events: EventRecorder;
@@ -133,30 +132,53 @@ export class AccountReconciler implements Reconciler {
     if (legacy && legacyOurs) await this.settleOwnership(account, Resources.Secret, legacy, signal);
     const session = this.deps.secrets.get(namespace, sessionSecretName(name));
     if (session && !this.ours(account, session)) return;
-    const facts = (s: SecretObject | undefined): SecretFacts | undefined =>
-      s ? { keys: Object.keys(s.data ?? {}) } : undefined;
-    const plan = planSessionKey(name, legacyOurs ? facts(legacy) : undefined, facts(session));
-    if (plan.action === 'create') {
-      await this.createSecret(account, sessionSecretName(name), plan.withKey ? newKey() : {}, signal);
+    if (!session) {
+      const plan = planSessionKey(name, legacyOurs ? { keys: [] } : undefined, undefined);
+      if (plan.action === 'create')
+        await this.createSecret(account, sessionSecretName(name), plan.withKey ? newKey() : {}, signal);
       return;
     }
-    if (!session) return;
     await this.settleOwnership(account, Resources.Secret, session, signal);
+    if (!legacyOurs && runtimeMissesKey(account)) await this.repairKey(account, signal);
+  }
+
+  /**
+   * The runtime found no key in the session Secret: read it, and add a new key only if it holds no backup
+   * either (a new key would make a backup unreadable).
+   */
+  private async repairKey(account: TelegramAccount, signal: AbortSignal): Promise<void> {
+    const name = account.metadata.name ?? '';
+    const session = await this.read(account.metadata.namespace ?? '', sessionSecretName(name), signal);
+    if (!session || !madeForAccount(session.metadata?.labels, name)) return;
+    const plan = planSessionKey(name, undefined, { keys: Object.keys(session.data ?? {}) });
     if (plan.action === 'keyMissing')
       this.deps.events.event(account, 'Warning', OperatorReason.SessionKeyMissing, plan.message);
-    if (plan.action === 'addKey') {
-      try {
-        // The resourceVersion makes it conditional: a backup written meanwhile is never paired with a new key.
-        await this.deps.rest.mergePatch(
-          Resources.Secret,
-          namespace,
-          sessionSecretName(name),
-          { metadata: { resourceVersion: session.metadata?.resourceVersion }, data: newKey() },
-          { signal },
-        );
-      } catch (error) {
-        if (!isConflict(error) && !isNotFound(error)) throw error; // the next event decides again
-      }
+    if (plan.action !== 'addKey') return;
+    try {
+      // The resourceVersion makes it conditional: a backup written meanwhile is never paired with a new key.
+      await this.deps.rest.mergePatch(
+        Resources.Secret,
+        account.metadata.namespace ?? '',
+        sessionSecretName(name),
+        { metadata: { resourceVersion: session.metadata?.resourceVersion }, data: newKey() },
+        { signal },
+      );
+    } catch (error) {
+      if (!isConflict(error) && !isNotFound(error)) throw error; // the next event decides again
+    }
+  }
+
+  /** A Secret with its content, which the cache does not hold for the operator's own Secrets. */
+  private async read(
+    namespace: string,
+    name: string,
+    signal: AbortSignal,
+  ): Promise<SecretObject | undefined> {
+    try {
+      return await this.deps.rest.get<SecretObject>(Resources.Secret, namespace, name, { signal });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
     }
   }
 
@@ -232,13 +254,7 @@ export class AccountReconciler implements Reconciler {
     // Only the runtime's LoggedOut says a session was ended. A Closed client (shutdown, suspend, a retry
     // of the log-out) still has its session; one that never logged in has no backup and no user.
     const state = account.status?.authorizationState;
-    const session = this.deps.secrets.get(
-      account.metadata.namespace ?? '',
-      sessionSecretName(account.metadata.name ?? ''),
-    );
-    const hasBackup = Object.keys(session?.data ?? {}).includes('session');
-    const neverLoggedIn = !hasBackup && account.status?.user === undefined && state !== 'Ready';
-    if (neverLoggedIn || state === 'LoggedOut') {
+    if (state === 'LoggedOut' || (await this.neverLoggedIn(account, context.signal))) {
       await this.applyFinalizer(account, false, context.signal);
       return undefined;
     }
@@ -253,6 +269,14 @@ export class AccountReconciler implements Reconciler {
     }
     // The runtime's status write wakes us; the requeue covers a runtime that is gone.
     return { requeueAfterMs: 30_000 };
+  }
+
+  /** No backup and no sign of a login: there is no session to log out. */
+  private async neverLoggedIn(account: TelegramAccount, signal: AbortSignal): Promise<boolean> {
+    if (account.status?.user !== undefined || account.status?.authorizationState === 'Ready') return false;
+    const namespace = account.metadata.namespace ?? '';
+    const session = await this.read(namespace, sessionSecretName(account.metadata.name ?? ''), signal);
+    return session?.data?.[SESSION_SECRET_BACKUP_FIELD] === undefined;
   }
 
   /** Adds or removes our finalizer with server-side apply: the finalizer list is a set, owned per manager. */

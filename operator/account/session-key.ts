@@ -6,8 +6,7 @@
 import {
   SESSION_SECRET_BACKUP_FIELD,
   SESSION_SECRET_KEY_FIELD,
-  encryptionKeySecretName,
-  sessionSecretName,
+  backupKeyMissingMessage,
 } from '../../crds/index.js';
 import type { SecretFacts } from './inputs.js';
 
@@ -21,8 +20,9 @@ export type SessionKeyPlan =
   | { action: 'none' };
 
 /**
- * `legacyKey` and `session` are what the cache knows of the account's two Secrets, undefined when absent
- * (or, for `legacyKey`, not ours: a foreign Secret of that name is never used).
+ * `legacyKey` and `session` are what is known of the account's two Secrets, undefined when absent (or, for
+ * `legacyKey`, not ours: a foreign Secret of that name is never used). The session Secret's key names come
+ * from a read of it: the operator's cache holds its metadata only.
  */
 export function planSessionKey(
   account: string,
@@ -32,21 +32,6 @@ export function planSessionKey(
   if (!session) return { action: 'create', withKey: !legacyKey };
   if (session.keys.includes(SESSION_SECRET_KEY_FIELD) || legacyKey) return { action: 'none' };
   if (session.keys.includes(SESSION_SECRET_BACKUP_FIELD))
-    return { action: 'keyMissing', message: keyMissingMessage(account) };
+    return { action: 'keyMissing', message: backupKeyMissingMessage(account) };
   return { action: 'addKey' };
-}
-
-/** The Ready message while a backup has no key (undefined: the key is there, or there is no backup). */
-export function sessionKeyMissing(
-  account: string,
-  legacyKey: SecretFacts | undefined,
-  session: SecretFacts | undefined,
-): string | undefined {
-  const plan = planSessionKey(account, legacyKey, session);
-  return plan.action === 'keyMissing' ? plan.message : undefined;
-}
-
-function keyMissingMessage(account: string): string {
-  const session = sessionSecretName(account);
-  return `Secret ${session} holds a session backup but its key is gone (no "${SESSION_SECRET_KEY_FIELD}" in it, and no Secret ${encryptionKeySecretName(account)}): a new key would make that session unreadable, so none is made. Restore the key from your backup into ${session} under "${SESSION_SECRET_KEY_FIELD}", or delete ${session} to start over with a new login`;
 }

@@ -251,11 +251,11 @@ export class RestClient {
   }
 
   /** One page of a list. */
-  list<T extends ApiObject = ApiObject>(
+  async list<T extends ApiObject = ApiObject>(
     resource: ResourceDescriptor,
     options: ListOptions = {},
   ): Promise<ObjectList<T>> {
-    return this.json<ObjectList<T>>({
+    const list = await this.json<ObjectList<T>>({
       method: 'GET',
       path: collectionPath(resource, options.namespace),
       query: {
@@ -269,6 +269,8 @@ export class RestClient {
       accept: options.metadataOnly ? METADATA_LIST_ACCEPT : undefined,
       signal: options.signal,
     });
+    // An empty PartialObjectMetadataList comes with "items": null.
+    return list.items ? list : { ...list, items: [] };
   }
 
   /**

@@ -38,8 +38,6 @@ export interface StatusFacts {
   outcome: PlacementOutcome;
   /** Health of a runtime pod of this pool by name (undefined: not a pod of this pool, or unknown). */
   podHealth: (pod: string) => PodHealth | undefined;
-  /** The key Secret is gone while a session backup exists (the operator will not make a new key). */
-  sessionKeyMissing?: string;
 }
 
 function readyCondition(account: TelegramAccount, facts: StatusFacts): ConditionInput {
@@ -61,13 +59,6 @@ function readyCondition(account: TelegramAccount, facts: StatusFacts): Condition
     const scheduled = scheduledCondition(account, facts);
     return { ...base, status: 'False', reason: scheduled.reason, message: scheduled.message };
   }
-  if (facts.sessionKeyMissing)
-    return {
-      ...base,
-      status: 'False',
-      reason: OperatorReason.SessionKeyMissing,
-      message: facts.sessionKeyMissing,
-    };
   if (account.spec.suspend)
     return {
       ...base,

@@ -53,7 +53,7 @@ import {
 } from '../../crds/index.js';
 import { isAlreadyExists, isNotFound } from '../kube/errors.js';
 import type { LeaseObject } from '../kube/lease.js';
-import { sessionKeyMissing } from '../account/session-key.js';
+import type { SecretCache } from '../account/secret-cache.js';
 import { SECRET_INDEX, accountsOfSecret } from './secret-links.js';
 import { POOL_COALESCE_MS, poolRelevantChange } from './predicates.js';
 import { PodLiveness } from './liveness.js';
@@ -113,8 +113,8 @@ export const poolKeyOf = (account: TelegramAccount): string =>
 export interface PoolReconcilerDeps {
   rest: RestClient;
   accounts: Informer<TelegramAccount & ApiObject>;
-  /** Secrets with their values blanked: only names and keys matter here. */
-  secrets: Informer<ApiObject & { data?: Record<string, string> }>;
+  /** Secrets without values: names, labels and (for those users make) key names are all that matter here. */
+  secrets: SecretCache;
   statefulSets: Informer<V1StatefulSet & ApiObject>;
   /** Declared pools; a pool without an object uses the operator's environment and updates in place. */
   pools?: Informer<TelegramRuntimePool & ApiObject>;
@@ -793,7 +793,6 @@ export class PoolReconciler implements Reconciler {
     const session = facts(sessionSecretName(name));
     const fresh: DerivedInputs = {
       check: this.foreignKey(namespace, name) ?? checkInputs(account, facts),
-      sessionKeyMissing: this.sessionKeyMissing(namespace, name),
       readableSecrets: referencedSecrets(account).filter((secret) => optedIn(facts(secret))),
       legacyKey: this.legacyKey(namespace, name) !== undefined,
       sessionGrantable: !session || madeForAccount(session.labels, name),
@@ -848,15 +847,6 @@ export class PoolReconciler implements Reconciler {
         pods.push(lease.metadata?.name ?? '');
     }
     return { accounts, pods };
-  }
-
-  /** A backup whose key is gone: say so (the account reconciler refuses a new key). */
-  private sessionKeyMissing(namespace: string, account: string): string | undefined {
-    return sessionKeyMissing(
-      account,
-      this.legacyKey(namespace, account),
-      this.secretFacts(namespace, sessionSecretName(account)),
-    );
   }
 
   private currentPod(account: TelegramAccount): string | undefined {
@@ -922,7 +912,6 @@ export class PoolReconciler implements Reconciler {
         inputs: derived.check,
         outcome,
         podHealth,
-        sessionKeyMissing: derived.sessionKeyMissing,
       },
       now,
     );
@@ -1079,7 +1068,6 @@ export class PoolReconciler implements Reconciler {
 /** What an account's Secrets say about it. */
 interface DerivedInputs {
   check: InputsCheck;
-  sessionKeyMissing?: string;
   /** Referenced Secrets its owner opted in, so the runtime may read them. */
   readableSecrets: string[];
   /** The earlier version's key Secret exists and is ours. */
@@ -1124,7 +1112,6 @@ function sameDerivedInputs(a: DerivedInputs, b: DerivedInputs): boolean {
     (a.check.ok || b.check.ok || (a.check.reason === b.check.reason && a.check.message === b.check.message));
   return (
     sameCheck &&
-    a.sessionKeyMissing === b.sessionKeyMissing &&
     a.legacyKey === b.legacyKey &&
     a.sessionGrantable === b.sessionGrantable &&
     a.readableSecrets.join('\n') === b.readableSecrets.join('\n')

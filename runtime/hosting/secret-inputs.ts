@@ -5,7 +5,9 @@
  */
 import {
   SESSION_KEY_BYTES,
+  SESSION_SECRET_BACKUP_FIELD,
   SESSION_SECRET_KEY_FIELD,
+  backupKeyMissingMessage,
   encryptionKeySecretName,
   loginCodeSecretName,
   sessionSecretName,
@@ -97,6 +99,9 @@ export class SecretInputs {
       source = legacyName;
       encoded = legacy.data?.[SESSION_SECRET_KEY_FIELD];
     }
+    // The operator reads the Secret once this is reported: it adds a key unless a backup needs the old one.
+    if (encoded === undefined && !legacy && session?.data?.[SESSION_SECRET_BACKUP_FIELD] !== undefined)
+      throw new InputError('SessionKeyMissing', backupKeyMissingMessage(account));
     if (encoded === undefined)
       throw new InputError(
         'SessionKeyMissing',

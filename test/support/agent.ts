@@ -65,6 +65,7 @@ export interface EventObject extends ApiObject {
   message?: string;
   count?: number;
   involvedObject?: { name?: string; kind?: string };
+  source?: { component?: string };
 }
 
 /** The suspended account that keeps the pool from emptying (bot 1). */

@@ -160,6 +160,21 @@ describe('Informer', () => {
       metadata: { name, namespace, labels: { suite: 'metadata' }, annotations: { note: name } },
       data: { value: Buffer.from(value).toString('base64') },
     });
+    // An empty selection: the apiserver answers a list of metadata with "items": null.
+    const empty = new Informer<ConfigMap>(rest, Resources.Secret, {
+      namespace,
+      labelSelector: 'suite=none',
+      logger,
+      name: 'metadata-empty',
+      metadataOnly: true,
+    });
+    empty.start();
+    try {
+      expect(await empty.waitForSync(10_000)).toBe(true);
+      expect(empty.list(namespace)).toEqual([]);
+    } finally {
+      await empty.dispose();
+    }
     // More than one page, so the paged list asks for metadata too.
     for (let i = 0; i < 3; i++) await rest.create(Resources.Secret, secret(`meta-${i}`, 'x'.repeat(4096)));
     type Meta = ConfigMap & { kind?: string };

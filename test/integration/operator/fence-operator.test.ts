@@ -541,7 +541,7 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
   it('F14: a key deleted from the session Secret is not replaced while a session backup exists, and a foreign Secret of either name is not adopted', async () => {
     const pool = new KeepAlive('keys');
     await createAccount('echo', bot('keys'));
-    await waitForCondition('echo', 'Scheduled', 'True', 'Placed');
+    const placed = await waitForCondition('echo', 'Scheduled', 'True', 'Placed');
     const created = await waitFor('echo-tdlib-session', () => readSecret('echo-tdlib-session'), {
       timeoutMs: WAIT_MS,
     });
@@ -551,12 +551,15 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
       data: { session: Buffer.from('an encrypted session backup').toString('base64'), key: null },
     });
 
-    const missing = await waitForCondition('echo', 'Ready', 'False', 'SessionKeyMissing');
-    const message = conditionOf(missing, 'Ready')?.message ?? '';
-    expect(message).toContain('echo-tdlib-session');
-    expect(message).toContain('Restore the key');
+    // The operator caches its own Secrets without their content: the runtime finds the key missing when it
+    // reads it, and says so, and only then does the operator look.
+    const pod = placed.status?.placement?.pod ?? '';
+    const runtime = await waitFor(`the runtime of ${pod}`, () => pool.byPod.get(pod), { timeoutMs: WAIT_MS });
+    await runtime.report('echo', ['False', 'SessionKeyMissing'], ['False', 'Unknown']);
+    await waitForCondition('echo', 'Ready', 'False', 'SessionKeyMissing');
     const event = await warningEvent('echo', 'SessionKeyMissing');
     expect(event.message).toContain('echo-tdlib-session');
+    expect(event.message).toContain('Restore the key');
     // Make the account reconciler run again (it re-creates a deleted account Lease): still no new key.
     await rest.delete(Resources.Lease, namespace, 'tga-echo');
     await waitFor('tga-echo again', () => rest.get<Lease>(Resources.Lease, namespace, 'tga-echo'), {
@@ -564,6 +567,17 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     });
     expect((await readSecret('echo-tdlib-session')).data?.key).toBeUndefined();
     expect(await secretGone('echo-tdlib-key')).toBe(true);
+    // Without the backup there is nothing a new key could orphan: the operator adds one.
+    await rest.mergePatch(Resources.Secret, namespace, 'echo-tdlib-session', { data: { session: null } });
+    const keyed = await waitFor(
+      'a new key in echo-tdlib-session',
+      async () => {
+        const key = (await readSecret('echo-tdlib-session')).data?.key;
+        return key === undefined ? undefined : key;
+      },
+      { timeoutMs: WAIT_MS },
+    );
+    expect(Buffer.from(keyed, 'base64')).toHaveLength(32);
 
     // A session Secret nobody made for this account: left alone, and the account not run with it.
     const someoneElses = { team: 'someone-else' };

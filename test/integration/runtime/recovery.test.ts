@@ -109,6 +109,55 @@ describe('recovery and progress on the runtime agent (in process, real apiserver
     await scene.deleteAccount(name);
   });
 
+  it('a session backup whose key is gone: the runtime says how to recover, the operator makes no new key, and one is made once the backup is gone', async () => {
+    const name = 'lost-key';
+    const sessionSecret = sessionSecretName(name);
+    await scene.createBot(name, 10);
+    await scene.waitForPlacement(name);
+    // What a runtime's backup leaves in the session Secret (unreadable here, which does not matter), and the
+    // key lost.
+    await scene.rest.mergePatch(Resources.Secret, scene.namespace, sessionSecret, {
+      data: { session: Buffer.from('an encrypted session backup').toString('base64'), key: null },
+    });
+
+    const agent = await scene.startAgent();
+    const reported = await scene.waitForAccount(
+      name,
+      'Ready=False SessionKeyMissing',
+      (a) => condition(a, 'Ready')?.reason === 'SessionKeyMissing',
+    );
+    expect(condition(reported, 'Authorized')?.reason).toBe('SessionKeyMissing');
+    expect(condition(reported, 'Ready')?.message).toContain(
+      `Restore the key from your backup into ${sessionSecret}`,
+    );
+    // The operator read the Secret when the runtime reported it, and refused a new key: it says so.
+    const refused = await scene.waitForEvent(
+      name,
+      'SessionKeyMissing',
+      (e) => e.source?.component === 'tdlib-operator',
+    );
+    expect(refused.message).toContain(`or delete ${sessionSecret} to start over`);
+    expect((await scene.sessionSecret(name)).data?.key).toBeUndefined();
+    expect(scene.worldEvents('login', botUserId(10))).toEqual([]);
+
+    // The backup dropped: nothing a new key would orphan. The operator adds one, and the runtime, retrying
+    // on its own, logs in with it.
+    await scene.rest.mergePatch(Resources.Secret, scene.namespace, sessionSecret, {
+      data: { session: null },
+    });
+    await scene.waitForAccount(
+      name,
+      'Authorized=True, hosted here',
+      (a) => condition(a, 'Authorized')?.status === 'True' && a.status?.hostedBy === POD,
+      90_000,
+    );
+    expect(Buffer.from((await scene.sessionSecret(name)).data?.key ?? '', 'base64')).toHaveLength(32);
+    await scene.waitForReady(name);
+
+    await scene.stopAgent(agent);
+    await scene.deleteAccount(name);
+  });
+
   it('an account made by an earlier version, with its separate key Secret, logs in with that key and backs up beside it', async () => {
     const name = 'elder';
     const legacyKey = randomBytes(32).toString('base64');

@@ -143,12 +143,12 @@ describe('desiredOperatorStatus: Ready is derived, never copied', () => {
     expect(ready(account(servedHere), facts({}, { [POD]: { state: 'starting' } }))?.status).toBe('True');
   });
 
-  it('is False SessionKeyMissing while the key Secret is gone and a backup exists, even if the runtime says Ready', () => {
-    const message = 'Secret a-tdlib-key was deleted while Secret a-tdlib-session holds a session backup';
-    expect(ready(account(servedHere), facts({ sessionKeyMissing: message }))).toMatchObject({
+  it("is False SessionKeyMissing with the runtime's message when the runtime finds no key for the session", () => {
+    const noKey = report(POD, ['False', 'SessionKeyMissing'], ['False', 'Unknown']);
+    expect(ready(account(noKey))).toMatchObject({
       status: 'False',
       reason: 'SessionKeyMissing',
-      message,
+      message: 'Authorized: SessionKeyMissing',
     });
   });
 
@@ -161,7 +161,7 @@ describe('desiredOperatorStatus: Ready is derived, never copied', () => {
 
   it('is False Deleting during deletion, saying what the deletion policy waits for, before anything else', () => {
     const deleting = { deletionTimestamp: '2026-11-28T11:59:00Z' };
-    const lost = facts({ sessionKeyMissing: 'x' }, { [POD]: { state: 'dead', why: 'y' } });
+    const lost = facts({}, { [POD]: { state: 'dead', why: 'y' } });
     expect(ready(account(servedHere, { deletionPolicy: 'LogOut' }, deleting), lost)).toMatchObject({
       status: 'False',
       reason: 'Deleting',

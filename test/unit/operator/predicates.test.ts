@@ -80,4 +80,18 @@ describe('accountLoopRelevant', () => {
       ),
     ).toBe(true);
   });
+
+  it('lets through the runtime reporting a missing session key, once: the loop reads the Secret and may add a key', () => {
+    const authorized = (status: 'True' | 'False', reason: string) => ({
+      conditions: [
+        { type: 'Authorized', status, reason, message: '', lastTransitionTime: '2026-11-30T00:00:00Z' },
+      ],
+    });
+    const missing = account({}, authorized('False', 'SessionKeyMissing'));
+    expect(accountLoopRelevant('MODIFIED', missing, account({}, authorized('False', 'Starting')))).toBe(true);
+    expect(accountLoopRelevant('MODIFIED', missing, missing)).toBe(false);
+    expect(accountLoopRelevant('MODIFIED', account({}, authorized('True', 'Authorized')), missing)).toBe(
+      false,
+    );
+  });
 });
