@@ -130,8 +130,8 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     // Accounts reach the pool loop through the predicate below; watching them here only gates start-up on
     // their cache.
     .watches(accounts, () => [])
-    // A Secret's accounts' pools, when it changed what their inputs say (its own key or session Secret
-    // changing, e.g. the key deleted, changes an account's Ready too).
+    // A Secret's accounts' pools, when it changed what their inputs say (a referenced Secret or key appearing
+    // or going, an opt-in label, a Secret of the session's name that is not ours).
     .watches(secrets.made, (s) => poolReconciler.poolsOfSecretEvent(s), { coalesceMs: POOL_COALESCE_MS })
     .watches(secrets.others, (s) => poolReconciler.poolsOfSecretEvent(s), { coalesceMs: POOL_COALESCE_MS })
     .watches(pools, (p) => [{ namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '' }])
