@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { TelegramAccount } from '../../crds/index.js';
 import type { RestClient } from '../kube/client.js';
 import type { ObjectKey, ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
-import { isAlreadyExists, isApiError, isConflict, isNotFound } from '../kube/errors.js';
+import { ignoreNotFound, isAlreadyExists, isApiError, isConflict, isNotFound } from '../kube/errors.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/reflector.js';
 import type { OwnerReference } from '../kube/apply.js';
@@ -174,12 +174,9 @@ export class AccountReconciler implements Reconciler {
     name: string,
     signal: AbortSignal,
   ): Promise<SecretObject | undefined> {
-    try {
-      return await this.deps.rest.get<SecretObject>(Resources.Secret, namespace, name, { signal });
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
+    return this.deps.rest
+      .get<SecretObject>(Resources.Secret, namespace, name, { signal })
+      .catch(ignoreNotFound);
   }
 
   /** Made by tdlib-operator for an account of this name; anything else is never used (it could hold another session). */
