@@ -12,3 +12,4 @@ export * from './resources.js';
 export * from './runtime-pool.js';
 export { allCrds, campaignCrd, campaignSliceCrd, runtimePoolCrd, telegramAccountCrd } from './crd.js';
 export type { Condition } from './schema.js';
+export * from './account-ownership.js';

@@ -36,8 +36,11 @@ export const SECRET_OPT_IN_VALUE = 'true';
 const MAX_NAME = 63;
 
 /** StatefulSet, Service, ServiceAccount, Role, RoleBinding and PDB of a pool share this name. */
+/** Runtime ServiceAccounts are named with it (the runtime Lease admission policy matches on it). */
+export const RUNTIME_NAME_PREFIX = 'tdlib-runtime-';
+
 export function runtimeName(pool: string): string {
-  return `tdlib-runtime-${pool}`.slice(0, MAX_NAME - 6);
+  return `${RUNTIME_NAME_PREFIX}${pool}`.slice(0, MAX_NAME - 6);
 }
 
 export function runtimePodName(pool: string, ordinal: number): string {

@@ -170,14 +170,15 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       },
       { predicate: (_type, s) => !accountReconciler.ownCreateEcho(s) },
     )
-    // A deleted account Lease is made again (the runtime cannot create one).
+    // An account Lease a runtime made: its ownership follows the deletion policy, which may have changed
+    // since the runtime read it.
     .watches(
       leases,
       (lease) => {
         const owner = lease.metadata?.labels?.[LABEL_ACCOUNT];
         return owner ? [{ namespace: lease.metadata?.namespace ?? '', name: owner }] : [];
       },
-      { types: ['DELETED'] },
+      { types: ['ADDED'] },
     );
   const controllers = [pool, account, campaign.controller];
 

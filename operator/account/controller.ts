@@ -4,7 +4,9 @@
  *    runtime needs only `get` and `update` on it, by name, and later holds the session backup beside the key.
  *    The key is generated once and never rewritten (a new key would make the session database unreadable);
  *    an account made by an earlier version keeps its separate key Secret, which is used as it is;
- *  - the account Lease (the session fence), created free so the runtime needs only `update` on it, by name;
+ *  - the account Lease (the session fence): the runtime creates it when it first takes it (owned as below),
+ *    so an account costs the API server no write for it here; its ownership is settled here when the
+ *    deletion policy changes;
  *  - a session Secret without a key gets one, but never while a session backup exists: that would orphan the
  *    session (an Event says how to recover). The cache holds the operator's Secrets as metadata only, so it
  *    is the runtime that finds a key missing (Authorized=False SessionKeyMissing, which Ready shows); only
@@ -37,6 +39,8 @@ import {
   SESSION_SECRET_KEY_FIELD,
   accountLeaseName,
   encryptionKeySecretName,
+  logsOutOnDelete,
+  ownedBy,
   sessionSecretName,
 } from '../../crds/index.js';
 import { TelegramAccountResource } from '../../crds/resources.js';
@@ -110,10 +114,9 @@ export class AccountReconciler implements Reconciler {
     const logOut = logsOutOnDelete(account);
     // Before anything is owned: a deletion from here on waits for the log-out.
     if (logOut && !hasFinalizer) await this.applyFinalizer(account, true, context.signal);
-    // Independent writes: one round trip of latency instead of two.
     await Promise.all([
       this.ensureSessionSecret(account, context.signal),
-      this.ensureLease(account, context.signal),
+      this.settleLeaseOwnership(account, context.signal),
     ]);
     // After the Secrets and Lease were released: a deletion from here on keeps them.
     if (!logOut && hasFinalizer) await this.applyFinalizer(account, false, context.signal);
@@ -191,37 +194,13 @@ export class AccountReconciler implements Reconciler {
     return false;
   }
 
-  /** The account Lease, free; owned by the account (collected with it) only under LogOut. */
-  private async ensureLease(account: TelegramAccount, signal: AbortSignal): Promise<void> {
-    if (!this.deps.leases) return;
-    const namespace = account.metadata.namespace ?? '';
-    const name = accountLeaseName(account.metadata.name ?? '');
-    const existing = this.deps.leases.get(namespace, name);
-    if (existing) {
-      await this.settleOwnership(account, Resources.Lease, existing, signal);
-      return;
-    }
-    if (this.awaitingCache('Lease', namespace, name)) return;
-    try {
-      await this.deps.rest.create(
-        Resources.Lease,
-        {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: {
-            name,
-            namespace,
-            labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_ACCOUNT]: account.metadata.name ?? '' },
-            ...ownedBy(account),
-          },
-          spec: { leaseTransitions: 0 },
-        } as ApiObject,
-        { signal },
-      );
-      this.created.set(createdKey('Lease', namespace, name), this.now());
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
-    }
+  /** The account Lease, once a runtime made it: owned by the account (collected with it) only under LogOut. */
+  private async settleLeaseOwnership(account: TelegramAccount, signal: AbortSignal): Promise<void> {
+    const existing = this.deps.leases?.get(
+      account.metadata.namespace ?? '',
+      accountLeaseName(account.metadata.name ?? ''),
+    );
+    if (existing) await this.settleOwnership(account, Resources.Lease, existing, signal);
   }
 
   private async finalize(
@@ -391,24 +370,6 @@ export class AccountReconciler implements Reconciler {
 const CREATE_EXPECTATION_MS = 30_000;
 const createdKey = (kind: string, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
 
-const logsOutOnDelete = (account: TelegramAccount): boolean =>
-  (account.spec.deletionPolicy ?? 'KeepSession') === 'LogOut';
-
 const newKey = (): Record<string, string> => ({
   [SESSION_SECRET_KEY_FIELD]: randomBytes(SESSION_KEY_BYTES).toString('base64'),
 });
-
-/** Owner reference to the account, only when deleting it must delete the object too (LogOut). */
-function ownedBy(account: TelegramAccount): { ownerReferences?: OwnerReference[] } {
-  if (!logsOutOnDelete(account)) return {};
-  return {
-    ownerReferences: [
-      {
-        apiVersion: account.apiVersion,
-        kind: account.kind,
-        name: account.metadata.name ?? '',
-        uid: account.metadata.uid ?? '',
-      },
-    ],
-  };
-}

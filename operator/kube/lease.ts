@@ -114,6 +114,8 @@ export interface LeaseLockOptions {
   annotations?: Record<string, string>;
   /** Create the Lease when it does not exist (default true). False: a missing Lease is not ours to make. */
   create?: boolean;
+  /** Set on create only: who the Lease is collected with. */
+  ownerReferences?: NonNullable<LeaseObject['metadata']>['ownerReferences'];
   /** Monotonic milliseconds; injectable for tests. */
   now?: () => number;
 }
@@ -299,6 +301,9 @@ export class LeaseLock {
             namespace: this.options.namespace,
             labels: this.options.labels,
             annotations: this.options.annotations,
+            ...(this.options.ownerReferences?.length
+              ? { ownerReferences: this.options.ownerReferences }
+              : {}),
           },
           spec: {
             holderIdentity: this.identity,

@@ -116,8 +116,9 @@ const names = (list: readonly string[]): string[] => [...new Set(list)].sort();
  * - Secrets: read only the Secrets the pool's accounts name *and* whose owners opted in, their key and
  *   login-code Secrets; update only session backups; delete only consumed login codes;
  * - Leases: read any (a contender judges another pod's heartbeat, possibly of another pool), update only the
- *   pool's account and heartbeat Leases. No create: the operator creates them, so a runtime cannot squat the
- *   Lease of an account it does not host;
+ *   pool's account and heartbeat Leases. Create, which RBAC cannot limit to names: the runtime makes an
+ *   account's Lease when it first takes it, and the admission policy crds/runtime-lease-policy.ts lets it
+ *   create only a Lease this Role names for update, so it cannot squat one its pool does not host;
  * - Campaigns: read them and their slices; write slice status (the ledger). Slices are created per campaign
  *   and change sender as accounts come and go, so this is not limited by name: the sender's own fence and
  *   the slice's assignment keep a runtime from writing a slice that is not its senders' (it would only
@@ -128,7 +129,7 @@ const names = (list: readonly string[]): string[] => [...new Set(list)].sort();
 export function desiredRole(s: PoolSettings): V1Role {
   const rules: NonNullable<V1Role['rules']> = [
     { apiGroups: [GROUP], resources: [TELEGRAM_ACCOUNT_PLURAL], verbs: ['list', 'watch'] },
-    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create'] },
     { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
     {
       apiGroups: [GROUP],

@@ -20,6 +20,7 @@ import {
   accountLeaseName,
   LABEL_ACCOUNT,
   LABEL_MANAGED_BY,
+  ownedBy,
   tdlibErrorReason,
   type TelegramAccount,
 } from '../../crds/index.js';
@@ -197,8 +198,9 @@ export class HostedAccount {
       name: accountLeaseName(name),
       identity: deps.podFence.identity,
       durationSeconds: Math.round(deps.podFence.timing.durationMs / 1000),
-      // The operator creates account Leases; the runtime may only take and give them back.
-      create: false,
+      // Made when first taken (the create is the acquire). The pool's Role and the runtime Lease admission
+      // policy allow it only once the operator placed the account on this pool.
+      ...ownedBy(account),
       labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_ACCOUNT]: name },
       annotations: { 'telegram.tdlib-operator.dev/valid-while': 'the holder pod heartbeat Lease is renewed' },
     });
@@ -367,8 +369,8 @@ export class HostedAccount {
     if (!attempt.held) {
       this.setWaiting(
         RuntimeReason.WaitingForLease,
-        attempt.missing
-          ? `waiting for Lease ${accountLeaseName(this.name)} (the operator creates it)`
+        attempt.holder === ''
+          ? `waiting for Lease ${accountLeaseName(this.name)}: another pod made it at the same moment`
           : `waiting for the previous host to let the session go (Lease ${accountLeaseName(this.name)} held by ${heartbeatLeaseOf(attempt.holder)})`,
       );
       return false;

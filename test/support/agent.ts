@@ -99,22 +99,32 @@ export function agentWorld(): string {
 
 /** A RestClient whose writes can be held by the test (a slow apiserver for exactly the requests it picks). */
 export class GatedRestClient extends RestClient {
-  /** Called before every PUT; the PUT goes out when the returned promise resolves. */
-  beforeReplace?: (resource: ResourceDescriptor, obj: ApiObject) => Promise<void> | void;
+  /** Called before every PUT and POST; the write goes out when the returned promise resolves. */
+  beforeWrite?: (resource: ResourceDescriptor, obj: ApiObject) => Promise<void> | void;
+
+  override async create<T extends ApiObject = ApiObject>(
+    resource: ResourceDescriptor,
+    obj: T,
+    options: WriteOptions = {},
+  ): Promise<T> {
+    await this.beforeWrite?.(resource, obj);
+    return super.create<T>(resource, obj, options);
+  }
 
   override async replace<T extends ApiObject = ApiObject>(
     resource: ResourceDescriptor,
     obj: T,
     options: WriteOptions & { subresource?: string } = {},
   ): Promise<T> {
-    await this.beforeReplace?.(resource, obj);
+    await this.beforeWrite?.(resource, obj);
     return super.replace<T>(resource, obj, options);
   }
 }
 
 /**
- * Records every PUT the agent sends to one Lease (the holder it writes, '' for a release), for
- * AgentOptions.beforeReplace. With `holdFirst`, the first one waits until `letGo()`: an acquisition in flight.
+ * Records every write the agent sends to one Lease (the holder it writes, '' for a release; the first may
+ * be the create that takes it), for
+ * AgentOptions.beforeWrite. With `holdFirst`, the first one waits until `letGo()`: an acquisition in flight.
  */
 export class LeaseWrites {
   readonly holders: string[] = [];
@@ -136,7 +146,7 @@ export class LeaseWrites {
     this.release();
   }
 
-  readonly beforeReplace = async (resource: ResourceDescriptor, obj: ApiObject): Promise<void> => {
+  readonly beforeWrite = async (resource: ResourceDescriptor, obj: ApiObject): Promise<void> => {
     if (resource.kind !== 'Lease' || obj.metadata?.name !== this.leaseName) return;
     this.holders.push((obj as LeaseObject).spec?.holderIdentity ?? '');
     if (this.holdFirst && this.holders.length === 1) {
@@ -156,8 +166,8 @@ export interface AgentOptions {
   /** The pod's volume; a fresh directory by default. Pass the previous one to model a restarted container. */
   dataDir?: string;
   leaseSeconds?: number;
-  /** Installed on the Lease client before the agent starts (see GatedRestClient.beforeReplace). */
-  beforeReplace?: GatedRestClient['beforeReplace'];
+  /** Installed on the Lease client before the agent starts (see GatedRestClient.beforeWrite). */
+  beforeWrite?: GatedRestClient['beforeWrite'];
 }
 
 export interface InProcessAgent {
@@ -166,7 +176,7 @@ export interface InProcessAgent {
   readonly agent: RuntimeAgent;
   readonly backend: SimulatorBackend;
   readonly manager: TdClientManager;
-  /** The Lease client, whose PUTs a test may hold (GatedRestClient.beforeReplace). */
+  /** The Lease client, whose PUTs a test may hold (GatedRestClient.beforeWrite). */
   readonly leaseRest: GatedRestClient;
   /** Reconciles of accounts the agent ran so far (controller_runtime_reconcile_total). */
   reconciles: () => Promise<number>;
@@ -223,7 +233,7 @@ export async function startAgent(options: AgentOptions): Promise<InProcessAgent>
     maxConcurrentRequests: 16,
     userAgent: `tdlib-runtime/${pod}/leases`,
   });
-  leaseRest.beforeReplace = options.beforeReplace;
+  leaseRest.beforeWrite = options.beforeWrite;
   const events = new EventRecorder(rest, { component: 'tdlib-runtime', host: pod, logger, registry });
   const backend = new SimulatorBackend({
     worldDir: options.worldDir,
@@ -603,23 +613,39 @@ export class AgentScene {
     );
   }
 
-  /** Placed on `pod`, with the session Secret (holding the key) and the account Lease the operator makes. */
+  /**
+   * Placed on `pod`, with the session Secret (holding the key) the operator makes, and the pool's Role naming
+   * the account Lease, which the runtime then may create.
+   */
   async waitForPlacement(name: string, pod = runtimePodName('default', 0)): Promise<Account> {
     const account = await this.waitForAccount(
       name,
       `placed on ${pod}`,
       (a) => a.status?.placement?.pod === pod,
     );
+    const role = pod.replace(/-\d+$/, '');
     await waitFor(
-      `${name}: session Secret with its key, and account Lease`,
+      `${name}: session Secret with its key, and Role ${role} naming its Lease`,
       async () =>
         (await this.secretOrUndefined(sessionSecretName(name)))?.data?.key &&
-        (await this.accountLease(name).catch(() => undefined))
+        (await this.roleNamesLease(role, accountLeaseName(name)))
           ? true
           : undefined,
       { timeoutMs: 20_000, onTimeout: () => this.diagnostics() },
     );
     return account;
+  }
+
+  private async roleNamesLease(role: string, lease: string): Promise<boolean> {
+    const rules = (
+      await this.rest.get<RoleObject>(Resources.Role, this.namespace, role).catch(() => undefined)
+    )?.rules;
+    return (
+      rules?.some(
+        (r) =>
+          r.resources?.includes('leases') && r.verbs.includes('update') && r.resourceNames?.includes(lease),
+      ) ?? false
+    );
   }
 
   waitForReady(name: string, pod = runtimePodName('default', 0), timeoutMs = 30_000): Promise<Account> {

@@ -22,6 +22,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { allCrds, GROUP, VERSION } from '../../../crds/index.js';
 import { OPERATOR_CLUSTER_ROLE_RULES } from '../../../crds/operator-rbac.js';
+import { runtimeLeasePolicy, runtimeLeasePolicyBinding } from '../../../crds/runtime-lease-policy.js';
 import { loadOperatorConfig, operatorConfigSchema } from '../../../operator/config.js';
 import { toolPath } from '../../cluster/tools.js';
 import { waitFor } from '../../cluster/wait.js';
@@ -312,8 +313,17 @@ describe('charts/tdlib-operator on the real control plane', () => {
         'PodDisruptionBudget',
         'Service',
         'ServiceAccount',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
       ].sort(),
     );
+    // The runtime Lease admission policy, named after the release, and bound to itself.
+    const policy = only(objects, 'ValidatingAdmissionPolicy');
+    expect(policy).toEqual(runtimeLeasePolicy(policy.metadata.name));
+    expect(only(objects, 'ValidatingAdmissionPolicyBinding')).toEqual(
+      runtimeLeasePolicyBinding(policy.metadata.name),
+    );
+    expect(policy.metadata.name).toMatch(/-runtime-leases$/);
     for (const crd of objects.filter((o) => o.kind === 'CustomResourceDefinition'))
       expect(crd.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
     expect((only(objects, 'ClusterRole') as unknown as { rules: unknown }).rules).toEqual(

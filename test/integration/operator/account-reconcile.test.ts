@@ -5,6 +5,7 @@ import { adminKubeConfig, createTestNamespace } from '../../support/cluster.js';
 import { installCrds } from '../../support/crds.js';
 import { moduleRecorder } from '../../support/module-recorder.js';
 import { operatorKubeconfig, startOperatorProcess, type OperatorProcess } from '../../support/operator.js';
+import { serviceAccountKubeconfig } from '../../support/runtime.js';
 
 const LEGACY_LABEL_POD = `${GROUP}/pod`;
 type Spec = Record<string, unknown>;
@@ -129,13 +130,38 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     await expect(core.readNamespacedSecret({ namespace, name: 'news-tdlib-key' })).rejects.toMatchObject({
       code: 404,
     });
-    const lease = await waitFor(
-      'the account Lease',
-      () => coordination.readNamespacedLease({ namespace, name: 'tga-news' }),
-      { timeoutMs: 10_000 },
-    );
-    expect(lease.metadata?.ownerReferences ?? []).toEqual([]);
   });
+
+  /**
+   * The account's fence Lease as its runtime makes it when it first takes it (runtime/hosting/hosted-account.ts),
+   * given back since: a held one would keep the account's names in its holder's pool Role.
+   */
+  const leaseAsRuntimeMakesIt = (account: string, ownerUid?: string) =>
+    coordination.createNamespacedLease({
+      namespace,
+      body: {
+        metadata: {
+          name: `tga-${account}`,
+          labels: {
+            'app.kubernetes.io/managed-by': 'tdlib-runtime',
+            'telegram.tdlib-operator.dev/account': account,
+          },
+          ...(ownerUid
+            ? {
+                ownerReferences: [
+                  {
+                    apiVersion: `${GROUP}/${VERSION}`,
+                    kind: 'TelegramAccount',
+                    name: account,
+                    uid: ownerUid,
+                  },
+                ],
+              }
+            : {}),
+        },
+        spec: { leaseDurationSeconds: 15, leaseTransitions: 0 },
+      },
+    });
 
   it('reaches the API server on its ServiceAccount token without loading client-node (whose generated API clients alone held 14.6 MB of its heap)', async () => {
     // The first test placed 'news': the operator has listed, watched, applied and created by now.
@@ -155,6 +181,9 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       },
       { timeoutMs: 20_000, onTimeout: () => operator.rawOutput().slice(-4000) },
     );
+    // Made without an owner, as by a runtime that read the account before its policy was LogOut: the
+    // operator gives it the owner the policy asks for.
+    await leaseAsRuntimeMakesIt('leaver');
     const ownedByLeaver = async (): Promise<boolean[]> => [
       ...(await Promise.all(
         ['leaver-tdlib-session'].map(
@@ -225,7 +254,8 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
       expect.arrayContaining(['tga-news', 'tdlib-runtime-default-0']),
     );
     expect(named('leases', 'update')).not.toContain('<any>');
-    expect(named('leases', 'create')).toEqual([]);
+    // Create cannot be limited by name in RBAC: the runtime Lease admission policy does that (below).
+    expect(named('leases', 'create')).toEqual(['<any>']);
     expect(named('leases', 'delete')).toEqual([]);
     // Accounts: watch the namespace (a label-selected watch cannot be limited by name), write only the pool's.
     expect(named('telegramaccounts', 'watch')).toEqual(['<any>']);
@@ -234,18 +264,55 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     expect(rules.some((r) => r.resources?.includes('pods') || r.resources?.includes('statefulsets'))).toBe(
       false,
     );
-    // The fence Leases exist before any runtime runs: the runtime cannot create them.
+    // The pod's heartbeat Lease exists before its runtime runs; the account's fence Lease is the runtime's
+    // to create when it first takes it, so the operator spends no write on it.
     await waitFor(
-      'the account and heartbeat Leases',
-      async () => {
-        await coordination.readNamespacedLease({ namespace, name: 'tga-news' });
-        await coordination.readNamespacedLease({ namespace, name: 'tdlib-runtime-default-0' });
-        return true;
-      },
+      'the heartbeat Lease',
+      () => coordination.readNamespacedLease({ namespace, name: 'tdlib-runtime-default-0' }),
       { timeoutMs: 10_000 },
     );
+    await expect(coordination.readNamespacedLease({ namespace, name: 'tga-news' })).rejects.toMatchObject({
+      code: 404,
+    });
     await core.readNamespacedServiceAccount({ namespace, name: 'tdlib-runtime-default' });
     await rbac.readNamespacedRoleBinding({ namespace, name: 'tdlib-runtime-default' });
+  });
+
+  it('lets a runtime create only the Leases its pool hosts (the admission policy narrows its Role)', async () => {
+    await createAccount('fenced', bot());
+    await waitForCondition('fenced', 'Scheduled', 'True');
+    const asRuntime = new k8s.KubeConfig();
+    asRuntime.loadFromFile(await serviceAccountKubeconfig(kc, namespace, 'tdlib-runtime-default'));
+    const runtimeLeases = asRuntime.makeApiClient(k8s.CoordinationV1Api);
+    const lease = (name: string): k8s.V1Lease => ({
+      metadata: { name, namespace },
+      spec: { holderIdentity: 'tdlib-runtime-default-0/uid/nonce', leaseDurationSeconds: 15 },
+    });
+    // A Lease the pool's Role does not name: not an account placed here, and not a controller's.
+    for (const name of ['tga-elsewhere', 'some-controller-leader']) {
+      const refused = await runtimeLeases
+        .createNamespacedLease({ namespace, body: lease(name) })
+        .then(() => undefined)
+        .catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(k8s.ApiException);
+      expect((refused as k8s.ApiException<string>).code).toBe(403);
+      expect(String((refused as k8s.ApiException<string>).body)).toContain(
+        `${name} is not one of them: the operator names an account Lease once it places the account on the pool`,
+      );
+    }
+    // The placed account's own Lease, once the Role names it.
+    await waitFor(
+      'the runtime to create the placed account Lease',
+      () =>
+        runtimeLeases
+          .createNamespacedLease({ namespace, body: lease('tga-fenced') })
+          .then(() => true)
+          .catch((error: unknown) => {
+            if (error instanceof k8s.ApiException && error.code === 403) return undefined;
+            throw error;
+          }),
+      { timeoutMs: 10_000 },
+    );
   });
 
   it('reports a missing Secret by name and field, with a Warning Event, and recovers once it exists', async () => {
@@ -342,11 +409,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     const keyBefore = (await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-session' })).data
       ?.key;
     expect(keyBefore).toBeDefined();
-    const leaseBefore = await waitFor(
-      'keeper Lease',
-      () => coordination.readNamespacedLease({ namespace, name: 'tga-keeper' }),
-      { timeoutMs: 10_000 },
-    );
+    const leaseBefore = await leaseAsRuntimeMakesIt('keeper');
     await deleteAndWaitGone('keeper');
     const kept = await core.readNamespacedSecret({ namespace, name: 'keeper-tdlib-session' });
     expect(kept.metadata?.ownerReferences ?? []).toEqual([]);
@@ -372,6 +435,7 @@ describe('the operator reconciles TelegramAccounts (running as its ServiceAccoun
     // it, as they are in a cluster for the moment between the deletion and the collector's pass.
     await createAccount('phoenix', bot({ deletionPolicy: 'LogOut', runtimePool: 'rebirth' }));
     const first = await waitForCondition('phoenix', 'Scheduled', 'True');
+    await leaseAsRuntimeMakesIt('phoenix', first?.metadata.uid);
     const ownersOf = async (): Promise<string[][]> => [
       ...(await Promise.all(
         ['phoenix-tdlib-session'].map(async (name) =>

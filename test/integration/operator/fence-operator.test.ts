@@ -7,9 +7,11 @@
  * start timeout of pods that never heartbeat, Secret opt-in, the key Secret lifecycle, and that a logged-in
  * session survives the deletion of a Secret it no longer needs.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
   API_VERSION,
+  LABEL_ACCOUNT,
+  LABEL_MANAGED_BY,
   LABEL_POOL,
   LABEL_SECRET_OPT_IN,
   runtimePodName,
@@ -560,11 +562,31 @@ describe('the operator derives Ready and moves accounts from the runtime heartbe
     const event = await warningEvent('echo', 'SessionKeyMissing');
     expect(event.message).toContain('echo-tdlib-session');
     expect(event.message).toContain('Restore the key');
-    // Make the account reconciler run again (it re-creates a deleted account Lease): still no new key.
-    await rest.delete(Resources.Lease, namespace, 'tga-echo');
-    await waitFor('tga-echo again', () => rest.get<Lease>(Resources.Lease, namespace, 'tga-echo'), {
-      timeoutMs: WAIT_MS,
+    // Make the account reconciler run again, seen by what it does: a runtime's new account Lease that names
+    // an earlier account of this name as its owner loses that reference. Still no new key.
+    await rest.delete(Resources.Lease, namespace, 'tga-echo').catch((error: unknown) => {
+      if (!isNotFound(error)) throw error;
     });
+    await rest.create(Resources.Lease, {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {
+        name: 'tga-echo',
+        namespace,
+        labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_ACCOUNT]: 'echo' },
+        ownerReferences: [
+          { apiVersion: API_VERSION, kind: 'TelegramAccount', name: 'echo', uid: randomUUID() },
+        ],
+      },
+      spec: {},
+    } as Lease);
+    await waitFor(
+      'the earlier owner dropped from tga-echo',
+      async () =>
+        ((await rest.get<Lease>(Resources.Lease, namespace, 'tga-echo')).metadata?.ownerReferences ?? [])
+          .length === 0 || undefined,
+      { timeoutMs: WAIT_MS },
+    );
     expect((await readSecret('echo-tdlib-session')).data?.key).toBeUndefined();
     expect(await secretGone('echo-tdlib-key')).toBe(true);
     // Without the backup there is nothing a new key could orphan: the operator adds one.

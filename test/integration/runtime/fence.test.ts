@@ -43,7 +43,7 @@ describe('the session fence of the runtime agent (in process, real apiserver)', 
     stopped: (agent: InProcessAgent) => boolean,
   ): Promise<void> {
     const lease = new LeaseWrites(accountLeaseName(name), true);
-    const agent = await scene.startAgent({ beforeReplace: lease.beforeReplace });
+    const agent = await scene.startAgent({ beforeWrite: lease.beforeWrite });
     await waitFor(
       'the first acquisition of the account Lease to be on its way',
       () => lease.reached || undefined,

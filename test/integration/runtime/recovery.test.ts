@@ -300,7 +300,7 @@ describe('recovery and progress on the runtime agent (in process, real apiserver
 
     // The pod comes back on a new volume: the session comes from the backup, and is logged out.
     const lease = new LeaseWrites(accountLeaseName(name));
-    const second = await scene.startAgent({ beforeReplace: lease.beforeReplace });
+    const second = await scene.startAgent({ beforeWrite: lease.beforeWrite });
     await waitFor('the world to record the log-out', () => scene.worldEvents('logout', bot)[0], {
       timeoutMs: 30_000,
       onTimeout: () => scene.diagnostics(),

@@ -151,7 +151,7 @@ describe('stopping an account on the runtime agent (in process, real apiserver)'
       agent,
       backup: first,
       authKey,
-    } = await readyWithBackup(name, 7, { beforeReplace: lease.beforeReplace });
+    } = await readyWithBackup(name, 7, { beforeWrite: lease.beforeWrite });
     const writesBeforeStop = lease.holders.length;
     const finishClose = await hangCloses(agent);
 
