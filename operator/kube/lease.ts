@@ -114,6 +114,11 @@ export interface LeaseLockOptions {
   annotations?: Record<string, string>;
   /** Create the Lease when it does not exist (default true). False: a missing Lease is not ours to make. */
   create?: boolean;
+  /**
+   * leaseTransitions of a Lease this lock creates, and so the epoch of the first holder (default 0, as
+   * client-go creates them).
+   */
+  createdEpoch?: number;
   /** Set on create only: who the Lease is collected with. */
   ownerReferences?: NonNullable<LeaseObject['metadata']>['ownerReferences'];
   /** Monotonic milliseconds; injectable for tests. */
@@ -290,6 +295,7 @@ export class LeaseLock {
     if (this.options.create === false) return { held: false, holder: '', unchangedForMs, missing: true };
     const wall = microTime(new Date());
     const sentAt = this.now();
+    const epoch = this.options.createdEpoch ?? 0;
     try {
       const created = await this.options.rest.create<LeaseObject>(
         Resources.Lease,
@@ -310,14 +316,14 @@ export class LeaseLock {
             leaseDurationSeconds: this.options.durationSeconds,
             acquireTime: wall,
             renewTime: wall,
-            leaseTransitions: 0,
+            leaseTransitions: epoch,
           },
         },
         { signal },
       );
       this.known = created;
       this.observer.observe(this.options.name, created.spec);
-      return { held: true, sentAt, epoch: 0, acquired: true, previousHolder: '' };
+      return { held: true, sentAt, epoch, acquired: true, previousHolder: '' };
     } catch (error) {
       if (isAlreadyExists(error) || isConflict(error))
         return { held: false, holder: '', unchangedForMs: 0, missing: false };

@@ -201,6 +201,9 @@ export class HostedAccount {
       // Made when first taken (the create is the acquire). The pool's Role and the runtime Lease admission
       // policy allow it only once the operator placed the account on this pool.
       ...ownedBy(account),
+      // Tenures count from 1: epoch 0 is what a process holds before any tenure (fenceEpoch's initial
+      // value), and the campaign senders tell a newer holder's slice writes by a greater epoch.
+      createdEpoch: 1,
       labels: { [LABEL_MANAGED_BY]: 'tdlib-runtime', [LABEL_ACCOUNT]: name },
       annotations: { 'telegram.tdlib-operator.dev/valid-while': 'the holder pod heartbeat Lease is renewed' },
     });

@@ -252,7 +252,7 @@ describe('the session fence, end to end', () => {
     it('never runs the session twice, keeps the newer backup, and never writes the account status again', async () => {
       scene = await startScene('fence-pause');
       const old = startRuntime(scene, 0);
-      await readyWithBackup(scene, 0);
+      const older = await readyWithBackup(scene, 0);
       const pausedAt = performance.now();
       old.child.kill('SIGSTOP');
       try {
@@ -274,7 +274,7 @@ describe('the session fence, end to end', () => {
           "pod 1's backup",
           async () => {
             const b = await backup(scene?.namespace ?? '');
-            return Number(b.epoch) >= 2 ? b : undefined;
+            return Number(b.epoch) > Number(older.epoch) ? b : undefined;
           },
           { timeoutMs: 20_000 },
         );
@@ -342,7 +342,7 @@ describe('the session fence, end to end', () => {
       const viaProxy = new k8s.KubeConfig();
       viaProxy.loadFromFile(scene.runtimeKubeconfig);
       startRuntime(scene, 0, writeKubeconfigVia(viaProxy, proxy));
-      await readyWithBackup(scene, 0);
+      const older = await readyWithBackup(scene, 0);
 
       // Every request of runtime 0 now reaches the API server 10 s late: its renewals too (D is 3 s).
       const slowSince = performance.now();
@@ -376,7 +376,7 @@ describe('the session fence, end to end', () => {
         "pod 1's backup",
         async () => {
           const b = await backup(scene?.namespace ?? '');
-          return Number(b.epoch) >= 2 ? b : undefined;
+          return Number(b.epoch) > Number(older.epoch) ? b : undefined;
         },
         { timeoutMs: 20_000 },
       );

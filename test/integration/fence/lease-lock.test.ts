@@ -1,5 +1,6 @@
 /**
- * LeaseLock (operator/kube/lease.ts) against the real apiserver: waiting for a Lease it may not create,
+ * LeaseLock (operator/kube/lease.ts) against the real apiserver: creating a missing Lease as its first holder,
+ * waiting for a Lease it may not create,
  * taking a free one, judging another holder's expiry on its own monotonic clock only, renewing with one
  * conditional PUT (F2), treating a foreign write as lost (F8), giving the Lease back, and raising the epoch.
  */
@@ -7,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { RestClient } from '../../../operator/kube/client.js';
 import { LeaseLock, type LeaseObject, type LeaseRecord } from '../../../operator/kube/lease.js';
 import { createRegistry, metricValue, type Registry } from '../../../operator/kube/metrics.js';
-import { Resources } from '../../../operator/kube/resource.js';
+import { Resources, type ApiObject } from '../../../operator/kube/resource.js';
 import { waitFor } from '../../cluster/wait.js';
 import { adminKubeConfig, createTestNamespace } from '../../support/cluster.js';
 import { testLogger } from '../kube/support.js';
@@ -39,7 +40,13 @@ function lock(
   name: string,
   identity: string,
   durationSeconds: number,
-  extra: { create?: boolean; now?: () => number; rest?: RestClient } = {},
+  extra: {
+    create?: boolean;
+    createdEpoch?: number;
+    ownerReferences?: NonNullable<LeaseObject['metadata']>['ownerReferences'];
+    now?: () => number;
+    rest?: RestClient;
+  } = {},
 ): LeaseLock {
   return new LeaseLock({ rest: extra.rest ?? rest, namespace, name, identity, durationSeconds, ...extra });
 }
@@ -69,6 +76,30 @@ async function requestsByMethod(registry: Registry, method: string): Promise<num
 }
 
 describe('LeaseLock', () => {
+  it('creates a missing Lease as its first holder, at createdEpoch, with its owner; a second creator loses', async () => {
+    // A real owner: a garbage collector must not take the Lease away while the test reads it.
+    const made = await rest.create<ApiObject>(Resources.ConfigMap, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'lease-owner', namespace },
+    });
+    const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'lease-owner', uid: made.metadata?.uid ?? '' };
+    const first = lock('account-new', 'runtime-0/uid-1/aaaa', 2, {
+      createdEpoch: 1,
+      ownerReferences: [owner],
+    });
+    const rival = lock('account-new', 'runtime-1/uid-2/bbbb', 2, { createdEpoch: 1 });
+    const [a, b] = await Promise.all([first.tryAcquireOrRenew(), rival.tryAcquireOrRenew()]);
+    const winner = a.held ? first : rival;
+    // Exactly one of two racing creators holds it; the other is told it lost, and holds nothing.
+    expect([a.held, b.held].filter(Boolean)).toHaveLength(1);
+    expect(a.held ? b : a).toMatchObject({ held: false });
+    expect(a.held ? a : b).toMatchObject({ held: true, acquired: true, epoch: 1, previousHolder: '' });
+    const lease = await readLease('account-new');
+    expect(lease.spec).toMatchObject({ holderIdentity: winner.identity, leaseTransitions: 1 });
+    expect(lease.metadata?.ownerReferences).toEqual(winner === first ? [owner] : undefined);
+  });
+
   it('with create: false waits for a missing Lease, then takes it once it exists and is free (epoch + 1)', async () => {
     const pod = lock('hb-missing', 'runtime-0/uid-1/aaaa', 2, { create: false });
     const first = await pod.tryAcquireOrRenew();
