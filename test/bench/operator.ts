@@ -339,19 +339,10 @@ async function main(): Promise<void> {
             namespace: NAMESPACE,
             logger,
           });
-    // The account Leases (the session fences) the operator creates beside the Secrets.
-    const leases = new Informer<ApiObject>(rest, Resources.Lease, {
-      name: 'bench-leases',
-      namespace: NAMESPACE,
-      labelSelector: LABEL_ACCOUNT,
-      logger,
-    });
     accounts.start();
     statefulSets.start();
-    leases.start();
     secrets?.start();
     await secrets?.waitForSync(60_000);
-    await leases.waitForSync(60_000);
     await accounts.waitForSync(120_000);
     await statefulSets.waitForSync(60_000);
 
@@ -414,8 +405,7 @@ async function main(): Promise<void> {
         secrets.list(NAMESPACE).filter((x) => x.metadata?.labels?.[LABEL_ACCOUNT]).length < args.accounts
       )
         return false;
-      // Every account's Lease exists.
-      if (leases.list(NAMESPACE).length < args.accounts) return false;
+      // No account Lease: a runtime makes it when it first takes the account (none runs here).
       const sets = statefulSets.list(NAMESPACE);
       if (sets.length < POOLS.length) return false;
       const ready = sets.reduce((sum, s) => sum + (s.status?.readyReplicas ?? 0), 0);
@@ -558,7 +548,6 @@ async function main(): Promise<void> {
     await new Promise((r) => operator.once('exit', r));
     await accounts.stop();
     await statefulSets.stop();
-    await leases.stop();
     await secrets?.stop();
     if (args.json) console.log(JSON.stringify(result));
   } finally {
