@@ -35,7 +35,7 @@ image: ## build the image from the Dockerfile on local base images (tdlib-operat
 	nice -n 10 bash test/image/build-image.sh >/dev/null
 
 .PHONY: generate
-generate: build ## regenerate the CRD YAML and the operator ClusterRole (config/ and the Helm chart) from crds/*.ts
+generate: build ## regenerate the CRD YAML, the operator ClusterRole and the runtime Lease admission policy (config/ and the Helm chart) from crds/*.ts
 	node dist/crds/generate.js
 
 # Every file crds/generate.ts writes (crds/manifests.ts generatedFiles); CI fails if any of them is stale.
