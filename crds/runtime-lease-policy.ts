@@ -26,13 +26,20 @@ export function runtimeLeasePolicy(name = RUNTIME_LEASE_POLICY_NAME): Record<str
     metadata: { name },
     spec: {
       failurePolicy: 'Fail',
+      // Written as the API server defaults them: the rules are an atomic list, so a value without its
+      // defaults would conflict with the live one when a second field manager (kubectl, then Helm or
+      // Argo CD) applies the same policy.
       matchConstraints: {
+        matchPolicy: 'Equivalent',
+        namespaceSelector: {},
+        objectSelector: {},
         resourceRules: [
           {
             apiGroups: ['coordination.k8s.io'],
             apiVersions: ['v1'],
             operations: ['CREATE'],
             resources: ['leases'],
+            scope: '*',
           },
         ],
       },
