@@ -81,7 +81,7 @@ function configRuntimeLeasePolicy(): string {
     policyHeader +
     policyPurpose +
     [runtimeLeasePolicy(), runtimeLeasePolicyBinding()]
-      .map((o) => stringify(o, { lineWidth: 0 }))
+      .map((o) => stringify(o, { lineWidth: 0, singleQuote: true }))
       .join('---\n')
   );
 }
@@ -91,7 +91,7 @@ function chartRuntimeLeasePolicy(): string {
   const name = '{{ include "tdlib-operator.fullname" . }}-runtime-leases';
   const placeholder = 'RELEASE-NAME-runtime-leases';
   const body = [runtimeLeasePolicy(placeholder), runtimeLeasePolicyBinding(placeholder)]
-    .map((o) => helmLiteral(stringify(o, { lineWidth: 0 })).replaceAll(placeholder, name))
+    .map((o) => helmLiteral(stringify(o, { lineWidth: 0, singleQuote: true })).replaceAll(placeholder, name))
     .join('---\n');
   return [
     policyHeader.trimEnd(),
