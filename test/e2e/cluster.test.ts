@@ -41,8 +41,16 @@ describe('the full control plane (controller-manager, scheduler, kwok fake nodes
     );
     expect(pods.map((p) => p.metadata?.name).sort()).toEqual(['web-0', 'web-1', 'web-2']);
     expect(pods.every((p) => (p.spec?.nodeName ?? '').startsWith('kwok-node-'))).toBe(true);
-    const sts = await apps.readNamespacedStatefulSet({ namespace, name: 'web' });
-    expect(sts.status?.readyReplicas).toBe(3);
+    // The StatefulSet controller counts Ready pods after the kubelet (kwok) marks them, so its
+    // status lags the pods by one sync: wait for it rather than read it once.
+    await waitFor(
+      'the StatefulSet to report 3 ready replicas',
+      async () => {
+        const sts = await apps.readNamespacedStatefulSet({ namespace, name: 'web' });
+        return sts.status?.readyReplicas === 3 ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
 
     await apps.deleteNamespacedStatefulSet({
       namespace,
