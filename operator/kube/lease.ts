@@ -102,6 +102,8 @@ export type TakeoverRule = (current: {
   unchangedForMs: number;
 }) => boolean | Promise<boolean>;
 
+type LeaseOwnerReferences = NonNullable<LeaseObject['metadata']>['ownerReferences'];
+
 export interface LeaseLockOptions {
   rest: RestClient;
   namespace: string;
@@ -119,8 +121,11 @@ export interface LeaseLockOptions {
    * client-go creates them).
    */
   createdEpoch?: number;
-  /** Set on create only: who the Lease is collected with. */
-  ownerReferences?: NonNullable<LeaseObject['metadata']>['ownerReferences'];
+  /**
+   * Set on create only: who the Lease is collected with. A function is read at the create, so an owner that
+   * depends on a spec the caller keeps watching (an account's deletionPolicy) is as fresh as the caller's view.
+   */
+  ownerReferences?: LeaseOwnerReferences | (() => LeaseOwnerReferences);
   /** Monotonic milliseconds; injectable for tests. */
   now?: () => number;
 }
@@ -296,6 +301,8 @@ export class LeaseLock {
     const wall = microTime(new Date());
     const sentAt = this.now();
     const epoch = this.options.createdEpoch ?? 0;
+    const owners = this.options.ownerReferences;
+    const ownerReferences = typeof owners === 'function' ? owners() : owners;
     try {
       const created = await this.options.rest.create<LeaseObject>(
         Resources.Lease,
@@ -307,9 +314,7 @@ export class LeaseLock {
             namespace: this.options.namespace,
             labels: this.options.labels,
             annotations: this.options.annotations,
-            ...(this.options.ownerReferences?.length
-              ? { ownerReferences: this.options.ownerReferences }
-              : {}),
+            ...(ownerReferences?.length ? { ownerReferences } : {}),
           },
           spec: {
             holderIdentity: this.identity,

@@ -199,8 +199,9 @@ export class HostedAccount {
       identity: deps.podFence.identity,
       durationSeconds: Math.round(deps.podFence.timing.durationMs / 1000),
       // Made when first taken (the create is the acquire). The pool's Role and the runtime Lease admission
-      // policy allow it only once the operator placed the account on this pool.
-      ...ownedBy(account),
+      // policy allow it only once the operator placed the account on this pool. The owner is read at the
+      // create, from the account as last seen: a deletionPolicy changed since hosting began decides it.
+      ownerReferences: () => ownedBy(this.account).ownerReferences,
       // Tenures count from 1: epoch 0 is what a process holds before any tenure (fenceEpoch's initial
       // value), and the campaign senders tell a newer holder's slice writes by a greater epoch.
       createdEpoch: 1,

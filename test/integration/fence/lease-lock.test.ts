@@ -36,6 +36,8 @@ afterAll(async () => {
   await rest.close();
 });
 
+type LeaseOwners = NonNullable<LeaseObject['metadata']>['ownerReferences'];
+
 function lock(
   name: string,
   identity: string,
@@ -43,7 +45,7 @@ function lock(
   extra: {
     create?: boolean;
     createdEpoch?: number;
-    ownerReferences?: NonNullable<LeaseObject['metadata']>['ownerReferences'];
+    ownerReferences?: LeaseOwners | (() => LeaseOwners);
     now?: () => number;
     rest?: RestClient;
   } = {},
@@ -98,6 +100,24 @@ describe('LeaseLock', () => {
     const lease = await readLease('account-new');
     expect(lease.spec).toMatchObject({ holderIdentity: winner.identity, leaseTransitions: 1 });
     expect(lease.metadata?.ownerReferences).toEqual(winner === first ? [owner] : undefined);
+  });
+
+  it('reads an owner given as a function at the create, not when the lock was made', async () => {
+    const made = await rest.create<ApiObject>(Resources.ConfigMap, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'late-owner', namespace },
+    });
+    const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'late-owner', uid: made.metadata?.uid ?? '' };
+    // As a runtime's account: KeepSession when hosting began (no owner), LogOut by the time it first takes it.
+    let owners: LeaseOwners = undefined;
+    const first = lock('account-late-owner', 'runtime-0/uid-1/cccc', 2, {
+      createdEpoch: 1,
+      ownerReferences: () => owners,
+    });
+    owners = [owner];
+    expect(await first.tryAcquireOrRenew()).toMatchObject({ held: true, epoch: 1 });
+    expect((await readLease('account-late-owner')).metadata?.ownerReferences).toEqual([owner]);
   });
 
   it('with create: false waits for a missing Lease, then takes it once it exists and is free (epoch + 1)', async () => {
