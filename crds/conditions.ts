@@ -3,9 +3,13 @@
  * the operator, the runtime and the kubectl plugin read each other's reasons, so they are constants here,
  * never strings matched by a pattern in one process and written in another.
  *
- * Who writes which TelegramAccount condition (one writer per condition, server-side apply field managers):
- *   Scheduled, Ready   the operator (Ready aggregates the runtime's conditions, the placement and pod health)
+ * Who writes which TelegramAccount condition (server-side apply field managers):
+ *   Scheduled   the operator
  *   Authorized, Connected   the runtime pod that hosts the account (status.hostedBy names it)
+ *   Ready   derived by one function (account-ready.ts) from the runtime's conditions, the placement and pod
+ *           health: the hosting pod writes it with its report, the operator where it knows more (a pod
+ *           declared dead, an account moving or not reported yet). Where both know the same, they write the
+ *           same value, which server-side apply lets them share.
  */
 import type { Condition } from './schema.js';
 

@@ -13,3 +13,4 @@ export * from './runtime-pool.js';
 export { allCrds, campaignCrd, campaignSliceCrd, runtimePoolCrd, telegramAccountCrd } from './crd.js';
 export type { Condition } from './schema.js';
 export * from './account-ownership.js';
+export * from './account-ready.js';

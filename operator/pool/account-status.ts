@@ -1,21 +1,22 @@
 /**
- * The part of an account's status the operator owns, as a pure function: placement, observedGeneration,
- * Scheduled, and Ready, the summary a user (and kstatus, Argo CD) reads. Ready is derived, never copied
- * blindly: True only while the runtime pod the account is placed on is alive and reports (status.hostedBy)
- * that it is logged in and connected. A pod declared dead makes its accounts Ready=Unknown (RuntimeLost),
- * as Kubernetes does for pods on a lost node; an account placed on a pod that has not reported it yet is
- * Unknown too, whatever an earlier pod last wrote.
+ * The part of an account's status the operator writes, as a pure function: placement, observedGeneration,
+ * Scheduled, and Ready, the summary a user (and kstatus, Argo CD) reads. Ready comes from crds/account-ready.ts,
+ * which the hosting runtime applies too with its report: where the operator knows no more than that pod, the
+ * status already shows what it would write, and it writes nothing. It writes Ready where it knows more: a pod
+ * declared dead makes its accounts Ready=Unknown (RuntimeLost), as Kubernetes does for pods on a lost node; an
+ * account placed on a pod that has not reported it yet is Unknown too, whatever an earlier pod last wrote.
  */
 import {
   API_VERSION,
   ConditionType,
   OperatorReason,
-  RuntimeReason,
   TELEGRAM_ACCOUNT_KIND,
   findCondition,
   nextCondition,
+  readyCondition,
   type Condition,
   type ConditionInput,
+  type PodHealth,
   type TelegramAccount,
 } from '../../crds/index.js';
 import type { InputsCheck } from '../account/inputs.js';
@@ -27,10 +28,9 @@ export interface OperatorStatus {
   conditions: Condition[];
 }
 
-export type PlacementOutcome = { pod: string } | { unplaced: 'PoolFull' | 'InputsInvalid' };
+export type { PodHealth };
 
-/** What the operator knows of a runtime pod: from its heartbeat Lease, on the operator's own clock. */
-export type PodHealth = { state: 'alive' } | { state: 'starting' } | { state: 'dead'; why: string };
+export type PlacementOutcome = { pod: string } | { unplaced: 'PoolFull' | 'InputsInvalid' };
 
 export interface StatusFacts {
   pool: string;
@@ -38,97 +38,6 @@ export interface StatusFacts {
   outcome: PlacementOutcome;
   /** Health of a runtime pod of this pool by name (undefined: not a pod of this pool, or unknown). */
   podHealth: (pod: string) => PodHealth | undefined;
-}
-
-function readyCondition(account: TelegramAccount, facts: StatusFacts): ConditionInput {
-  const generation = account.metadata.generation;
-  const base = { type: ConditionType.Ready, observedGeneration: generation };
-  if (account.metadata.deletionTimestamp) {
-    const policy = account.spec.deletionPolicy ?? 'KeepSession';
-    return {
-      ...base,
-      status: 'False',
-      reason: OperatorReason.Deleting,
-      message:
-        policy === 'LogOut'
-          ? 'being deleted: waiting for the runtime to log the session out (deletionPolicy LogOut)'
-          : 'being deleted: the session backup is kept (deletionPolicy KeepSession)',
-    };
-  }
-  if (!('pod' in facts.outcome)) {
-    const scheduled = scheduledCondition(account, facts);
-    return { ...base, status: 'False', reason: scheduled.reason, message: scheduled.message };
-  }
-  if (account.spec.suspend)
-    return {
-      ...base,
-      status: 'False',
-      reason: OperatorReason.Suspended,
-      message: 'spec.suspend is true: the TDLib client is stopped and the session kept',
-    };
-  const pod = facts.outcome.pod;
-  const hostedBy = account.status?.hostedBy;
-  const lost = (name: string): string | undefined => {
-    const health = facts.podHealth(name);
-    return health?.state === 'dead' ? health.why : undefined;
-  };
-  if (!hostedBy)
-    return {
-      ...base,
-      status: 'Unknown',
-      reason: OperatorReason.WaitingForRuntime,
-      message: `placed on runtime pod ${pod}; waiting for it to report the account`,
-    };
-  if (hostedBy !== pod) {
-    const why = lost(hostedBy);
-    return why
-      ? {
-          ...base,
-          status: 'Unknown',
-          reason: OperatorReason.RuntimeLost,
-          message: `runtime pod ${hostedBy} was lost (${why}); the account moved to ${pod} and waits for it`,
-        }
-      : {
-          ...base,
-          status: 'Unknown',
-          reason: OperatorReason.WaitingForRuntime,
-          message: `moving from runtime pod ${hostedBy} to ${pod}; waiting for ${pod} to serve the account`,
-        };
-  }
-  const why = lost(pod);
-  if (why)
-    return {
-      ...base,
-      status: 'Unknown',
-      reason: OperatorReason.RuntimeLost,
-      message: `runtime pod ${pod} was lost (${why}): the account's state is unknown`,
-    };
-  const conditions = account.status?.conditions;
-  const authorized = findCondition(conditions, ConditionType.Authorized);
-  const connected = findCondition(conditions, ConditionType.Connected);
-  // Ready reflects what the runtime has seen: never newer than the generation it reported on.
-  const seen = Math.min(generation ?? 0, authorized?.observedGeneration ?? generation ?? 0);
-  const fromRuntime = { ...base, observedGeneration: generation === undefined ? undefined : seen };
-  if (authorized?.status !== 'True')
-    return {
-      ...fromRuntime,
-      status: 'False',
-      reason: authorized?.reason ?? RuntimeReason.Starting,
-      message: authorized?.message ?? 'the TDLib client is starting',
-    };
-  if (connected?.status !== 'True')
-    return {
-      ...fromRuntime,
-      status: 'False',
-      reason: connected?.reason ?? RuntimeReason.Unknown,
-      message: `logged in; ${connected?.message ?? 'connection state unknown'}`,
-    };
-  return {
-    ...fromRuntime,
-    status: 'True',
-    reason: OperatorReason.Ready,
-    message: `logged in and connected on runtime pod ${pod}`,
-  };
 }
 
 function scheduledCondition(account: TelegramAccount, facts: StatusFacts): ConditionInput {
@@ -169,7 +78,14 @@ export function desiredOperatorStatus(
     placement: 'pod' in facts.outcome ? { pool: facts.pool, pod: facts.outcome.pod } : undefined,
     conditions: [
       nextCondition(existing, scheduledCondition(account, facts), now),
-      nextCondition(existing, readyCondition(account, facts), now),
+      nextCondition(
+        existing,
+        readyCondition(account, {
+          placement: 'pod' in facts.outcome ? facts.outcome : { unplaced: scheduledCondition(account, facts) },
+          podHealth: facts.podHealth,
+        }),
+        now,
+      ),
     ],
   };
 }
@@ -209,7 +125,8 @@ export function statusApplyBody(account: TelegramAccount, status: OperatorStatus
 
 /**
  * What of the runtime's status Ready depends on: a change of it must re-run the pool loop, other runtime
- * writes (connection flickers inside the same condition, proxy messages) need not.
+ * writes (connection flickers inside the same condition, proxy messages) need not. The runtime's own Ready
+ * changes only with these, the generation or the deletion, so it needs no entry of its own.
  */
 export function readyInputs(account: TelegramAccount): string {
   const c = account.status?.conditions;

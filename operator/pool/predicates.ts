@@ -3,7 +3,7 @@ import { readyInputs } from './account-status.js';
 
 /**
  * Whether an account change can change its pool's placement or workload (controller-runtime's predicates):
- * a new spec, a moved placement, a deletion, a finalizer, and the runtime facts the operator's Ready is
+ * a new spec, a moved placement, a deletion, a finalizer, and the runtime facts the account's Ready is
  * derived from (which pod reports it, Authorized, Connected). Other status writes (ours, connection
  * flickers, proxy messages) do not: letting them through made thousands of status writes re-run the pool.
  */

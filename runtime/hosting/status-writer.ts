@@ -24,6 +24,7 @@ import {
   desiredRuntimeStatus,
   settling,
   statusFingerprint,
+  withReady,
   type HostedView,
 } from './status.js';
 
@@ -222,11 +223,11 @@ export class StatusWriter {
         this.pending.set(key, { ...pending, retryAt: Number.POSITIVE_INFINITY });
         return;
       }
-      const status = desiredRuntimeStatus(
-        pending.view,
-        base.status?.conditions,
-        new Date(),
-        this.options.podName,
+      const now = new Date();
+      const status = withReady(
+        desiredRuntimeStatus(pending.view, base.status?.conditions, now, this.options.podName),
+        base,
+        now,
       );
       const fingerprint = statusFingerprint(status);
       if (this.written.get(key) === fingerprint && base.status?.hostedBy === this.options.podName) return;

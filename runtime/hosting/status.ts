@@ -2,13 +2,17 @@
  * The runtime-owned part of a TelegramAccount's status, as a pure function of what the hosted client knows.
  * The runtime pod hosting the account is its only writer (field manager RUNTIME_FIELD_MANAGER): hostedBy,
  * authorizationState, codeDelivery, qrCodeLink, user, connectionState, proxy, session and the conditions
- * Authorized and Connected. The operator owns placement, observedGeneration, Scheduled and Ready (which it
- * derives from these, the placement and the pod's health).
+ * Authorized and Connected. The operator owns placement, observedGeneration and Scheduled. Ready is derived
+ * from all of these by one shared function (crds/account-ready.ts): the runtime writes it with its report, as
+ * a kubelet writes its pods' Ready, and the operator only where it knows more (a pod declared dead, an account
+ * moving or not yet reported), so a start costs the API server one status apply per account, not two.
  */
 import {
   ConditionType,
   RuntimeReason,
   nextCondition,
+  readyCondition,
+  type TelegramAccount,
   type Condition,
   type ConditionInput,
   type TelegramAccountStatus,
@@ -118,11 +122,29 @@ export function desiredRuntimeStatus(
 }
 
 /**
+ * `status` with the Ready condition this pod writes for `account` (hosted here, so placed here): what the
+ * operator derives from the same report while it knows this pod alive.
+ */
+export function withReady(status: RuntimeStatus, account: TelegramAccount, now: Date): RuntimeStatus {
+  const reported: TelegramAccount = {
+    ...account,
+    status: { ...account.status, hostedBy: status.hostedBy, conditions: status.conditions },
+  };
+  const ready = readyCondition(reported, {
+    placement: { pod: status.hostedBy ?? '' },
+    podHealth: () => undefined,
+  });
+  return {
+    ...status,
+    conditions: [...status.conditions, nextCondition(account.status?.conditions, ready, now)],
+  };
+}
+
+/**
  * True while the client is on its way to another state by itself: starting, a login step in flight with the
  * inputs it has, connecting, the first session backup after a login. A state the client passes within seconds
- * is not worth a status write: each is one more server-side apply of the account, which the operator's Ready
- * then follows with one of its own, and on a busy API server those writes are what a thousand starting
- * accounts wait behind. What waits for a person or an input, an error, a stop and the goal state are not
+ * is not worth a status write: each is one more server-side apply of the account, and on a busy API server
+ * those writes are what a thousand starting accounts wait behind. What waits for a person or an input, an error, a stop and the goal state are not
  * settling.
  */
 export function settling(view: HostedView): boolean {

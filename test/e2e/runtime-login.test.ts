@@ -159,7 +159,7 @@ describe('runtime login flows (simulator backend, runtime processes as kwok pods
       apiCredentialsSecretRef: { name: 'api' },
       passwordSecretRef: { name: 'pw' },
     });
-    // Ready is the operator's summary of what the runtime reports: it follows Authorized one step later.
+    // Ready summarizes what the runtime reports (the runtime writes it with the report, as the operator would).
     const waiting = await waitForAccount(
       'support',
       'WaitCode',

@@ -15,6 +15,13 @@ import { RestClient, type ApplyOptions } from '../../../operator/kube/client.js'
 import { createLogger } from '../../../operator/kube/logging.js';
 import { createRegistry } from '../../../operator/kube/metrics.js';
 import type { ApiObject, ResourceDescriptor } from '../../../operator/kube/resource.js';
+import {
+  desiredOperatorStatus,
+  operatorStatusCurrent,
+  statusApplyBody,
+  type PodHealth,
+} from '../../../operator/pool/account-status.js';
+import { STATUS_FIELD_MANAGER } from '../../../operator/pool/controller.js';
 import { RUNTIME_FIELD_MANAGER, type HostedView } from '../../../runtime/hosting/status.js';
 import { StatusWriter } from '../../../runtime/hosting/status-writer.js';
 import { waitFor } from '../../cluster/wait.js';
@@ -162,6 +169,58 @@ describe('StatusWriter', () => {
       timeoutMs: 10_000,
     });
     expect(writer.writes).toBe(1);
+  });
+
+  it("writes Ready as the operator derives it: shared with the operator's equal apply, yielded to its RuntimeLost", async () => {
+    // The operator places the account as it does: placement, Scheduled and Ready (WaitingForRuntime), applied.
+    const created = await createAccount('ready-shared', POD);
+    const operatorWants = (account: Account, health: PodHealth): ReturnType<typeof desiredOperatorStatus> =>
+      desiredOperatorStatus(
+        account,
+        { pool: 'default', inputs: { ok: true }, outcome: { pod: POD }, podHealth: () => health },
+        new Date(),
+      );
+    const operatorApply = async (health: PodHealth): Promise<Account> => {
+      const current = await getAccount('ready-shared');
+      const desired = operatorWants(current, health);
+      await rest.applyStatus(TelegramAccountResource, statusApplyBody(current, desired), {
+        fieldManager: STATUS_FIELD_MANAGER,
+        force: true,
+      });
+      return refresh('ready-shared');
+    };
+    const alive: PodHealth = { state: 'alive' };
+    const waiting = await operatorApply(alive);
+    expect(created.status?.placement?.pod).toBe(POD);
+    expect(condition(waiting, 'Ready')).toMatchObject({ status: 'Unknown', reason: 'WaitingForRuntime' });
+
+    const writer = statusWriter();
+    writer.report(namespace, 'ready-shared', READY);
+    const reported = await waitFor(
+      'the runtime to write Ready',
+      async () => {
+        const a = await getAccount('ready-shared');
+        return condition(a, 'Ready')?.status === 'True' ? a : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
+    expect(condition(reported, 'Ready')).toMatchObject({ reason: 'Ready' });
+    expect(writer.conflicts).toBe(0);
+    // Knowing the pod alive, the operator would write exactly this: it finds the status current.
+    expect(operatorStatusCurrent(reported, operatorWants(reported, alive))).toBe(true);
+    // Its next apply for another reason sets the same Ready: no conflict, the value stays, both own it.
+    const shared = await operatorApply(alive);
+    expect(condition(shared, 'Ready')).toMatchObject({ status: 'True', reason: 'Ready' });
+    const readyOwners = (a: Account): string[] =>
+      (a.metadata.managedFields ?? [])
+        .filter((f) => f.subresource === 'status' && JSON.stringify(f).includes('{\\"type\\":\\"Ready\\"}'))
+        .map((f) => f.manager ?? '')
+        .sort();
+    expect(readyOwners(shared)).toEqual([RUNTIME_FIELD_MANAGER, STATUS_FIELD_MANAGER].sort());
+
+    // The pod declared dead: the operator's Ready replaces the pod's, which the pod (fenced) never rewrites.
+    const lost = await operatorApply({ state: 'dead', why: 'heartbeat not renewed' });
+    expect(condition(lost, 'Ready')).toMatchObject({ status: 'Unknown', reason: 'RuntimeLost' });
   });
 
   it("writes an account's burst of changes as one, and other accounts' steady reports never hold it back", async () => {

@@ -156,7 +156,7 @@ describe('desiredRuntimeStatus: what the hosting pod reports', () => {
       ['Connected', 'True', 'Ready'],
     ]);
     expect(ready.conditions.every((c) => c.observedGeneration === 2)).toBe(true);
-    // The runtime never writes Ready: the operator derives it.
+    // Its own conditions only: withReady adds the Ready derived from them (runtime-ready.test.ts).
     expect(ready.conditions.some((c) => c.type === 'Ready')).toBe(false);
   });
 
