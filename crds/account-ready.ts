@@ -8,7 +8,13 @@
  * same value, and server-side apply lets two managers share a field they set alike: no second write, no
  * conflict.
  */
-import { ConditionType, OperatorReason, RuntimeReason, findCondition, type ConditionInput } from './conditions.js';
+import {
+  ConditionType,
+  OperatorReason,
+  RuntimeReason,
+  findCondition,
+  type ConditionInput,
+} from './conditions.js';
 import type { TelegramAccount } from './telegram-account.js';
 
 /** What the operator knows of a runtime pod: from its heartbeat Lease, on the operator's own clock. */
@@ -111,4 +117,3 @@ export function readyCondition(account: TelegramAccount, facts: ReadyFacts): Con
     message: `logged in and connected on runtime pod ${pod}`,
   };
 }
-

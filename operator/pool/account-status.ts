@@ -81,7 +81,8 @@ export function desiredOperatorStatus(
       nextCondition(
         existing,
         readyCondition(account, {
-          placement: 'pod' in facts.outcome ? facts.outcome : { unplaced: scheduledCondition(account, facts) },
+          placement:
+            'pod' in facts.outcome ? facts.outcome : { unplaced: scheduledCondition(account, facts) },
           podHealth: facts.podHealth,
         }),
         now,
