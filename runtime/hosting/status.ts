@@ -144,8 +144,8 @@ export function withReady(status: RuntimeStatus, account: TelegramAccount, now: 
  * True while the client is on its way to another state by itself: starting, a login step in flight with the
  * inputs it has, connecting, the first session backup after a login. A state the client passes within seconds
  * is not worth a status write: each is one more server-side apply of the account, and on a busy API server
- * those writes are what a thousand starting accounts wait behind. What waits for a person or an input, an error, a stop and the goal state are not
- * settling.
+ * those writes are what a thousand starting accounts wait behind. What waits for a person or an input, an
+ * error, a stop and the goal state are not settling.
  */
 export function settling(view: HostedView): boolean {
   if (view.stoppedReason || view.connectionBlocked) return false;
