@@ -77,15 +77,19 @@ async function requestsByMethod(registry: Registry, method: string): Promise<num
   return metricValue(registry, 'rest_client_requests_total', { method });
 }
 
+/** A real owner (a ConfigMap): a garbage collector must not take the Lease away while the test reads it. */
+async function realOwner(name: string): Promise<NonNullable<LeaseOwners>[number]> {
+  const made = await rest.create<ApiObject>(Resources.ConfigMap, {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace },
+  });
+  return { apiVersion: 'v1', kind: 'ConfigMap', name, uid: made.metadata?.uid ?? '' };
+}
+
 describe('LeaseLock', () => {
   it('creates a missing Lease as its first holder, at createdEpoch, with its owner; a second creator loses', async () => {
-    // A real owner: a garbage collector must not take the Lease away while the test reads it.
-    const made = await rest.create<ApiObject>(Resources.ConfigMap, {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'lease-owner', namespace },
-    });
-    const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'lease-owner', uid: made.metadata?.uid ?? '' };
+    const owner = await realOwner('lease-owner');
     const first = lock('account-new', 'runtime-0/uid-1/aaaa', 2, {
       createdEpoch: 1,
       ownerReferences: [owner],
@@ -103,12 +107,7 @@ describe('LeaseLock', () => {
   });
 
   it('reads an owner given as a function at the create, not when the lock was made', async () => {
-    const made = await rest.create<ApiObject>(Resources.ConfigMap, {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'late-owner', namespace },
-    });
-    const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'late-owner', uid: made.metadata?.uid ?? '' };
+    const owner = await realOwner('late-owner');
     // As a runtime's account: KeepSession when hosting began (no owner), LogOut by the time it first takes it.
     let owners: LeaseOwners = undefined;
     const first = lock('account-late-owner', 'runtime-0/uid-1/cccc', 2, {
