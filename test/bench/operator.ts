@@ -378,6 +378,17 @@ async function main(): Promise<void> {
     });
     operatorPid = operator.pid ?? 0;
     operator.stdout?.pipe(process.stderr);
+    // An operator that exits (a bad node option, a crash) fails the run at once, not after the 30-minute wait.
+    const exitedEarly = new Promise<never>((_resolve, reject) => {
+      operator.once('exit', (code, signal) =>
+        reject(
+          new Error(
+            `the operator exited (code ${code ?? 'none'}, signal ${signal ?? 'none'}) before it converged; its output is above`,
+          ),
+        ),
+      );
+    });
+    exitedEarly.catch(() => undefined);
     const started = Date.now();
     const apiServerCpuAtStart = processCpuSeconds(apiServerPid);
     const machineAtStart = machineCpuSeconds();
@@ -412,7 +423,7 @@ async function main(): Promise<void> {
       return ready === expectedPods && sets.every((s) => (s.status?.readyReplicas ?? 0) === s.spec?.replicas);
     };
     let lastReport = 0;
-    await waitFor(
+    const convergence = waitFor(
       'convergence',
       () => {
         if (Date.now() - lastReport > 10_000) {
@@ -431,6 +442,7 @@ async function main(): Promise<void> {
       },
       { timeoutMs: 30 * 60_000, intervalMs: 200 },
     );
+    await Promise.race([convergence, exitedEarly]);
     const convergedAt = Date.now();
     const convergeSeconds = (convergedAt - started) / 1000;
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
