@@ -23,7 +23,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { API_VERSION } from '../../crds/index.js';
+import { API_VERSION, type TelegramAccount } from '../../crds/index.js';
+import { desiredOperatorStatus, statusApplyBody } from '../../operator/pool/account-status.js';
 import { processCpuSeconds } from './proc-cpu.js';
 import type { Pki } from '../cluster/pki.js';
 import { waitFor } from '../cluster/wait.js';
@@ -95,7 +96,7 @@ export function medianByKind<K extends string>(
   return result;
 }
 
-interface Call {
+export interface Call {
   method: 'POST' | 'PATCH' | 'DELETE' | 'GET';
   path: string;
   body?: unknown;
@@ -292,6 +293,36 @@ export async function measureApiCeiling(options: CeilingOptions): Promise<Ceilin
   }
 }
 
+/**
+ * The status apply the operator sends for an account it has just placed on a pod that has not reported it
+ * yet (placement, Scheduled, Ready=Unknown), made by the operator's own functions: the ceiling's write is the
+ * operator's write, not a smaller one (one condition fewer cost the API server about 9 % less, session 31).
+ */
+export function operatorStatusApply(name: string, namespace: string, now: Date): Call {
+  const account: TelegramAccount = {
+    apiVersion: API_VERSION,
+    kind: 'TelegramAccount',
+    metadata: { name, namespace, generation: 1 },
+    spec: { type: 'Bot', botTokenSecretRef: { name: 'bot' }, apiCredentialsSecretRef: { name: 'api' } },
+  };
+  const status = desiredOperatorStatus(
+    account,
+    {
+      pool: 'alpha',
+      inputs: { ok: true },
+      outcome: { pod: 'tdlib-runtime-alpha-0' },
+      podHealth: () => ({ state: 'alive' }),
+    },
+    now,
+  );
+  return {
+    method: 'PATCH',
+    path: `${GROUP_PATH}/namespaces/${namespace}/telegramaccounts/${name}/status?fieldManager=api-ceiling&force=true`,
+    contentType: APPLY,
+    body: statusApplyBody(account, status),
+  };
+}
+
 /** One pass over every kind, on objects of its own (named after the round). */
 async function measureRound(
   client: TightClient,
@@ -333,31 +364,8 @@ async function measureRound(
       },
     },
   }));
-  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  await measure('account-status', (i) => ({
-    method: 'PATCH',
-    path: `${accounts}/${name(i)}/status?fieldManager=api-ceiling&force=true`,
-    contentType: APPLY,
-    body: {
-      apiVersion: API_VERSION,
-      kind: 'TelegramAccount',
-      metadata: { name: name(i), namespace },
-      status: {
-        observedGeneration: 1,
-        placement: { pool: 'alpha', pod: 'tdlib-runtime-alpha-0' },
-        conditions: [
-          {
-            type: 'Scheduled',
-            status: 'True',
-            reason: 'Placed',
-            message: 'placed on runtime pod tdlib-runtime-alpha-0',
-            lastTransitionTime: now,
-            observedGeneration: 1,
-          },
-        ],
-      },
-    },
-  }));
+  const placedAt = new Date();
+  await measure('account-status', (i) => operatorStatusApply(name(i), namespace, placedAt));
   await measure('secret-create', (i) => ({
     method: 'POST',
     path: `/api/v1/namespaces/${namespace}/secrets`,

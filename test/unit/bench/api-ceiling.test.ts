@@ -5,6 +5,7 @@ import {
   mixCeiling,
   mixCeilingByRound,
   mixCpuMsPerAccount,
+  operatorStatusApply,
   roundsReport,
   type KindRates,
 } from '../../bench/api-ceiling.js';
@@ -97,5 +98,22 @@ describe("a workload's rate against each round's ceiling", () => {
       api_ceiling_writes_per_s_by_round: [1000, 625],
       ceiling_ratio_by_round: [0.5, 0.8],
     });
+  });
+});
+
+describe("the ceiling's status apply", () => {
+  it('is the one the operator sends for a placed account its pod has not reported: placement, Scheduled and Ready', () => {
+    const call = operatorStatusApply('ceiling-1-000001', 'bench-ceiling', new Date('2026-12-03T10:00:00Z'));
+    expect(call.method).toBe('PATCH');
+    expect(call.path).toMatch(
+      /\/namespaces\/bench-ceiling\/telegramaccounts\/ceiling-1-000001\/status\?fieldManager=api-ceiling&force=true$/,
+    );
+    const status = (call.body as { status: Record<string, unknown> }).status;
+    expect(status.placement).toEqual({ pool: 'alpha', pod: 'tdlib-runtime-alpha-0' });
+    expect(status.observedGeneration).toBe(1);
+    expect(status.conditions).toEqual([
+      expect.objectContaining({ type: 'Scheduled', status: 'True', reason: 'Placed' }),
+      expect.objectContaining({ type: 'Ready', status: 'Unknown', reason: 'WaitingForRuntime' }),
+    ]);
   });
 });
